@@ -1,0 +1,85 @@
+#include "calls.h"
+
+#include <strings.h>
+
+#include <cstring>
+
+#include "engine.h"
+#include "request.h"
+#include "sse.h"
+#include "status.h"
+
+namespace esp {
+
+namespace {
+
+bool is_event_stream(const esp_response &r) {
+  const char *ct = r.header("content-type");
+  return ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+}
+
+class CallbackSink : public Sink {
+ public:
+  CallbackSink(const esp_callbacks &cb, void *user) : cb_(cb), user_(user) {}
+
+  void head(Transfer &t) override {
+    sse_ = cb_.on_event && is_event_stream(*t.resp);
+    streaming_ = sse_ || cb_.on_data;
+    if (cb_.on_headers) cb_.on_headers(user_, t.resp.get());
+  }
+
+  size_t body(Transfer &t, const char *p, size_t n) override {
+    if (!streaming_) return Sink::body(t, p, n);
+    if (cb_.on_data) cb_.on_data(user_, p, n);
+    if (sse_) parser_.feed(p, n, [&](const esp_sse_event &ev) { cb_.on_event(user_, &ev); });
+    return n;
+  }
+
+  void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
+    calls().remove(t.call_handle);  // cancel from now on: ESP_EHANDLE
+    set_last_error(error.c_str());   // on_complete may read esp_last_error()
+    cb_.on_complete(user_, status, resp.release());
+  }
+
+ private:
+  esp_callbacks cb_;
+  void *user_;
+  SseParser parser_;
+  bool sse_ = false;
+  bool streaming_ = false;
+};
+
+}  // namespace
+
+HandleTable<Transfer> &calls() {
+  static HandleTable<Transfer> *table = new HandleTable<Transfer>(2);
+  return *table;
+}
+
+uint64_t start_call(uint64_t lease, const esp_request_opts &req, const esp_callbacks &cb, void *user) {
+  std::shared_ptr<Transfer> t = make_transfer(lease, req, std::make_unique<CallbackSink>(cb, user));
+  uint64_t handle = calls().insert(t);
+  t->call_handle = handle;
+  try {
+    t->engine->submit(t);
+  } catch (const Error &) {
+    calls().remove(handle);
+    unaccept(*t);
+    throw;
+  }
+  return handle;
+}
+
+void cancel_call(uint64_t call) {
+  std::shared_ptr<Transfer> t = calls().get(call);
+  if (!t) fail(ESP_EHANDLE, "call handle is not live (completed, stale or invalid)");
+  t->engine->cancel(t);
+}
+
+void pause_call(uint64_t call, bool paused) {
+  std::shared_ptr<Transfer> t = calls().get(call);
+  if (!t) fail(ESP_EHANDLE, "call handle is not live (completed, stale or invalid)");
+  t->engine->set_paused(t, paused);
+}
+
+}  // namespace esp

@@ -1,0 +1,37 @@
+// A shared client: one validated config and its accounting. Leases
+// (registry.h) and in-flight transfers hold it; it owns no connections.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config.h"
+#include "metrics.h"
+
+namespace esp {
+
+class Engine;
+
+struct Client {
+  Client(ClientConfig cfg, uint64_t client_id);
+  ~Client();
+
+  // The engine that carries this client's transfers: the process-wide one,
+  // or its own when the config says "isolate" (created lazily, and again in
+  // a forked child).
+  std::shared_ptr<Engine> engine();
+
+  const ClientConfig config;
+  const uint64_t id;
+  const std::string label;  // config name, or "client-<id>"
+  Counters stats;
+
+ private:
+  std::mutex engine_mu_;
+  std::shared_ptr<Engine> own_engine_;
+  uint64_t own_engine_fork_gen_ = 0;
+};
+
+}  // namespace esp

@@ -1,0 +1,310 @@
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "esp.h"
+#include "status.h"
+
+namespace esp {
+
+namespace {
+
+enum class Auth { kBearer, kAzureKey, kAnthropicKey, kGoogleKey };
+
+struct Preset {
+  const char *name;
+  const char *base_url;  // nullptr: base_url is required
+  Auth auth;
+  const char *api_version;  // nullptr: none
+};
+
+const Preset kPresets[] = {
+    {"openai", "https://api.openai.com/v1", Auth::kBearer, nullptr},
+    {"azure", nullptr, Auth::kAzureKey, "2024-10-21"},
+    {"anthropic", "https://api.anthropic.com/v1", Auth::kAnthropicKey, "2023-06-01"},
+    {"gemini", "https://generativelanguage.googleapis.com/v1beta", Auth::kGoogleKey, nullptr},
+    {"groq", "https://api.groq.com/openai/v1", Auth::kBearer, nullptr},
+    {"cerebras", "https://api.cerebras.ai/v1", Auth::kBearer, nullptr},
+    {"mistral", "https://api.mistral.ai/v1", Auth::kBearer, nullptr},
+    {"together", "https://api.together.xyz/v1", Auth::kBearer, nullptr},
+    {"openrouter", "https://openrouter.ai/api/v1", Auth::kBearer, nullptr},
+    {"jina", "https://api.jina.ai/v1", Auth::kBearer, nullptr},
+    {"ollama", "http://localhost:11434/v1", Auth::kBearer, nullptr},
+    {"generic", nullptr, Auth::kBearer, nullptr},
+};
+
+const Preset *find_preset(const std::string &name) {
+  for (const Preset &p : kPresets)
+    if (name == p.name) return &p;
+  return nullptr;
+}
+
+struct JsonDeleter {
+  void operator()(cJSON *j) const { cJSON_Delete(j); }
+};
+using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
+
+[[noreturn]] void config_error(const std::string &msg) { fail(ESP_ECONFIG, "config: " + msg); }
+
+bool has_crlf(const std::string &s) { return s.find_first_of("\r\n") != std::string::npos; }
+
+std::string get_string(const cJSON *item, bool allow_empty = true) {
+  if (!cJSON_IsString(item)) config_error("'" + std::string(item->string) + "' must be a string");
+  std::string v = item->valuestring;
+  if (!allow_empty && v.empty()) config_error("'" + std::string(item->string) + "' must not be empty");
+  if (has_crlf(v)) config_error("'" + std::string(item->string) + "' must not contain CR or LF");
+  return v;
+}
+
+bool get_bool(const cJSON *item) {
+  if (!cJSON_IsBool(item)) config_error("'" + std::string(item->string) + "' must be true or false");
+  return cJSON_IsTrue(item);
+}
+
+int64_t get_int(const cJSON *item, int64_t lo, int64_t hi) {
+  const std::string key = item->string;
+  if (!cJSON_IsNumber(item)) config_error("'" + key + "' must be an integer");
+  double v = item->valuedouble;
+  if (!std::isfinite(v) || std::floor(v) != v) config_error("'" + key + "' must be an integer");
+  if (v < static_cast<double>(lo) || v > static_cast<double>(hi))
+    config_error("'" + key + "' must be between " + std::to_string(lo) + " and " +
+                 std::to_string(hi));
+  return static_cast<int64_t>(v);
+}
+
+bool valid_header_name(const std::string &n) {
+  if (n.empty()) return false;
+  for (unsigned char c : n)
+    if (c <= 32 || c >= 127 || c == ':') return false;
+  return true;
+}
+
+constexpr int64_t kDay = 86400000;
+
+void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
+  const std::string key = item->string;
+  if (key == "provider") {
+    c.provider = get_string(item, false);
+    if (!find_preset(c.provider)) config_error("'provider' has unknown value '" + c.provider + "'");
+  } else if (key == "name") c.name = get_string(item);
+  else if (key == "base_url") c.base_url = get_string(item, false);
+  else if (key == "api_key") c.api_key = get_string(item);
+  else if (key == "api_key_env") api_key_env = get_string(item, false);
+  else if (key == "organization") c.organization = get_string(item);
+  else if (key == "project") c.project = get_string(item);
+  else if (key == "api_version") c.api_version = get_string(item, false);
+  else if (key == "headers") {
+    if (!cJSON_IsObject(item)) config_error("'headers' must be an object of strings");
+    for (const cJSON *h = item->child; h; h = h->next) {
+      if (!valid_header_name(h->string))
+        config_error("'headers' has an invalid header name '" + std::string(h->string) + "'");
+      if (!cJSON_IsString(h))
+        config_error("'headers' value of '" + std::string(h->string) + "' must be a string");
+      if (has_crlf(h->valuestring))
+        config_error("'headers' value of '" + std::string(h->string) + "' must not contain CR or LF");
+      c.headers.emplace_back(h->string, h->valuestring);
+    }
+  } else if (key == "timeout_ms") c.timeout_ms = get_int(item, 1, kDay);
+  else if (key == "connect_timeout_ms") c.connect_timeout_ms = get_int(item, 1, kDay);
+  else if (key == "pool_timeout_ms") c.pool_timeout_ms = get_int(item, 0, kDay);
+  else if (key == "idle_timeout_ms") c.idle_timeout_ms = get_int(item, 0, kDay);
+  else if (key == "first_byte_timeout_ms") c.first_byte_timeout_ms = get_int(item, 0, kDay);
+  else if (key == "max_connections") c.max_connections = get_int(item, 1, 10000);
+  else if (key == "http2") c.http2 = get_bool(item);
+  else if (key == "max_retries") c.max_retries = get_int(item, 0, 100);
+  else if (key == "retry_base_ms") c.retry_base_ms = get_int(item, 0, kDay);
+  else if (key == "retry_max_ms") c.retry_max_ms = get_int(item, 0, kDay);
+  else if (key == "retry_after_max_ms") c.retry_after_max_ms = get_int(item, 0, kDay);
+  else if (key == "idempotency_header") {
+    c.idempotency_header = get_string(item);
+    if (!c.idempotency_header.empty() && !valid_header_name(c.idempotency_header))
+      config_error("'idempotency_header' is not a valid header name");
+  } else if (key == "breaker_failures") c.breaker_failures = get_int(item, 0, 1000000);
+  else if (key == "breaker_cooldown_ms") c.breaker_cooldown_ms = get_int(item, 0, kDay);
+  else if (key == "idle_ttl_ms") c.idle_ttl_ms = get_int(item, 0, kDay);
+  else if (key == "conn_max_idle_ms") c.conn_max_idle_ms = get_int(item, 1000, kDay);
+  else if (key == "verify_tls") c.verify_tls = get_bool(item);
+  else if (key == "ca_file") c.ca_file = get_string(item, false);
+  else if (key == "client_cert") c.client_cert = get_string(item, false);
+  else if (key == "client_key") c.client_key = get_string(item, false);
+  else if (key == "proxy") c.proxy = get_string(item, false);
+  else if (key == "isolate") c.isolate = get_bool(item);
+  else if (key == "max_response_bytes") c.max_response_bytes = get_int(item, 1, int64_t{1} << 40);
+  else if (key == "slow_request_ms") c.slow_request_ms = get_int(item, 0, kDay);
+  else config_error("unknown key '" + key + "'");
+}
+
+void derive(ClientConfig &c) {
+  const Preset *preset = find_preset(c.provider);
+  if (c.base_url.empty()) {
+    if (!preset->base_url) config_error("'base_url' is required for provider '" + c.provider + "'");
+    c.base_url = preset->base_url;
+  }
+  while (!c.base_url.empty() && c.base_url.back() == '/') c.base_url.pop_back();
+  try {
+    c.base_origin = origin_of(c.base_url);
+  } catch (const Error &) {
+    config_error("'base_url' must be an absolute http:// or https:// URL");
+  }
+  if (c.api_version.empty() && preset->api_version) c.api_version = preset->api_version;
+  if (c.retry_max_ms < c.retry_base_ms) config_error("'retry_max_ms' must be >= 'retry_base_ms'");
+  if (!c.client_key.empty() && c.client_cert.empty())
+    config_error("'client_key' needs 'client_cert'");
+
+  HeaderList &h = c.default_headers;
+  if (!c.api_key.empty()) {
+    switch (preset->auth) {
+      case Auth::kBearer: h.emplace_back("Authorization", "Bearer " + c.api_key); break;
+      case Auth::kAzureKey: h.emplace_back("api-key", c.api_key); break;
+      case Auth::kAnthropicKey: h.emplace_back("x-api-key", c.api_key); break;
+      case Auth::kGoogleKey: h.emplace_back("x-goog-api-key", c.api_key); break;
+    }
+  }
+  if (preset->auth == Auth::kAnthropicKey && !c.api_version.empty())
+    h.emplace_back("anthropic-version", c.api_version);
+  if (preset->auth == Auth::kAzureKey && !c.api_version.empty())
+    c.default_query = "api-version=" + c.api_version;
+  if (!c.organization.empty()) h.emplace_back("OpenAI-Organization", c.organization);
+  if (!c.project.empty()) h.emplace_back("OpenAI-Project", c.project);
+  std::sort(c.headers.begin(), c.headers.end());
+  for (const auto &kv : c.headers) h.push_back(kv);
+}
+
+void add_str(cJSON *o, const char *k, const std::string &v) { cJSON_AddStringToObject(o, k, v.c_str()); }
+void add_int(cJSON *o, const char *k, int64_t v) { cJSON_AddNumberToObject(o, k, static_cast<double>(v)); }
+
+std::string canonical_form(const ClientConfig &c) {
+  JsonPtr o(cJSON_CreateObject());
+  if (!o) fail(ESP_ENOMEM, "out of memory");
+  cJSON *j = o.get();
+  add_str(j, "provider", c.provider);
+  add_str(j, "name", c.name);
+  add_str(j, "base_url", c.base_url);
+  add_str(j, "api_key", c.api_key);
+  add_str(j, "organization", c.organization);
+  add_str(j, "project", c.project);
+  add_str(j, "api_version", c.api_version);
+  cJSON *hdrs = cJSON_AddObjectToObject(j, "headers");
+  for (const auto &kv : c.headers) add_str(hdrs, kv.first.c_str(), kv.second);
+  add_int(j, "timeout_ms", c.timeout_ms);
+  add_int(j, "connect_timeout_ms", c.connect_timeout_ms);
+  add_int(j, "pool_timeout_ms", c.effective_pool_timeout_ms());
+  add_int(j, "idle_timeout_ms", c.idle_timeout_ms);
+  add_int(j, "first_byte_timeout_ms", c.first_byte_timeout_ms);
+  add_int(j, "max_connections", c.max_connections);
+  cJSON_AddBoolToObject(j, "http2", c.http2);
+  add_int(j, "max_retries", c.max_retries);
+  add_int(j, "retry_base_ms", c.retry_base_ms);
+  add_int(j, "retry_max_ms", c.retry_max_ms);
+  add_int(j, "retry_after_max_ms", c.retry_after_max_ms);
+  add_str(j, "idempotency_header", c.idempotency_header);
+  add_int(j, "breaker_failures", c.breaker_failures);
+  add_int(j, "breaker_cooldown_ms", c.breaker_cooldown_ms);
+  add_int(j, "idle_ttl_ms", c.idle_ttl_ms);
+  add_int(j, "conn_max_idle_ms", c.conn_max_idle_ms);
+  cJSON_AddBoolToObject(j, "verify_tls", c.verify_tls);
+  add_str(j, "ca_file", c.ca_file);
+  add_str(j, "client_cert", c.client_cert);
+  add_str(j, "client_key", c.client_key);
+  add_str(j, "proxy", c.proxy);
+  cJSON_AddBoolToObject(j, "isolate", c.isolate);
+  add_int(j, "max_response_bytes", c.max_response_bytes);
+  add_int(j, "slow_request_ms", c.slow_request_ms);
+  char *text = cJSON_PrintUnformatted(j);
+  if (!text) fail(ESP_ENOMEM, "out of memory");
+  std::string out(text);
+  cJSON_free(text);
+  return out;
+}
+
+}  // namespace
+
+ClientConfig parse_config(const char *json) {
+  ClientConfig c;
+  std::string api_key_env;
+  if (json && *json) {
+    const char *end = nullptr;
+    size_t len = std::strlen(json);
+    JsonPtr root(cJSON_ParseWithLengthOpts(json, len, &end, 0));
+    if (!root) {
+      size_t at = end ? static_cast<size_t>(end - json) : 0;
+      config_error("malformed JSON near byte " + std::to_string(at));
+    }
+    for (const char *p = end; p && *p; ++p)
+      if (!std::strchr(" \t\r\n", *p))
+        config_error("unexpected text after the JSON object at byte " + std::to_string(p - json));
+    if (!cJSON_IsObject(root.get())) config_error("must be a JSON object");
+    for (const cJSON *item = root->child; item; item = item->next) {
+      for (const cJSON *prev = root->child; prev != item; prev = prev->next)
+        if (std::strcmp(prev->string, item->string) == 0)
+          config_error("duplicate key '" + std::string(item->string) + "'");
+      apply_key(c, item, api_key_env);
+    }
+  }
+  if (!api_key_env.empty()) {
+    if (!c.api_key.empty()) config_error("'api_key' and 'api_key_env' are exclusive");
+    const char *v = std::getenv(api_key_env.c_str());
+    if (!v || !*v) config_error("'api_key_env': environment variable " + api_key_env + " is not set");
+    c.api_key = v;
+    if (has_crlf(c.api_key)) config_error("'api_key_env': the key must not contain CR or LF");
+  }
+  derive(c);
+  c.canonical = canonical_form(c);
+  c.transport_key = (c.verify_tls ? "v1|" : "v0|") + c.ca_file + "|" + c.client_cert + "|" +
+                    c.client_key + "|" + c.proxy + "|" + (c.http2 ? "h2" : "h1");
+  return c;
+}
+
+std::string origin_of(const std::string &url) {
+  struct UrlDeleter {
+    void operator()(CURLU *u) const { curl_url_cleanup(u); }
+  };
+  std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
+  if (!u) fail(ESP_ENOMEM, "out of memory");
+  if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+    fail(ESP_EINVAL, "not a valid absolute URL");
+  char *scheme = nullptr, *host = nullptr, *port = nullptr;
+  curl_url_get(u.get(), CURLUPART_SCHEME, &scheme, 0);
+  curl_url_get(u.get(), CURLUPART_HOST, &host, 0);
+  curl_url_get(u.get(), CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+  std::string out;
+  bool ok = scheme && host && port &&
+            (std::strcmp(scheme, "http") == 0 || std::strcmp(scheme, "https") == 0);
+  if (ok) out = std::string(scheme) + "://" + host + ":" + port;
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  if (!ok) fail(ESP_EINVAL, "URL must be absolute http:// or https://");
+  return out;
+}
+
+std::string redact_url(const std::string &url) {
+  size_t q = url.find('?');
+  if (q == std::string::npos) return url;
+  std::string out = url.substr(0, q + 1);
+  size_t pos = q + 1;
+  while (pos <= url.size()) {
+    size_t amp = url.find('&', pos);
+    if (amp == std::string::npos) amp = url.size();
+    std::string param = url.substr(pos, amp - pos);
+    size_t eq = param.find('=');
+    std::string name = param.substr(0, eq);
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    bool secret = lower == "key" || lower == "api_key" || lower == "api-key" ||
+                  lower == "apikey" || lower == "token" || lower == "access_token";
+    out += secret && eq != std::string::npos ? name + "=REDACTED" : param;
+    if (amp < url.size()) out += '&';
+    pos = amp + 1;
+  }
+  return out;
+}
+
+}  // namespace esp

@@ -1,0 +1,69 @@
+// The client configuration: JSON in (cJSON), a validated ClientConfig out,
+// with the canonical form that keys the registry.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace esp {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct ClientConfig {
+  std::string provider = "openai";
+  std::string name;
+  std::string base_url;
+  std::string api_key;  // secret: never printed
+  std::string organization;
+  std::string project;
+  std::string api_version;
+  HeaderList headers;  // extra default headers, sorted by name
+  int64_t timeout_ms = 45000;
+  int64_t connect_timeout_ms = 10000;
+  int64_t pool_timeout_ms = -1;  // -1: timeout_ms
+  int64_t idle_timeout_ms = 0;
+  int64_t first_byte_timeout_ms = 0;
+  int64_t max_connections = 64;
+  bool http2 = true;
+  int64_t max_retries = 2;
+  int64_t retry_base_ms = 500;
+  int64_t retry_max_ms = 8000;
+  int64_t retry_after_max_ms = 60000;
+  std::string idempotency_header = "Idempotency-Key";
+  int64_t breaker_failures = 5;
+  int64_t breaker_cooldown_ms = 30000;
+  int64_t idle_ttl_ms = 30000;
+  int64_t conn_max_idle_ms = 60000;
+  bool verify_tls = true;
+  std::string ca_file;
+  std::string client_cert;
+  std::string client_key;
+  std::string proxy;
+  bool isolate = false;
+  int64_t max_response_bytes = int64_t{64} << 20;
+  int64_t slow_request_ms = 10000;
+
+  // Derived by parse_config.
+  HeaderList default_headers;  // auth + provider + user headers, secrets included
+  std::string default_query;   // e.g. "api-version=2024-10-21" for azure
+  std::string canonical;       // identity of the client: contains secrets, never printed
+  std::string base_origin;     // "https://api.openai.com:443"
+  std::string transport_key;   // what decides whether two configs may share connections
+
+  int64_t effective_pool_timeout_ms() const {
+    return pool_timeout_ms < 0 ? timeout_ms : pool_timeout_ms;
+  }
+};
+
+// Throws Error(ESP_ECONFIG) naming the offending key. NULL or "" mean "{}".
+ClientConfig parse_config(const char *json);
+
+// "scheme://host:port" of an absolute http(s) URL; throws Error(ESP_EINVAL).
+std::string origin_of(const std::string &url);
+
+// The URL with the values of query parameters that carry secrets replaced.
+std::string redact_url(const std::string &url);
+
+}  // namespace esp

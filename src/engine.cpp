@@ -1,0 +1,546 @@
+#include "engine.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "esp.h"
+#include "log.h"
+#include "status.h"
+#include "transfer.h"
+
+namespace esp {
+
+namespace {
+
+thread_local bool t_on_io_thread = false;
+
+// Connection-level failures and 5xx count against an origin's breaker.
+bool counts_as_failure(int status, const esp_response *resp) {
+  switch (status) {
+    case ESP_OK: return resp && resp->status >= 500;
+    case ESP_ECONNECT:
+    case ESP_ETIMEDOUT:
+    case ESP_EIO:
+    case ESP_ETLS:
+    case ESP_EPROTOCOL: return true;
+    default: return false;
+  }
+}
+
+int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+
+}  // namespace
+
+const char *breaker_state_name(BreakerState s) {
+  switch (s) {
+    case BreakerState::kOpen: return "open";
+    case BreakerState::kHalfOpen: return "half_open";
+    default: return "closed";
+  }
+}
+
+bool Engine::on_io_thread() { return t_on_io_thread; }
+
+Engine::Engine() {
+  multi_ = curl_multi_init();
+  share_ = curl_share_init();
+  if (!multi_ || !share_) {
+    curl_multi_cleanup(multi_);
+    curl_share_cleanup(share_);
+    fail(ESP_ENOMEM, "could not create the curl multi handle");
+  }
+  // Only the driving thread uses the share, so it needs no lock callbacks.
+  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  // libcurl 7.88 sizes the idle cache at 4x the handles added, which closes
+  // pooled connections when transfers are removed as they finish.
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 1024L);
+  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
+  io_ = std::thread(&Engine::io_loop, this);
+}
+
+Engine::~Engine() {
+  stop();
+  for (CURL *e : idle_easies_) curl_easy_cleanup(e);
+  curl_multi_cleanup(multi_);
+  curl_share_cleanup(share_);
+}
+
+bool Engine::stop(int64_t timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      curl_multi_wakeup(multi_);
+      io_cv_.notify_all();
+    }
+  }
+  if (!io_.joinable()) return true;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    bool done = io_exited_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms < 0 ? INT64_MAX / 2000000 : timeout_ms),
+                                       [&] { return io_exited_; });
+    if (!done) return false;
+  }
+  io_.join();
+  return true;
+}
+
+Origin *Engine::origin(const std::string &key, const std::string &label) {
+  std::lock_guard<std::mutex> lock(origins_mu_);
+  auto it = origins_.find(key);
+  if (it != origins_.end()) return it->second.get();
+  auto o = std::make_unique<Origin>(this, key, label);
+  Origin *raw = o.get();
+  origins_.emplace(key, std::move(o));
+  return raw;
+}
+
+// ---- entry points from caller threads ---------------------------------------
+
+void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  ++live_;
+  if (!io_driving_ && !leader_driving_ && live_ == 1 && commands_.empty() && drive_mu_.try_lock()) {
+    leader_driving_ = true;
+    lock.unlock();
+    start(t);
+    for (;;) {
+      if (t->finished) break;
+      drive_once(t.get());
+      std::lock_guard<std::mutex> check(mu_);
+      if (!commands_.empty() || stopping_) break;  // hand the multi to the I/O thread
+    }
+    lock.lock();
+    leader_driving_ = false;
+    drive_mu_.unlock();
+    if (live_ > 0 || !commands_.empty() || stopping_) io_cv_.notify_one();
+  } else {
+    commands_.push_back({Command::kSubmit, t});
+    wake_driver_locked();
+  }
+}
+
+void Engine::submit(const std::shared_ptr<Transfer> &t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  ++live_;
+  commands_.push_back({Command::kSubmit, t});
+  wake_driver_locked();
+}
+
+void Engine::cancel(const std::shared_ptr<Transfer> &t) {
+  t->cancel_requested.store(true);
+  post({Command::kCancel, t});
+}
+
+void Engine::set_paused(const std::shared_ptr<Transfer> &t, bool paused) {
+  post({paused ? Command::kPause : Command::kResume, t});
+}
+
+void Engine::post(Command cmd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return;  // everything completes with ESP_ESHUTDOWN anyway
+  commands_.push_back(std::move(cmd));
+  wake_driver_locked();
+}
+
+void Engine::wake_driver_locked() {
+  if (io_driving_ || leader_driving_)
+    curl_multi_wakeup(multi_);
+  else
+    io_cv_.notify_one();
+}
+
+// ---- the I/O thread ------------------------------------------------------------
+
+void Engine::io_loop() {
+  t_on_io_thread = true;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    io_cv_.wait(lock, [&] { return stopping_ || (!leader_driving_ && (live_ > 0 || !commands_.empty())); });
+    if (stopping_) break;
+    io_driving_ = true;
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> drive(drive_mu_);
+      for (;;) {
+        drive_once(nullptr);
+        std::lock_guard<std::mutex> check(mu_);
+        if (stopping_) break;
+        if (live_ == 0 && commands_.empty()) {
+          io_driving_ = false;
+          break;
+        }
+      }
+    }
+    lock.lock();
+  }
+  lock.unlock();
+  {
+    // Shutdown: everything still here completes with ESP_ESHUTDOWN.
+    std::lock_guard<std::mutex> drive(drive_mu_);
+    std::deque<Command> cmds;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      cmds.swap(commands_);
+    }
+    for (auto &c : cmds)
+      if (c.kind == Command::kSubmit) owned_[c.transfer.get()] = c.transfer;
+    std::vector<Transfer *> all;
+    for (auto &kv : owned_) all.push_back(kv.first);
+    for (Transfer *t : all) finish(t, ESP_ESHUTDOWN, "esp_shutdown: the library was shut down");
+  }
+  lock.lock();
+  io_exited_ = true;
+  io_exited_cv_.notify_all();
+}
+
+void Engine::drive_once(Transfer *leader) {
+  if (!leader) {
+    std::deque<Command> cmds;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cmds.swap(commands_);
+    }
+    handle_commands(cmds);
+  }
+  curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms()), nullptr);
+  int running = 0;
+  curl_multi_perform(multi_, &running);
+  int left = 0;
+  while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
+    if (m->msg != CURLMSG_DONE) continue;
+    Transfer *t = nullptr;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&t));
+    if (t) attempt_done(t, m->data.result, TimeoutKind::kNone, std::string());
+  }
+  check_timers();
+}
+
+void Engine::handle_commands(std::deque<Command> &cmds) {
+  for (Command &c : cmds) {
+    Transfer *t = c.transfer.get();
+    switch (c.kind) {
+      case Command::kSubmit:
+        start(c.transfer);
+        break;
+      case Command::kCancel:
+        if (!t->finished && owned_.count(t))
+          finish(t, ESP_ECANCELLED, "cancelled by esp_call_cancel");
+        break;
+      case Command::kPause:
+      case Command::kResume:
+        if (t->finished) break;
+        t->user_paused = c.kind == Command::kPause;
+        if (t->easy) {
+          if (!t->user_paused) t->reader_paused = false;
+          curl_easy_pause(t->easy, t->user_paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+        }
+        break;
+    }
+  }
+}
+
+long Engine::poll_timeout_ms() {
+  long curl_ms = -1;
+  curl_multi_timeout(multi_, &curl_ms);
+  long ms = curl_ms < 0 ? 1000 : std::min(curl_ms, 1000L);
+  if (next_timer_us_) {
+    int64_t until = (next_timer_us_ - now_us() + 999) / 1000;
+    ms = std::min<long>(ms, static_cast<long>(std::max<int64_t>(0, until)));
+  }
+  return ms;
+}
+
+// ---- a transfer's life on the driver ----------------------------------------------
+
+void Engine::start(const std::shared_ptr<Transfer> &t) {
+  owned_[t.get()] = t;
+  t->engine = this;
+  if (t->cancel_requested.load()) {
+    finish(t.get(), ESP_ECANCELLED, "cancelled by esp_call_cancel");
+    return;
+  }
+  Origin &o = *t->origin;
+  const ClientConfig &cfg = t->client->config;
+  auto state = static_cast<BreakerState>(o.breaker_state.load());
+  if (cfg.breaker_failures > 0 && state != BreakerState::kClosed) {
+    int64_t now = now_us();
+    if (state == BreakerState::kOpen && now < o.open_until_us) {
+      finish(t.get(), ESP_ECIRCUIT,
+             "circuit breaker open for " + o.label + " for another " +
+                 std::to_string((o.open_until_us - now) / 1000) + " ms after " +
+                 std::to_string(o.consecutive_failures) + " consecutive failures");
+      return;
+    }
+    if (o.probe_in_flight) {
+      finish(t.get(), ESP_ECIRCUIT, "circuit breaker half-open for " + o.label + ": probe in flight");
+      return;
+    }
+    o.breaker_state.store(static_cast<int>(BreakerState::kHalfOpen));
+    o.probe_in_flight = true;
+    t->is_probe = true;
+    log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
+  }
+  try_slot(t);
+}
+
+void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
+  Origin &o = *t->origin;
+  const ClientConfig &cfg = t->client->config;
+  int64_t limit = cfg.max_connections * (o.multiplexed ? 100 : 1);
+  int64_t now = now_us();
+  if (o.active < limit) {
+    ++o.active;
+    t->holds_slot = true;
+    if (t->attempts == 0 || t->queued_since_us) {
+      int64_t waited = t->queued_since_us ? now - t->queued_since_us : 0;
+      t->client->stats.queue_wait.record_us(waited);
+      o.stats.queue_wait.record_us(waited);
+    }
+    if (t->queued_since_us) {
+      t->queued_since_us = 0;
+      t->client->stats.note_queued(-1);
+      o.stats.note_queued(-1);
+    }
+    launch_attempt(t);
+    return;
+  }
+  if (!t->queued_since_us) {
+    t->queued_since_us = now;
+    t->pool_deadline_us = std::min(now + cfg.effective_pool_timeout_ms() * 1000, t->deadline_us);
+    t->client->stats.note_queued(1);
+    o.stats.note_queued(1);
+    next_timer_us_ = min_deadline(next_timer_us_, t->pool_deadline_us);
+  }
+  o.waiting.push_back(t);
+}
+
+void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
+  CURL *e = idle_easies_.empty() ? curl_easy_init() : idle_easies_.back();
+  if (!idle_easies_.empty()) idle_easies_.pop_back();
+  if (!e) {
+    finish(t.get(), ESP_ENOMEM, "could not create a curl easy handle");
+    return;
+  }
+  int64_t now = now_us();
+  t->prepare_attempt(e, share_, now);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Engine::close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t->origin);
+  if (t->user_paused) curl_easy_pause(e, CURLPAUSE_RECV);
+  CURLMcode rc = curl_multi_add_handle(multi_, e);
+  if (rc != CURLM_OK) {
+    t->easy = nullptr;
+    curl_easy_reset(e);
+    idle_easies_.push_back(e);
+    finish(t.get(), ESP_EINTERNAL, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
+    return;
+  }
+  const ClientConfig &cfg = t->client->config;
+  if (cfg.first_byte_timeout_ms > 0)
+    next_timer_us_ = min_deadline(next_timer_us_, now + cfg.first_byte_timeout_ms * 1000);
+  if (cfg.idle_timeout_ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + cfg.idle_timeout_ms * 1000);
+}
+
+void Engine::detach_easy(Transfer *t) {
+  if (!t->easy) return;
+  curl_multi_remove_handle(multi_, t->easy);
+  curl_easy_reset(t->easy);
+  idle_easies_.push_back(t->easy);
+  t->easy = nullptr;
+}
+
+void Engine::release_slot(Transfer *t) {
+  if (!t->holds_slot) return;
+  t->holds_slot = false;
+  Origin &o = *t->origin;
+  --o.active;
+  while (!o.waiting.empty()) {
+    std::shared_ptr<Transfer> next = o.waiting.front();
+    const int64_t limit = next->client->config.max_connections * (o.multiplexed ? 100 : 1);
+    if (o.active >= limit) break;
+    o.waiting.pop_front();
+    if (!next->finished && next->queued_since_us) try_slot(next);
+  }
+}
+
+void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why) {
+  int64_t now = now_us();
+  int status = t->finish_attempt(code, now);
+  if (kind != TimeoutKind::kNone) {
+    t->timeout_kind = kind;
+    t->last_error = why;
+  }
+  detach_easy(t);
+  release_slot(t);
+  bool failure = counts_as_failure(status, t->resp.get());
+  int64_t delay = t->retry_delay_us(status, now);
+  breaker_record(t, failure);
+  if (delay >= 0) {
+    const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
+    if (log_enabled(ESP_LOG_INFO))
+      log_event(ESP_LOG_INFO, "retry",
+                {{"client", t->client->label}, {"origin", t->origin->label}, {"attempt", std::to_string(t->attempts)},
+                 {"reason", reason}, {"delay_ms", std::to_string(delay / 1000)}});
+    t->retry_at_us = now + delay;
+    next_timer_us_ = min_deadline(next_timer_us_, t->retry_at_us);
+    return;
+  }
+  if (t->will_retry && status == ESP_OK) {
+    // The withheld attempt is the answer after all: deliver it.
+    t->will_retry = false;
+    t->sink->head(*t);
+    if (!t->retry_body.empty()) t->sink->replay(*t, t->retry_body);
+  }
+  finish(t, status, t->last_error);
+}
+
+void Engine::breaker_record(Transfer *t, bool failure) {
+  Origin &o = *t->origin;
+  const ClientConfig &cfg = t->client->config;
+  if (cfg.breaker_failures <= 0) return;
+  auto state = static_cast<BreakerState>(o.breaker_state.load());
+  if (!failure) {
+    o.consecutive_failures = 0;
+    if (state != BreakerState::kClosed) {
+      o.breaker_state.store(static_cast<int>(BreakerState::kClosed));
+      log_event(ESP_LOG_WARN, "breaker_closed", {{"origin", o.label}});
+    }
+    return;
+  }
+  ++o.consecutive_failures;
+  if (state == BreakerState::kHalfOpen || o.consecutive_failures >= cfg.breaker_failures) {
+    if (state != BreakerState::kOpen)
+      log_event(ESP_LOG_WARN, "breaker_open",
+                {{"origin", o.label}, {"failures", std::to_string(o.consecutive_failures)},
+                 {"cooldown_ms", std::to_string(cfg.breaker_cooldown_ms)}});
+    o.breaker_state.store(static_cast<int>(BreakerState::kOpen));
+    o.open_until_us = now_us() + cfg.breaker_cooldown_ms * 1000;
+  }
+}
+
+void Engine::finish(Transfer *t, int status, const std::string &error) {
+  auto it = owned_.find(t);
+  if (it == owned_.end()) return;
+  std::shared_ptr<Transfer> keep = std::move(it->second);
+  owned_.erase(it);
+  detach_easy(t);
+  release_slot(t);
+  if (t->queued_since_us) {
+    t->queued_since_us = 0;
+    t->client->stats.note_queued(-1);
+    t->origin->stats.note_queued(-1);
+  }
+  if (t->is_probe) {
+    t->origin->probe_in_flight = false;
+    t->is_probe = false;
+  }
+  t->complete(status, error);
+  std::lock_guard<std::mutex> lock(mu_);
+  --live_;
+}
+
+void Engine::check_timers() {
+  if (!next_timer_us_) return;
+  int64_t now = now_us();
+  if (now < next_timer_us_) return;
+  struct Due {
+    Transfer *t;
+    enum { kRetry, kPool, kFirstByte, kIdle } what;
+  };
+  std::vector<Due> due;
+  int64_t next = 0;
+  for (auto &kv : owned_) {
+    Transfer *t = kv.first;
+    const ClientConfig &cfg = t->client->config;
+    if (t->retry_at_us) {
+      if (now >= t->retry_at_us) due.push_back({t, Due::kRetry});
+      else next = min_deadline(next, t->retry_at_us);
+    } else if (t->queued_since_us) {
+      if (now >= t->pool_deadline_us) due.push_back({t, Due::kPool});
+      else next = min_deadline(next, t->pool_deadline_us);
+    } else if (t->easy && !t->first_byte_us && cfg.first_byte_timeout_ms > 0) {
+      int64_t d = t->attempt_start_us + cfg.first_byte_timeout_ms * 1000;
+      if (now >= d) due.push_back({t, Due::kFirstByte});
+      else next = min_deadline(next, d);
+    } else if (t->easy && t->first_byte_us && cfg.idle_timeout_ms > 0 && !t->user_paused && !t->reader_paused) {
+      int64_t d = t->last_byte_us + cfg.idle_timeout_ms * 1000;
+      if (now >= d) due.push_back({t, Due::kIdle});
+      else next = min_deadline(next, d);
+    } else if (t->easy && cfg.idle_timeout_ms > 0) {
+      next = min_deadline(next, now + cfg.idle_timeout_ms * 1000);
+    }
+  }
+  next_timer_us_ = next;
+  for (const Due &d : due) {
+    Transfer *t = d.t;
+    const ClientConfig &cfg = t->client->config;
+    switch (d.what) {
+      case Due::kRetry:
+        t->retry_at_us = 0;
+        try_slot(owned_[t]);
+        break;
+      case Due::kPool:
+        t->timeout_kind = TimeoutKind::kPool;
+        finish(t, ESP_EPOOLTIMEOUT,
+               "pool timeout: no connection slot to " + t->origin->label + " within " +
+                   std::to_string((t->pool_deadline_us - t->queued_since_us) / 1000) + " ms (" +
+                   std::to_string(t->origin->active) + " requests in flight, max_connections " +
+                   std::to_string(cfg.max_connections) + ")");
+        break;
+      case Due::kFirstByte:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
+                     "first-byte timeout: no response within first_byte_timeout_ms (" +
+                         std::to_string(cfg.first_byte_timeout_ms) + " ms)");
+        break;
+      case Due::kIdle:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
+                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(cfg.idle_timeout_ms) +
+                         " ms) inside the response");
+        break;
+    }
+  }
+}
+
+// ---- sockets ------------------------------------------------------------------------
+
+curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_sockaddr *addr) {
+  auto *o = static_cast<Origin *>(clientp);
+  curl_socket_t fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd == CURL_SOCKET_BAD) return fd;
+  o->sockets_open.fetch_add(1, std::memory_order_relaxed);
+  Engine *e = o->engine;
+  e->sockets_open_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(e->sockets_mu_);
+  e->sockets_.insert(fd);
+  if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
+  return fd;
+}
+
+int Engine::close_socket(void *clientp, curl_socket_t fd) {
+  auto *o = static_cast<Origin *>(clientp);
+  o->sockets_open.fetch_sub(1, std::memory_order_relaxed);
+  o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
+  Engine *e = o->engine;
+  e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(e->sockets_mu_);
+    e->sockets_.erase(fd);
+  }
+  if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_closed", {{"origin", o->label}});
+  return ::close(fd);
+}
+
+void Engine::close_inherited_sockets() {
+  for (curl_socket_t fd : sockets_) ::close(fd);
+  sockets_.clear();
+}
+
+}  // namespace esp

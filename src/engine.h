@@ -1,0 +1,149 @@
+// The I/O engine: one curl multi handle, the origins' connection slots and
+// circuit breakers, timers, and the thread that drives it all.
+//
+// Exactly one thread drives the multi at a time (drive_mu_). Normally that
+// is the engine's I/O thread. A synchronous request made while the engine
+// has nothing else to do is driven by its calling thread instead (no thread
+// hop, which costs about 40 % of sequential throughput); as soon as anything
+// else arrives, the caller hands the multi back to the I/O thread. User
+// callbacks therefore only ever run on the I/O thread.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "metrics.h"
+#include "transfer.h"
+
+namespace esp {
+
+
+enum class BreakerState { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
+const char *breaker_state_name(BreakerState s);
+
+// Connections to one (scheme, host, port, transport settings).
+struct Origin {
+  Origin(Engine *e, std::string k, std::string l) : engine(e), key(std::move(k)), label(std::move(l)) {}
+  Engine *const engine;
+  const std::string key;
+  const std::string label;  // "scheme://host:port"
+  Counters stats;
+  std::atomic<int64_t> sockets_open{0};
+  std::atomic<uint64_t> sockets_closed{0};
+  std::atomic<int> breaker_state{0};  // BreakerState, readable by stats
+
+  // Driver only.
+  int active = 0;  // transfers holding a slot
+  std::deque<std::shared_ptr<Transfer>> waiting;
+  bool multiplexed = false;  // the server spoke HTTP/2 here
+  int consecutive_failures = 0;
+  int64_t open_until_us = 0;
+  bool probe_in_flight = false;
+};
+
+class Engine {
+ public:
+  Engine();
+  ~Engine();  // stop(), then frees the multi and its handles
+  Engine(const Engine &) = delete;
+  Engine &operator=(const Engine &) = delete;
+
+  // Completes everything in flight with ESP_ESHUTDOWN and ends the I/O
+  // thread. False when it did not end within timeout_ms (< 0: no limit):
+  // then the engine must be leaked, not destroyed.
+  bool stop(int64_t timeout_ms = -1);
+
+  // Blocks until t completes (its sink has been called).
+  void run_sync(const std::shared_ptr<Transfer> &t);
+  // Returns at once; t's sink is called later on the I/O thread.
+  void submit(const std::shared_ptr<Transfer> &t);
+  void cancel(const std::shared_ptr<Transfer> &t);
+  void set_paused(const std::shared_ptr<Transfer> &t, bool paused);
+
+  Origin *origin(const std::string &key, const std::string &label);
+  // Calls fn(origin) for each origin, under the origins lock.
+  template <class Fn>
+  void for_each_origin(Fn fn) {
+    std::lock_guard<std::mutex> lock(origins_mu_);
+    for (auto &kv : origins_) fn(*kv.second);
+  }
+  int64_t sockets_open() const { return sockets_open_.load(std::memory_order_relaxed); }
+
+  // In a forked child: close the inherited sockets without a word on them
+  // (no TLS close_notify on the parent's connections).
+  void close_inherited_sockets();
+  void lock_for_fork() { sockets_mu_.lock(); }
+  void unlock_after_fork() { sockets_mu_.unlock(); }
+
+  // True on any engine's I/O thread: blocking calls are refused there.
+  static bool on_io_thread();
+
+ private:
+  struct Command {
+    enum Kind { kSubmit, kCancel, kPause, kResume } kind;
+    std::shared_ptr<Transfer> transfer;
+  };
+
+  void io_loop();
+  void post(Command cmd);
+  void wake_driver_locked();
+  // One round of driving: commands, poll, perform, completions, timers.
+  // `leader` is the transfer of a calling thread driving for itself.
+  void drive_once(Transfer *leader);
+  void handle_commands(std::deque<Command> &cmds);
+  void start(const std::shared_ptr<Transfer> &t);
+  void try_slot(const std::shared_ptr<Transfer> &t);
+  void launch_attempt(const std::shared_ptr<Transfer> &t);
+  void attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why);
+  void release_slot(Transfer *t);
+  void detach_easy(Transfer *t);
+  void finish(Transfer *t, int status, const std::string &error);
+  void breaker_record(Transfer *t, bool failure);
+  void check_timers();
+  long poll_timeout_ms();
+  CURL *take_easy();
+
+  static curl_socket_t open_socket(void *origin, curlsocktype purpose, struct curl_sockaddr *addr);
+  static int close_socket(void *origin, curl_socket_t fd);
+
+  CURLM *multi_ = nullptr;
+  CURLSH *share_ = nullptr;
+  std::vector<CURL *> idle_easies_;
+
+  std::mutex mu_;  // guards the fields up to drive_mu_
+  std::condition_variable io_cv_;
+  std::deque<Command> commands_;
+  size_t live_ = 0;  // transfers submitted and not yet completed
+  bool io_driving_ = false;
+  bool leader_driving_ = false;
+  bool stopping_ = false;
+  bool io_exited_ = false;
+  std::condition_variable io_exited_cv_;
+
+  std::mutex drive_mu_;  // held by the thread driving the multi
+  std::unordered_map<Transfer *, std::shared_ptr<Transfer>> owned_;  // driver only
+  int64_t next_timer_us_ = 0;  // earliest deadline among owned_, 0: none
+
+  std::mutex origins_mu_;
+  std::map<std::string, std::unique_ptr<Origin>> origins_;
+
+  std::mutex sockets_mu_;
+  std::set<curl_socket_t> sockets_;
+  std::atomic<int64_t> sockets_open_{0};
+
+  std::thread io_;
+};
+
+}  // namespace esp

@@ -1,0 +1,199 @@
+#include "registry.h"
+
+#include <cstring>
+
+#include "engine.h"
+#include "esp.h"
+#include "log.h"
+#include "runtime.h"
+#include "status.h"
+#include "transfer.h"
+
+namespace esp {
+
+namespace {
+constexpr size_t kMaxRawAliases = 8;
+}
+
+Registry &registry() {
+  static Registry *r = new Registry;  // never destroyed: handles may be used during exit
+  return *r;
+}
+
+Client::Client(ClientConfig cfg, uint64_t client_id)
+    : config(std::move(cfg)), id(client_id),
+      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name) {}
+
+Client::~Client() = default;
+
+std::shared_ptr<Engine> Client::engine() {
+  if (!config.isolate) return shared_engine();
+  std::lock_guard<std::mutex> lock(engine_mu_);
+  uint64_t gen = fork_generation();
+  if (!own_engine_ || own_engine_fork_gen_ != gen) {
+    own_engine_ = make_engine();
+    own_engine_fork_gen_ = gen;
+  }
+  return own_engine_;
+}
+
+uint64_t Registry::acquire(const char *config_json) {
+  ensure_initialized();
+  collect_retired_engines();
+  const std::string raw = config_json ? config_json : "";
+  // Configs that read the environment are parsed every time: it may change.
+  const bool cacheable = raw.find("api_key_env") == std::string::npos;
+  std::shared_ptr<ClientState> state;
+  int64_t now = now_us();
+  bool hit = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sweep_locked(now);
+    if (cacheable) {
+      auto it = by_raw_.find(raw);
+      if (it != by_raw_.end()) state = it->second;
+    }
+    if (state) {
+      hit = true;
+      ++counts_.hits;
+      if (state->leases++ == 0) state->linger_until_us = 0;
+    }
+  }
+  if (!state) {
+    ClientConfig cfg = parse_config(config_json);  // may throw: nothing taken yet
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_canonical_.find(cfg.canonical);
+    if (it != by_canonical_.end()) {
+      state = it->second;
+      hit = true;
+      ++counts_.hits;
+    } else {
+      state = std::make_shared<ClientState>();
+      state->client = std::make_shared<Client>(std::move(cfg), next_id_++);
+      by_canonical_.emplace(state->client->config.canonical, state);
+      ++counts_.misses;
+    }
+    if (state->leases++ == 0) state->linger_until_us = 0;
+    if (cacheable && state->raw_configs.size() < kMaxRawAliases && !by_raw_.count(raw)) {
+      state->raw_configs.push_back(raw);
+      by_raw_.emplace(raw, state);
+    }
+  }
+  if (log_enabled(ESP_LOG_DEBUG) || (!hit && log_enabled(ESP_LOG_INFO))) {
+    const Client &c = *state->client;
+    log_event(hit ? ESP_LOG_DEBUG : ESP_LOG_INFO, hit ? "client_reused" : "client_created",
+              {{"client", c.label}, {"id", std::to_string(c.id)}, {"provider", c.config.provider},
+               {"base_url", redact_url(c.config.base_url)}});
+  }
+  return leases_.insert(std::move(state));
+}
+
+void Registry::release(uint64_t lease) {
+  std::shared_ptr<ClientState> state = leases_.remove(lease);
+  if (!state) fail(ESP_EHANDLE, "client handle is not a live lease (released twice, stale or invalid)");
+  int64_t now = now_us();
+  bool lingering = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--state->leases == 0) {
+      state->linger_until_us = now + state->client->config.idle_ttl_ms * 1000;
+      lingering = true;
+      if (next_sweep_us_ == 0 || state->linger_until_us < next_sweep_us_) next_sweep_us_ = state->linger_until_us;
+    }
+    sweep_locked(now);
+  }
+  if (lingering && log_enabled(ESP_LOG_DEBUG))
+    log_event(ESP_LOG_DEBUG, "client_lingering",
+              {{"client", state->client->label}, {"idle_ttl_ms", std::to_string(state->client->config.idle_ttl_ms)}});
+  collect_retired_engines();
+}
+
+std::shared_ptr<Client> Registry::resolve(uint64_t lease) const {
+  std::shared_ptr<ClientState> state = leases_.get(lease);
+  if (!state) fail(ESP_EHANDLE, "client handle is not a live lease (released, stale or invalid)");
+  return state->client;
+}
+
+void Registry::sweep_locked(int64_t now) {
+  if (next_sweep_us_ == 0 || now < next_sweep_us_) return;
+  next_sweep_us_ = 0;
+  std::vector<std::shared_ptr<ClientState>> expired;
+  for (auto &kv : by_canonical_) {
+    ClientState &s = *kv.second;
+    if (s.leases > 0) continue;
+    bool idle = s.client->stats.in_flight.load() == 0;
+    if (now >= s.linger_until_us && idle) {
+      expired.push_back(kv.second);
+    } else {
+      // Busy past its linger time: look again shortly.
+      int64_t again = now >= s.linger_until_us ? now + 100000 : s.linger_until_us;
+      if (next_sweep_us_ == 0 || again < next_sweep_us_) next_sweep_us_ = again;
+    }
+  }
+  for (auto &s : expired) evict_locked(s, now);
+}
+
+void Registry::evict_locked(const std::shared_ptr<ClientState> &s, int64_t) {
+  for (const std::string &raw : s->raw_configs) by_raw_.erase(raw);
+  by_canonical_.erase(s->client->config.canonical);
+  ++counts_.evictions;
+  log_event(ESP_LOG_DEBUG, "client_freed", {{"client", s->client->label}, {"id", std::to_string(s->client->id)}});
+}
+
+size_t Registry::leases_of(const Client &c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_canonical_.find(c.config.canonical);
+  return it == by_canonical_.end() ? 0 : it->second->leases;
+}
+
+RegistryCounts Registry::counts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  sweep_locked(now_us());
+  RegistryCounts c = counts_;
+  c.clients_live = by_canonical_.size();
+  c.clients_lingering = 0;
+  c.leases_live = 0;
+  for (auto &kv : by_canonical_) {
+    if (kv.second->leases == 0) ++c.clients_lingering;
+    c.leases_live += kv.second->leases;
+  }
+  return c;
+}
+
+std::vector<std::shared_ptr<ClientState>> Registry::snapshot() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<ClientState>> out;
+  for (auto &kv : by_canonical_) out.push_back(kv.second);
+  return out;
+}
+
+void Registry::clear() {
+  leases_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  by_canonical_.clear();
+  by_raw_.clear();
+  next_sweep_us_ = 0;
+}
+
+void Registry::lock_for_fork() {
+  mu_.lock();
+  leases_.lock();
+}
+
+void Registry::unlock_after_fork() {
+  leases_.unlock();
+  mu_.unlock();
+}
+
+void Registry::after_fork_child() {
+  // Leases stay valid in the child; what was in flight belongs to the parent.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto &kv : by_canonical_) {
+    Counters &s = kv.second->client->stats;
+    s.in_flight.store(0);
+    s.queued.store(0);
+    s.streams_open.store(0);
+  }
+}
+
+}  // namespace esp

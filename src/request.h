@@ -1,0 +1,23 @@
+// Turning an esp_request_opts into an accepted transfer, and the blocking
+// request built on it.
+#pragma once
+
+#include <memory>
+
+#include "esp.h"
+#include "transfer.h"
+
+namespace esp {
+
+// Validates the request, resolves its engine and origin, counts it as
+// accepted. The transfer is not yet submitted.
+std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &req,
+                                        std::unique_ptr<Sink> sink);
+// Undoes make_transfer's accounting for a transfer the engine refused.
+void unaccept(Transfer &t);
+// esp_request: throws Error on failure.
+esp_response *perform(uint64_t lease, const esp_request_opts &req);
+// Throws Error(ESP_EINVAL) on an I/O thread, where blocking would deadlock.
+void refuse_on_io_thread(const char *function);
+
+}  // namespace esp

@@ -1,0 +1,26 @@
+// The response object behind the opaque esp_response of the ABI.
+#pragma once
+
+#include <string>
+
+#include "config.h"
+
+struct esp_response {
+  int status = 0;
+  int http_version = 0;
+  int attempts = 1;
+  std::string body;
+  esp::HeaderList headers;  // names in lower case, arrival order
+  esp::HeaderList merged;   // one entry per name, repeated values joined with ", "
+
+  void reset() {
+    status = 0;
+    http_version = 0;
+    body.clear();
+    headers.clear();
+    merged.clear();
+  }
+  // Builds `merged`; call once the header block is complete.
+  void index_headers();
+  const char *header(const char *name) const;
+};

@@ -1,0 +1,166 @@
+#include "runtime.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "engine.h"
+#include "esp.h"
+#include "log.h"
+#include "registry.h"
+#include "status.h"
+#include "streams.h"
+#include "calls.h"
+
+namespace esp {
+
+namespace {
+
+struct Runtime {
+  std::mutex mu;
+  std::shared_ptr<Engine> shared;
+  std::vector<std::weak_ptr<Engine>> engines;
+  std::vector<Engine *> retired;  // last reference dropped on an I/O thread
+  uint64_t fork_gen = 1;
+};
+
+Runtime &rt() {
+  static Runtime *r = new Runtime;  // never destroyed: used until the process ends
+  return *r;
+}
+
+void retire_or_delete(Engine *e) {
+  if (Engine::on_io_thread()) {
+    std::lock_guard<std::mutex> lock(rt().mu);
+    rt().retired.push_back(e);
+  } else {
+    delete e;
+  }
+}
+
+// fork(): hold every lock the child will need, so none is inherited locked;
+// in the child, abandon the parent's engines without touching their
+// connections beyond a raw close().
+void fork_prepare() {
+  rt().mu.lock();
+  registry().lock_for_fork();
+  calls().lock();
+  streams().lock();
+  for (auto &w : rt().engines)
+    if (auto e = w.lock()) e->lock_for_fork();
+}
+
+void fork_parent() {
+  for (auto &w : rt().engines)
+    if (auto e = w.lock()) e->unlock_after_fork();
+  streams().unlock();
+  calls().unlock();
+  registry().unlock_after_fork();
+  rt().mu.unlock();
+}
+
+void fork_child() {
+  Runtime &r = rt();
+  for (auto &w : r.engines) {
+    if (auto e = w.lock()) {
+      e->close_inherited_sockets();
+      e->unlock_after_fork();
+      // The parent's engine: its thread did not survive the fork and its
+      // TLS state belongs to the parent. Leak it, deliberately.
+      new std::shared_ptr<Engine>(std::move(e));
+    }
+  }
+  r.engines.clear();
+  if (r.shared) new std::shared_ptr<Engine>(std::move(r.shared));
+  r.retired.clear();
+  ++r.fork_gen;
+  // Calls and streams in flight belong to the parent: their handles are stale here.
+  streams().unlock();
+  calls().unlock();
+  new std::vector<std::shared_ptr<Transfer>>(calls().clear());
+  new std::vector<std::shared_ptr<StreamState>>(streams().clear());
+  registry().unlock_after_fork();
+  registry().after_fork_child();
+  r.mu.unlock();
+}
+
+}  // namespace
+
+void ensure_initialized() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) fail(ESP_EINTERNAL, "curl_global_init failed");
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+  });
+}
+
+std::shared_ptr<Engine> make_engine() {
+  ensure_initialized();
+  std::shared_ptr<Engine> e(new Engine, retire_or_delete);
+  std::lock_guard<std::mutex> lock(rt().mu);
+  auto &list = rt().engines;
+  list.erase(std::remove_if(list.begin(), list.end(), [](const std::weak_ptr<Engine> &w) { return w.expired(); }),
+             list.end());
+  list.push_back(e);
+  return e;
+}
+
+std::shared_ptr<Engine> shared_engine() {
+  {
+    std::lock_guard<std::mutex> lock(rt().mu);
+    if (rt().shared) return rt().shared;
+  }
+  std::shared_ptr<Engine> fresh = make_engine();
+  std::lock_guard<std::mutex> lock(rt().mu);
+  if (!rt().shared) rt().shared = fresh;
+  return rt().shared;
+}
+
+uint64_t fork_generation() {
+  std::lock_guard<std::mutex> lock(rt().mu);
+  return rt().fork_gen;
+}
+
+std::vector<std::shared_ptr<Engine>> live_engines() {
+  std::lock_guard<std::mutex> lock(rt().mu);
+  std::vector<std::shared_ptr<Engine>> out;
+  for (auto &w : rt().engines)
+    if (auto e = w.lock()) out.push_back(std::move(e));
+  return out;
+}
+
+void collect_retired_engines() {
+  std::vector<Engine *> dead;
+  {
+    std::lock_guard<std::mutex> lock(rt().mu);
+    if (rt().retired.empty()) return;
+    dead.swap(rt().retired);
+  }
+  for (Engine *e : dead) delete e;
+}
+
+int shutdown_all(int64_t timeout_ms) {
+  std::shared_ptr<Engine> shared;
+  {
+    std::lock_guard<std::mutex> lock(rt().mu);
+    shared = std::move(rt().shared);
+  }
+  int rc = ESP_OK;
+  for (auto &e : live_engines()) {
+    if (!e->stop(timeout_ms)) {
+      log_event(ESP_LOG_ERROR, "shutdown_timeout", {{"timeout_ms", std::to_string(timeout_ms)}});
+      new std::shared_ptr<Engine>(e);  // a callback is still running: never free under it
+      rc = ESP_ETIMEDOUT;
+    }
+  }
+  shared.reset();
+  for (auto &s : streams().clear()) close_stream_state(*s);
+  calls().clear();
+  registry().clear();
+  collect_retired_engines();
+  return rc;
+}
+
+}  // namespace esp

@@ -1,0 +1,143 @@
+#include "stats.h"
+
+#include "calls.h"
+#include "engine.h"
+#include "esp.h"
+#include "registry.h"
+#include "runtime.h"
+#include "streams.h"
+
+namespace esp {
+
+namespace {
+
+std::string quoted(const std::string &s) { return "\"" + json_escape(s) + "\""; }
+
+void client_json(const ClientState &s, std::string &out) {
+  const Client &c = *s.client;
+  out += "{\"id\":" + std::to_string(c.id) + ",\"name\":" + quoted(c.label) +
+         ",\"provider\":" + quoted(c.config.provider) + ",\"base_url\":" + quoted(redact_url(c.config.base_url)) +
+         ",\"origin\":" + quoted(c.config.base_origin) + ",\"isolated\":" + (c.config.isolate ? "true" : "false") +
+         ",\"leases\":" + std::to_string(s.leases) + ",\"lingering\":" + (s.leases == 0 ? "true" : "false") + ",";
+  counters_json(c.stats, out);
+  out += "}";
+}
+
+void origin_json(const Origin &o, std::string &out) {
+  out += "{\"origin\":" + quoted(o.label) + ",\"sockets_open\":" + std::to_string(o.sockets_open.load()) +
+         ",\"connections_closed\":" + std::to_string(o.sockets_closed.load()) + ",\"breaker\":" +
+         quoted(breaker_state_name(static_cast<BreakerState>(o.breaker_state.load()))) + ",";
+  counters_json(o.stats, out);
+  out += "}";
+}
+
+}  // namespace
+
+std::string process_stats_json() {
+  RegistryCounts rc = registry().counts();
+  auto states = registry().snapshot();
+  auto engines = live_engines();
+  int64_t sockets = 0;
+  uint64_t requests = 0, failures = 0, opened = 0, reused = 0, silent = 0;
+  int64_t in_flight = 0;
+  std::string origins;
+  for (auto &e : engines) {
+    sockets += e->sockets_open();
+    e->for_each_origin([&](const Origin &o) {
+      requests += o.stats.requests.load();
+      failures += o.stats.failures();
+      opened += o.stats.conns_opened.load();
+      reused += o.stats.conns_reused.load();
+      silent += o.stats.silent_resends.load();
+      in_flight += o.stats.in_flight.load();
+      if (!origins.empty()) origins += ',';
+      origin_json(o, origins);
+    });
+  }
+  std::string out = "{\"schema\":" + std::to_string(kStatsSchema) + ",\"version\":\"" ESP_VERSION_STRING "\"";
+  out += ",\"registry\":{\"clients_live\":" + std::to_string(rc.clients_live) +
+         ",\"clients_lingering\":" + std::to_string(rc.clients_lingering) +
+         ",\"leases_live\":" + std::to_string(rc.leases_live) + ",\"hits\":" + std::to_string(rc.hits) +
+         ",\"misses\":" + std::to_string(rc.misses) + ",\"evictions\":" + std::to_string(rc.evictions) + "}";
+  out += ",\"requests\":" + std::to_string(requests) + ",\"failures\":" + std::to_string(failures) +
+         ",\"in_flight\":" + std::to_string(in_flight) + ",\"calls_live\":" + std::to_string(calls().live()) +
+         ",\"streams_open\":" + std::to_string(streams().live()) +
+         ",\"connections_opened\":" + std::to_string(opened) + ",\"connections_reused\":" + std::to_string(reused) +
+         ",\"silent_resends\":" + std::to_string(silent) + ",\"sockets_open\":" + std::to_string(sockets) +
+         ",\"engines\":" + std::to_string(engines.size());
+  out += ",\"clients\":[";
+  bool first = true;
+  for (auto &s : states) {
+    if (!first) out += ',';
+    first = false;
+    client_json(*s, out);
+  }
+  out += "],\"origins\":[" + origins + "]}";
+  return out;
+}
+
+std::string client_stats_json(uint64_t lease) {
+  std::shared_ptr<Client> c = registry().resolve(lease);
+  ClientState s;
+  s.client = c;
+  s.leases = registry().leases_of(*c);
+  std::string out = "{\"schema\":" + std::to_string(kStatsSchema) + ",\"client\":";
+  client_json(s, out);
+  out += ",\"origin_stats\":";
+  bool found = false;
+  c->engine()->for_each_origin([&](const Origin &o) {
+    if (!found && o.label == c->config.base_origin) {
+      origin_json(o, out);
+      found = true;
+    }
+  });
+  if (!found) out += "null";
+  out += "}";
+  return out;
+}
+
+std::string prometheus_text() {
+  RegistryCounts rc = registry().counts();
+  std::string out;
+  auto gauge = [&](const char *name, const char *help, uint64_t v, bool counter = false) {
+    out += std::string("# HELP esp_") + name + " " + help + "\n# TYPE esp_" + name + (counter ? " counter\n" : " gauge\n");
+    out += std::string("esp_") + name + (counter ? "_total " : " ") + std::to_string(v) + "\n";
+  };
+  gauge("clients_live", "Clients in the registry, lingering ones included.", rc.clients_live);
+  gauge("clients_lingering", "Clients with no lease, kept warm for idle_ttl_ms.", rc.clients_lingering);
+  gauge("leases_live", "Client leases not yet released.", rc.leases_live);
+  gauge("registry_hits", "esp_client_get calls that found an existing client.", rc.hits, true);
+  gauge("registry_misses", "esp_client_get calls that created a client.", rc.misses, true);
+  gauge("registry_evictions", "Clients freed after lingering.", rc.evictions, true);
+
+  auto states = registry().snapshot();
+  std::vector<LabelledCounters> clients;
+  for (auto &s : states) {
+    const Client &c = *s->client;
+    clients.push_back({"client=\"" + prom_escape(c.label) + "\",provider=\"" + prom_escape(c.config.provider) +
+                           "\",origin=\"" + prom_escape(c.config.base_origin) + "\"",
+                       &c.stats});
+  }
+  counters_prometheus("esp_client_", clients, out);
+
+  auto engines = live_engines();
+  std::vector<LabelledCounters> origins;
+  std::vector<std::pair<std::string, int64_t>> sockets;
+  std::vector<std::pair<std::string, int>> breakers;
+  for (auto &e : engines)
+    e->for_each_origin([&](const Origin &o) {
+      std::string labels = "origin=\"" + prom_escape(o.label) + "\"";
+      origins.push_back({labels, &o.stats});
+      sockets.emplace_back(labels, o.sockets_open.load());
+      breakers.emplace_back(labels, o.breaker_state.load());
+    });
+  counters_prometheus("esp_origin_", origins, out);
+  out += "# HELP esp_origin_sockets_open Connections open now.\n# TYPE esp_origin_sockets_open gauge\n";
+  for (auto &s : sockets) out += "esp_origin_sockets_open{" + s.first + "} " + std::to_string(s.second) + "\n";
+  out += "# HELP esp_origin_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
+         "# TYPE esp_origin_breaker_state gauge\n";
+  for (auto &b : breakers) out += "esp_origin_breaker_state{" + b.first + "} " + std::to_string(b.second) + "\n";
+  return out;
+}
+
+}  // namespace esp

@@ -1,0 +1,487 @@
+#include "transfer.h"
+
+#include <strings.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "engine.h"
+#include "esp.h"
+#include "log.h"
+#include "status.h"
+
+namespace esp {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+std::mt19937_64 &rng() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return gen;
+}
+
+std::string idempotency_key() {
+  static const char hex[] = "0123456789abcdef";
+  std::string key = "esp-";
+  for (int word = 0; word < 2; ++word) {
+    uint64_t v = rng()();
+    for (int i = 0; i < 16; ++i, v >>= 4) key += hex[v & 15];
+  }
+  return key;
+}
+
+bool valid_token(const char *s) {
+  if (!s || !*s) return false;
+  for (const char *p = s; *p; ++p) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c <= 32 || c >= 127 || c == ':' || c == '(' || c == ')' || c == ',' || c == ';' ||
+        c == '"' || c == '/' || c == '[' || c == ']' || c == '{' || c == '}')
+      return false;
+  }
+  return true;
+}
+
+bool valid_value(const char *s) { return s && std::strpbrk(s, "\r\n") == nullptr; }
+
+bool header_named(const HeaderList &list, const char *name) {
+  for (const auto &h : list)
+    if (strcasecmp(h.first.c_str(), name) == 0) return true;
+  return false;
+}
+
+struct SlistBuilder {
+  struct curl_slist *list = nullptr;
+  ~SlistBuilder() { curl_slist_free_all(list); }
+  void add(const std::string &line) {
+    struct curl_slist *next = curl_slist_append(list, line.c_str());
+    if (!next) fail(ESP_ENOMEM, "out of memory");
+    list = next;
+  }
+  struct curl_slist *release() {
+    struct curl_slist *l = list;
+    list = nullptr;
+    return l;
+  }
+};
+
+bool is_absolute(const char *path) {
+  return strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0;
+}
+
+// Parses retry-after-ms (milliseconds) or retry-after (seconds or an HTTP
+// date); -1 when absent or unreadable.
+int64_t retry_after_us(const esp_response &r) {
+  if (const char *ms = r.header("retry-after-ms")) {
+    char *end = nullptr;
+    double v = std::strtod(ms, &end);
+    if (end != ms && std::isfinite(v) && v >= 0) return static_cast<int64_t>(v * 1000.0);
+  }
+  if (const char *ra = r.header("retry-after")) {
+    char *end = nullptr;
+    double v = std::strtod(ra, &end);
+    if (end != ra && *end == '\0' && std::isfinite(v) && v >= 0)
+      return static_cast<int64_t>(v * 1e6);
+    time_t when = curl_getdate(ra, nullptr);
+    if (when > 0) {
+      double secs = std::difftime(when, std::time(nullptr));
+      return secs > 0 ? static_cast<int64_t>(secs * 1e6) : 0;
+    }
+  }
+  return -1;
+}
+
+int map_curl_code(CURLcode code) {
+  switch (code) {
+    case CURLE_OK: return ESP_OK;
+    case CURLE_OPERATION_TIMEDOUT: return ESP_ETIMEDOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT: return ESP_ECONNECT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_USE_SSL_FAILED: return ESP_ETLS;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP3: return ESP_EPROTOCOL;
+    case CURLE_FILESIZE_EXCEEDED: return ESP_ETOOLARGE;
+    case CURLE_OUT_OF_MEMORY: return ESP_ENOMEM;
+    case CURLE_URL_MALFORMAT: return ESP_EINVAL;
+    default: return ESP_EIO;  // send/recv errors, resets, GOT_NOTHING, PARTIAL_FILE, HTTP2_STREAM
+  }
+}
+
+int outcome_of(int status, int http_status, TimeoutKind kind) {
+  switch (status) {
+    case ESP_OK:
+      return http_status >= 500 ? kHttp5xx : http_status >= 400 ? kHttp4xx : kOk;
+    case ESP_ETIMEDOUT:
+      switch (kind) {
+        case TimeoutKind::kConnect: return kTimeoutConnect;
+        case TimeoutKind::kFirstByte: return kTimeoutFirstByte;
+        case TimeoutKind::kIdle: return kTimeoutIdle;
+        default: return kTimeoutTotal;
+      }
+    case ESP_EPOOLTIMEOUT: return kTimeoutPool;
+    case ESP_ECONNECT: return kConnectError;
+    case ESP_ETLS: return kTlsError;
+    case ESP_EIO: return kIoError;
+    case ESP_EPROTOCOL: return kProtocolError;
+    case ESP_ECANCELLED: return kCancelled;
+    case ESP_ECIRCUIT: return kCircuitOpen;
+    case ESP_ETOOLARGE: return kTooLarge;
+    case ESP_ESHUTDOWN: return kShutdown;
+    default: return kOtherError;
+  }
+}
+
+}  // namespace
+
+size_t Sink::body(Transfer &t, const char *p, size_t n) {
+  t.resp->body.append(p, n);
+  return n;
+}
+
+RequestSpec build_request(const Client &client, const esp_request_opts &req) {
+  const ClientConfig &cfg = client.config;
+  RequestSpec spec;
+  const bool has_body = req.body_len > 0;
+  if (req.body_len > 0 && !req.body) fail(ESP_EINVAL, "body is NULL but body_len is not 0");
+  if (req.header_count > 0 && !req.headers) fail(ESP_EINVAL, "headers is NULL but header_count is not 0");
+  if (req.timeout_ms < 0) fail(ESP_EINVAL, "timeout_ms must not be negative");
+  if (req.method) {
+    if (!valid_token(req.method)) fail(ESP_EINVAL, "method is not a valid HTTP method token");
+    spec.method = req.method;
+  } else {
+    spec.method = has_body ? "POST" : "GET";
+  }
+
+  const char *path = req.path ? req.path : "";
+  for (const char *p = path; *p; ++p)
+    if (static_cast<unsigned char>(*p) <= 32 || *p == 127)
+      fail(ESP_EINVAL, "path contains white space or control characters");
+  if (is_absolute(path)) {
+    spec.url = path;
+    std::string origin = origin_of(spec.url);
+    spec.origin_label = origin;
+  } else {
+    spec.url = cfg.base_url;
+    if (*path && *path != '/' && *path != '?') spec.url += '/';
+    spec.url += path;
+    spec.origin_label = cfg.base_origin;
+  }
+  spec.origin_key = spec.origin_label + "|" + cfg.transport_key;
+  if (!cfg.default_query.empty() && spec.url.find(cfg.default_query.substr(0, cfg.default_query.find('=') + 1)) == std::string::npos)
+    spec.url += (spec.url.find('?') == std::string::npos ? '?' : '&') + cfg.default_query;
+
+  HeaderList user;
+  for (size_t i = 0; i < req.header_count; ++i) {
+    const esp_header &h = req.headers[i];
+    if (!valid_token(h.name)) fail(ESP_EINVAL, "header " + std::to_string(i) + " has an invalid name");
+    if (!valid_value(h.value))
+      fail(ESP_EINVAL, std::string("header '") + h.name + "' value is NULL or contains CR or LF");
+    user.emplace_back(h.name, h.value);
+  }
+
+  spec.retry_allowed = !(req.flags & ESP_REQ_NO_RETRY) && cfg.max_retries > 0;
+  SlistBuilder list;
+  for (const auto &h : cfg.default_headers)
+    if (!header_named(user, h.first.c_str())) list.add(h.first + ": " + h.second);
+  for (const auto &h : user) list.add(h.second.empty() ? h.first + ";" : h.first + ": " + h.second);
+  if (has_body && !header_named(user, "Content-Type") && !header_named(cfg.default_headers, "Content-Type"))
+    list.add("Content-Type: application/json");
+  if (!header_named(user, "User-Agent") && !header_named(cfg.default_headers, "User-Agent"))
+    list.add("User-Agent: libesp/" ESP_VERSION_STRING);
+  if (spec.retry_allowed && spec.method == "POST" && !cfg.idempotency_header.empty() &&
+      !header_named(user, cfg.idempotency_header.c_str()) &&
+      !header_named(cfg.default_headers, cfg.idempotency_header.c_str()))
+    list.add(cfg.idempotency_header + ": " + idempotency_key());
+  list.add("Expect:");  // no 100-continue round trip on large bodies
+
+  if (has_body) spec.body.assign(static_cast<const char *>(req.body), req.body_len);
+  spec.timeout_ms = req.timeout_ms > 0 ? req.timeout_ms : cfg.timeout_ms;
+  spec.flags = req.flags;
+  spec.headers = list.release();
+  return spec;
+}
+
+Transfer::Transfer(std::shared_ptr<Client> c, RequestSpec s, std::unique_ptr<Sink> k)
+    : client(std::move(c)), spec(std::move(s)), sink(std::move(k)), resp(new esp_response) {
+  submitted_us = now_us();
+  deadline_us = submitted_us + spec.timeout_ms * 1000;
+}
+
+Transfer::~Transfer() { curl_slist_free_all(spec.headers); }
+
+void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now) {
+  const ClientConfig &cfg = client->config;
+  easy = e;
+  ++attempts;
+  attempt_start_us = now;
+  first_byte_us = last_byte_us = 0;
+  headers_done = will_retry = too_large = silent_resend = false;
+  body_bytes = 0;
+  retry_body.clear();
+  errbuf[0] = '\0';
+  resp->reset();
+
+  curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
+  curl_easy_setopt(e, CURLOPT_PRIVATE, this);
+  curl_easy_setopt(e, CURLOPT_SHARE, share);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, spec.headers);
+  if (spec.method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (spec.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec.body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec.body.size()));
+    if (spec.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, spec.method.c_str());
+  }
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                   cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
+  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout_ms));
+  int64_t remaining_ms = std::max<int64_t>(1, (deadline_us - now) / 1000);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining_ms));
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
+  // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
+  curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+  if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
+  if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
+  if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
+  curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
+  if (cfg.max_response_bytes > 0)
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
+  // libcurl reports its silent resend on a dead reused connection only as
+  // debug text; the callback is cheap next to a request.
+  curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, &Transfer::on_debug);
+  curl_easy_setopt(e, CURLOPT_DEBUGDATA, this);
+  curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  client->stats.add(client->stats.attempts);
+  if (origin) origin->stats.add(origin->stats.attempts);
+}
+
+size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
+  Transfer &t = *static_cast<Transfer *>(self);
+  size_t len = size * n;
+  std::string line(p, len);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (line.compare(0, 5, "HTTP/") == 0) {
+    t.resp->headers.clear();
+    t.headers_done = false;
+    size_t sp = line.find(' ');
+    t.resp->status = sp == std::string::npos ? 0 : std::atoi(line.c_str() + sp + 1);
+    return len;
+  }
+  if (line.empty()) {
+    if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
+    return len;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string::npos || colon == 0) return len;  // obsolete folding or junk: skip
+  std::string name = line.substr(0, colon);
+  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+  size_t v = colon + 1;
+  while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
+  size_t e = line.size();
+  while (e > v && (line[e - 1] == ' ' || line[e - 1] == '\t')) --e;
+  t.resp->headers.emplace_back(std::move(name), line.substr(v, e - v));
+  return len;
+}
+
+void Transfer::headers_complete() {
+  headers_done = true;
+  int64_t now = now_us();
+  if (!first_byte_us) first_byte_us = last_byte_us = now;
+  long version = 0;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+  resp->http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : 11;
+  if (origin && version == CURL_HTTP_VERSION_2_0) origin->multiplexed = true;
+  resp->index_headers();
+  resp->attempts = attempts;
+  will_retry = retry_delay_us(ESP_OK, now) >= 0;
+  if (!will_retry) sink->head(*this);
+}
+
+size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
+  Transfer &t = *static_cast<Transfer *>(self);
+  size_t len = size * n;
+  if (!t.headers_done) t.headers_complete();
+  if (t.body_bytes + static_cast<int64_t>(len) > t.client->config.max_response_bytes) {
+    t.too_large = true;
+    return 0;
+  }
+  t.last_byte_us = now_us();
+  if (t.will_retry) {
+    t.retry_body.append(p, len);
+    t.body_bytes += static_cast<int64_t>(len);
+    return len;
+  }
+  size_t taken = t.sink->body(t, p, len);
+  if (taken == CURL_WRITEFUNC_PAUSE) {
+    t.reader_paused = true;
+    return taken;
+  }
+  t.body_bytes += static_cast<int64_t>(len);
+  return taken;
+}
+
+int Transfer::on_debug(CURL *, curl_infotype type, char *p, size_t n, void *self) {
+  static const char kResend[] = "Connection died, retrying a fresh connect";
+  if (type == CURLINFO_TEXT && n >= sizeof kResend - 1 && std::memcmp(p, kResend, sizeof kResend - 1) == 0) {
+    Transfer &t = *static_cast<Transfer *>(self);
+    t.silent_resend = true;
+    t.client->stats.add(t.client->stats.silent_resends);
+    if (t.origin) t.origin->stats.add(t.origin->stats.silent_resends);
+    log_event(ESP_LOG_WARN, "silent_resend", {{"origin", t.spec.origin_label}, {"method", t.spec.method}});
+  }
+  return 0;
+}
+
+int Transfer::finish_attempt(CURLcode code, int64_t now) {
+  long connects = 0;
+  curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+  curl_off_t up = 0, down = 0;
+  curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+  curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+  // An attempt that never reached a server used no connection at all.
+  const bool connected = connects > 0 || headers_done || code == CURLE_OK;
+  for (Counters *c : {&client->stats, origin ? &origin->stats : nullptr}) {
+    if (!c) continue;
+    if (connected) c->add(connects > 0 ? c->conns_opened : c->conns_reused);
+    c->add(c->bytes_sent, static_cast<uint64_t>(up));
+    c->add(c->bytes_received, static_cast<uint64_t>(down));
+  }
+  Counters &cs = client->stats;
+  if (first_byte_us) {
+    cs.first_byte.record_us(first_byte_us - attempt_start_us);
+    if (origin) origin->stats.first_byte.record_us(first_byte_us - attempt_start_us);
+  }
+
+  int status = map_curl_code(code);
+  if (too_large) status = ESP_ETOOLARGE;
+  if (status == ESP_OK && !headers_done) status = ESP_EPROTOCOL;
+  timeout_kind = TimeoutKind::kNone;
+  if (status == ESP_ETIMEDOUT) {
+    bool connected = false;
+    curl_off_t connect_time = 0;
+    curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_time);
+    connected = connect_time > 0 || connects == 0;
+    timeout_kind = now >= deadline_us - 2000 || connected ? TimeoutKind::kTotal : TimeoutKind::kConnect;
+  }
+  last_error_status = status;
+  if (status == ESP_OK) {
+    last_error.clear();
+  } else {
+    last_error = status_text(status);
+    if (status == ESP_ETIMEDOUT)
+      last_error = timeout_kind == TimeoutKind::kConnect
+                       ? "connect timeout: no connection within connect_timeout_ms"
+                       : "total timeout: the request took longer than its timeout_ms";
+    else if (status == ESP_ETOOLARGE)
+      last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
+    if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
+  }
+  return status;
+}
+
+bool Transfer::status_retryable(int status) const {
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
+  const ClientConfig &cfg = client->config;
+  if (!spec.retry_allowed || attempts > cfg.max_retries || cancel_requested.load()) return -1;
+  int64_t hinted = -1;
+  if (attempt_status == ESP_OK) {
+    const char *should = resp->header("x-should-retry");
+    if (should && std::strcmp(should, "false") == 0) return -1;
+    bool forced = should && std::strcmp(should, "true") == 0;
+    if (!forced && !status_retryable(resp->status)) return -1;
+    hinted = retry_after_us(*resp);
+  } else {
+    bool transient = attempt_status == ESP_ECONNECT || attempt_status == ESP_EIO ||
+                     (attempt_status == ESP_ETIMEDOUT && timeout_kind != TimeoutKind::kTotal);
+    // Data already handed to the user cannot be taken back.
+    if (!transient || (headers_done && !will_retry)) return -1;
+  }
+  int64_t delay;
+  if (hinted >= 0 && hinted <= cfg.retry_after_max_ms * 1000) {
+    delay = hinted;
+  } else {
+    double backoff = static_cast<double>(cfg.retry_base_ms) * std::pow(2.0, attempts - 1);
+    backoff = std::min(backoff, static_cast<double>(cfg.retry_max_ms));
+    std::uniform_real_distribution<double> jitter(0.75, 1.0);
+    delay = static_cast<int64_t>(backoff * jitter(rng()) * 1000.0);
+  }
+  if (now + delay >= deadline_us) return -1;
+  return delay;
+}
+
+void Transfer::complete(int status, const std::string &error) {
+  if (finished) return;
+  finished = true;
+  int64_t now = now_us();
+  int outcome = outcome_of(status, resp ? resp->status : 0, timeout_kind);
+  Counters &cs = client->stats;
+  cs.add(cs.outcomes[outcome]);
+  cs.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  cs.total.record_us(now - submitted_us);
+  if (origin) {
+    origin->stats.add(origin->stats.outcomes[outcome]);
+    origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    origin->stats.total.record_us(now - submitted_us);
+  }
+  if (attempts > 1) {
+    cs.add(cs.retries, static_cast<uint64_t>(attempts - 1));
+    if (origin) origin->stats.add(origin->stats.retries, static_cast<uint64_t>(attempts - 1));
+  }
+  int64_t elapsed_ms = (now - submitted_us) / 1000;
+  if (client->config.slow_request_ms > 0 && elapsed_ms >= client->config.slow_request_ms &&
+      log_enabled(ESP_LOG_INFO))
+    log_event(ESP_LOG_INFO, "slow_request",
+              {{"client", client->label}, {"origin", spec.origin_label}, {"method", spec.method},
+               {"ms", std::to_string(elapsed_ms)}, {"attempts", std::to_string(attempts)}});
+  if (resp) resp->attempts = attempts;
+  std::unique_ptr<esp_response> out;
+  if (status == ESP_OK) out = std::move(resp);
+  sink->complete(*this, status, std::move(out), error);
+}
+
+void Transfer::fail_now(int status, TimeoutKind kind, const std::string &error) {
+  timeout_kind = kind;
+  complete(status, error);
+}
+
+}  // namespace esp

@@ -1,0 +1,125 @@
+// One request: its easy-handle setup, header and body handling, how an
+// attempt ended, and whether to try again. Lives on the engine's driver.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "client.h"
+#include "esp.h"
+#include "response.h"
+
+namespace esp {
+
+class Engine;
+struct Origin;
+class Transfer;
+
+// Where a transfer's results go: a waiting caller, user callbacks, or a
+// pull reader. Called on the driving thread.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // Status and headers are in (not called for attempts that will be retried).
+  virtual void head(Transfer &) {}
+  // Body bytes: returns n, or CURL_WRITEFUNC_PAUSE to get the same bytes
+  // again after a resume. The default keeps them in the response.
+  virtual size_t body(Transfer &t, const char *p, size_t n);
+  // The body of an attempt withheld for a retry that did not happen after all.
+  virtual void replay(Transfer &t, const std::string &b) { body(t, b.data(), b.size()); }
+  // Exactly once. resp is null unless status is ESP_OK.
+  virtual void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp,
+                        const std::string &error) = 0;
+};
+
+enum class TimeoutKind { kNone, kTotal, kConnect, kFirstByte, kIdle, kPool };
+
+struct RequestSpec {
+  std::string method;
+  std::string url;
+  std::string origin_key;  // origin + transport settings
+  std::string origin_label;  // "scheme://host:port"
+  struct curl_slist *headers = nullptr;  // owned
+  std::string body;
+  int64_t timeout_ms = 0;
+  uint32_t flags = 0;
+  bool retry_allowed = true;
+};
+
+// Builds a validated RequestSpec from the ABI struct; throws Error(ESP_EINVAL).
+RequestSpec build_request(const Client &client, const esp_request_opts &req);
+
+class Transfer {
+ public:
+  Transfer(std::shared_ptr<Client> client, RequestSpec spec, std::unique_ptr<Sink> sink);
+  ~Transfer();
+  Transfer(const Transfer &) = delete;
+  Transfer &operator=(const Transfer &) = delete;
+
+  // ---- set up and read back one attempt (driver thread only) ----
+  // Configures `easy` for the next attempt; `share` carries DNS and TLS sessions.
+  void prepare_attempt(CURL *easy, CURLSH *share, int64_t now_us);
+  // Reads what the attempt's easy handle learnt; returns the ESP status of
+  // the attempt (ESP_OK when an HTTP response arrived).
+  int finish_attempt(CURLcode code, int64_t now_us);
+  // Delay before the next attempt in microseconds, or -1 not to retry.
+  int64_t retry_delay_us(int attempt_status, int64_t now_us);
+  // Delivers the outcome: to the sink, stats and logs. Exactly once.
+  void complete(int status, const std::string &error);
+  // Fails the transfer with a status of the engine's (cancel, timeouts...).
+  void fail_now(int status, TimeoutKind kind, const std::string &error);
+
+  const std::shared_ptr<Client> client;
+  RequestSpec spec;
+  std::unique_ptr<Sink> sink;
+  std::unique_ptr<esp_response> resp;
+
+  // Bookkeeping of the engine (driver thread only).
+  Engine *engine = nullptr;
+  std::shared_ptr<Engine> engine_ref;  // keeps the engine while the transfer lives
+  Origin *origin = nullptr;
+  CURL *easy = nullptr;
+  bool holds_slot = false;
+  bool is_probe = false;       // the half-open breaker's single probe
+  bool user_paused = false;
+  bool reader_paused = false;  // the write callback returned PAUSE
+  bool finished = false;
+  int attempts = 0;
+  int64_t submitted_us = 0;
+  int64_t deadline_us = 0;        // total timeout, across attempts
+  int64_t queued_since_us = 0;    // waiting for a slot since (0: not queued)
+  int64_t pool_deadline_us = 0;
+  int64_t retry_at_us = 0;        // waiting to retry until (0: not waiting)
+  int64_t attempt_start_us = 0;
+  int64_t first_byte_us = 0;      // of the current attempt
+  int64_t last_byte_us = 0;
+  TimeoutKind timeout_kind = TimeoutKind::kNone;
+  std::atomic<bool> cancel_requested{false};
+  uint64_t call_handle = 0;       // esp_call of async calls, 0 otherwise
+
+  // Per-attempt state filled in by libcurl callbacks.
+  bool headers_done = false;
+  bool will_retry = false;        // this attempt's body is withheld: retrying
+  bool too_large = false;
+  bool silent_resend = false;
+  int64_t body_bytes = 0;
+  std::string retry_body;         // body of a withheld attempt
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  int last_error_status = ESP_OK;
+  std::string last_error;
+
+ private:
+  static size_t on_header(char *p, size_t size, size_t n, void *self);
+  static size_t on_write(char *p, size_t size, size_t n, void *self);
+  static int on_debug(CURL *, curl_infotype type, char *p, size_t n, void *self);
+  void headers_complete();
+  bool status_retryable(int status) const;
+};
+
+int64_t now_us();
+
+}  // namespace esp
