@@ -32,6 +32,11 @@ bool counts_as_failure(int status, const esp_response *resp) {
 
 int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
+// HTTP/2 streams per connection. libcurl 7.88 opens a new connection for
+// every transfer that finds the open ones full (measured: 150 concurrent
+// transfers, 51 connections), so the engine admits transfers by capacity.
+constexpr long kStreamsPerConnection = 100;
+
 }  // namespace
 
 const char *breaker_state_name(BreakerState s) {
@@ -59,6 +64,7 @@ Engine::Engine() {
   // pooled connections when transfers are removed as they finish.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 1024L);
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
+  curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS, static_cast<long>(kStreamsPerConnection));
   io_ = std::thread(&Engine::io_loop, this);
 }
 
@@ -219,6 +225,11 @@ void Engine::drive_once(Transfer *leader) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&t));
     if (t) attempt_done(t, m->data.result, TimeoutKind::kNone, std::string());
   }
+  if (!to_pump_.empty()) {
+    std::vector<Origin *> origins;
+    origins.swap(to_pump_);
+    for (Origin *o : origins) pump(*o);
+  }
   check_timers();
 }
 
@@ -290,12 +301,25 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   try_slot(t);
 }
 
+int64_t Engine::slot_limit(const Origin &o, const Transfer &t) const {
+  const int64_t max_conns = t.client->config.max_connections;
+  if (!o.multiplexed) return max_conns;
+  // The opener's connection takes streams only once it is up.
+  int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - (o.opener ? 1 : 0);
+  return std::min<int64_t>(std::max<int64_t>(ready, 0), max_conns) * kStreamsPerConnection;
+}
+
 void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  int64_t limit = cfg.max_connections * (o.multiplexed ? 100 : 1);
   int64_t now = now_us();
-  if (o.active < limit) {
+  bool admit = o.active < slot_limit(o, *t);
+  if (!admit && o.multiplexed && !o.opener &&
+      o.sockets_open.load(std::memory_order_relaxed) < cfg.max_connections) {
+    admit = true;  // this one opens the next connection; the rest wait for it
+    o.opener = t.get();
+  }
+  if (admit) {
     ++o.active;
     t->holds_slot = true;
     if (t->attempts == 0 || t->queued_since_us) {
@@ -319,6 +343,31 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
     next_timer_us_ = min_deadline(next_timer_us_, t->pool_deadline_us);
   }
   o.waiting.push_back(t);
+}
+
+void Engine::pump(Origin &o) {
+  while (!o.waiting.empty()) {
+    std::shared_ptr<Transfer> next = o.waiting.front();
+    if (next->finished || !next->queued_since_us) {
+      o.waiting.pop_front();
+      continue;
+    }
+    size_t before = o.waiting.size();
+    o.waiting.pop_front();
+    try_slot(next);
+    if (o.waiting.size() >= before) {  // queued again at the back: restore FIFO order
+      o.waiting.pop_back();
+      o.waiting.push_front(next);
+      break;
+    }
+  }
+}
+
+void Engine::connection_ready(Transfer &t) {
+  Origin &o = *t.origin;
+  if (o.opener != &t) return;
+  o.opener = nullptr;
+  to_pump_.push_back(&o);
 }
 
 void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
@@ -358,17 +407,12 @@ void Engine::detach_easy(Transfer *t) {
 }
 
 void Engine::release_slot(Transfer *t) {
+  Origin &o = *t->origin;
+  if (o.opener == t) o.opener = nullptr;
   if (!t->holds_slot) return;
   t->holds_slot = false;
-  Origin &o = *t->origin;
   --o.active;
-  while (!o.waiting.empty()) {
-    std::shared_ptr<Transfer> next = o.waiting.front();
-    const int64_t limit = next->client->config.max_connections * (o.multiplexed ? 100 : 1);
-    if (o.active >= limit) break;
-    o.waiting.pop_front();
-    if (!next->finished && next->queued_since_us) try_slot(next);
-  }
+  pump(o);
 }
 
 void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why) {

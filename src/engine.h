@@ -48,6 +48,9 @@ struct Origin {
   int active = 0;  // transfers holding a slot
   std::deque<std::shared_ptr<Transfer>> waiting;
   bool multiplexed = false;  // the server spoke HTTP/2 here
+  // A transfer allowed past the open connections' stream capacity, to open
+  // one more connection; others wait for it instead of each opening one.
+  Transfer *opener = nullptr;
   int consecutive_failures = 0;
   int64_t open_until_us = 0;
   bool probe_in_flight = false;
@@ -87,6 +90,9 @@ class Engine {
   void lock_for_fork() { sockets_mu_.lock(); }
   void unlock_after_fork() { sockets_mu_.unlock(); }
 
+  // An opener's connection is up: its origin may admit more (driver only).
+  void connection_ready(Transfer &t);
+
   // True on any engine's I/O thread: blocking calls are refused there.
   static bool on_io_thread();
 
@@ -108,6 +114,9 @@ class Engine {
   void launch_attempt(const std::shared_ptr<Transfer> &t);
   void attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why);
   void release_slot(Transfer *t);
+  // Admits waiting transfers while the origin has room.
+  void pump(Origin &o);
+  int64_t slot_limit(const Origin &o, const Transfer &t) const;
   void detach_easy(Transfer *t);
   void finish(Transfer *t, int status, const std::string &error);
   void breaker_record(Transfer *t, bool failure);
@@ -135,6 +144,7 @@ class Engine {
   std::mutex drive_mu_;  // held by the thread driving the multi
   std::unordered_map<Transfer *, std::shared_ptr<Transfer>> owned_;  // driver only
   int64_t next_timer_us_ = 0;  // earliest deadline among owned_, 0: none
+  std::vector<Origin *> to_pump_;  // origins whose capacity grew inside a libcurl callback
 
   std::mutex origins_mu_;
   std::map<std::string, std::unique_ptr<Origin>> origins_;

@@ -328,6 +328,7 @@ void Transfer::headers_complete() {
   curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
   resp->http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : 11;
   if (origin && version == CURL_HTTP_VERSION_2_0) origin->multiplexed = true;
+  if (engine) engine->connection_ready(*this);
   resp->index_headers();
   resp->attempts = attempts;
   will_retry = retry_delay_us(ESP_OK, now) >= 0;

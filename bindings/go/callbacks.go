@@ -1,0 +1,55 @@
+package esp
+
+// The entry points of libesp's I/O thread into Go. This file only exports:
+// a cgo file with //export may declare but not define C functions in its
+// preamble, so the C trampolines that call these live in esp.go.
+//
+// Each callback only copies what libesp lends it and hands it to the waiting
+// goroutine without blocking, because every other transfer waits while a
+// callback runs.
+
+/*
+#include <stdint.h>
+#include <esp.h>
+*/
+import "C"
+
+import (
+	"runtime/cgo"
+	"unsafe"
+)
+
+// completer is the state of an asynchronous call.
+type completer interface {
+	// complete gets the call's outcome; on failure err carries libesp's
+	// detail (msg is only valid during the callback).
+	complete(err *Error, resp *C.esp_response)
+}
+
+//export espGoHeaders
+func espGoHeaders(user C.uintptr_t, head *C.esp_response) {
+	cgo.Handle(user).Value().(*streamCall).onHeaders(head)
+}
+
+//export espGoData
+func espGoData(user C.uintptr_t, chunk unsafe.Pointer, n C.size_t) {
+	cgo.Handle(user).Value().(*streamCall).onData(chunk, n)
+}
+
+//export espGoEvent
+func espGoEvent(user C.uintptr_t, ev *C.esp_sse_event) {
+	cgo.Handle(user).Value().(*streamCall).onEvent(ev)
+}
+
+// espGoComplete runs exactly once per accepted call, so it frees the handle.
+//
+//export espGoComplete
+func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.char) {
+	var err *Error
+	if status < 0 {
+		err = &Error{Code: Code(status), Message: C.GoString(msg)}
+	}
+	h := cgo.Handle(user)
+	h.Value().(completer).complete(err, resp)
+	h.Delete()
+}

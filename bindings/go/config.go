@@ -1,0 +1,85 @@
+package esp
+
+// Config mirrors libesp's JSON client config. A zero field is left out of
+// the JSON and so means libesp's default; the pointer fields are those where
+// 0 or false is a meaningful setting of its own (use [Ptr] to set them).
+//
+// Configs that are equal once the defaults are filled in share one client
+// and its connection pool. Validation happens in libesp: [Get] returns an
+// error matching [ErrConfig] that names a bad key.
+type Config struct {
+	// Provider is the preset (openai, azure, anthropic, gemini, groq,
+	// cerebras, mistral, together, openrouter, jina, ollama, generic) that
+	// gives the base URL and auth style; default "openai".
+	Provider string `json:"provider,omitempty"`
+	// BaseURL overrides the preset's base URL.
+	BaseURL string `json:"base_url,omitempty"`
+	// APIKey is the provider key. It never appears in logs, stats or errors.
+	APIKey string `json:"api_key,omitempty"`
+	// APIKeyEnv names an environment variable holding the key.
+	APIKeyEnv string `json:"api_key_env,omitempty"`
+	// Organization and Project set the OpenAI-Organization and
+	// OpenAI-Project headers.
+	Organization string `json:"organization,omitempty"`
+	Project      string `json:"project,omitempty"`
+	// APIVersion is the Azure api-version or the anthropic-version.
+	APIVersion string `json:"api_version,omitempty"`
+	// Headers are extra default headers for every request.
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// TimeoutMS bounds a whole request (default 45000).
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// ConnectTimeoutMS bounds DNS, TCP and TLS (default 10000).
+	ConnectTimeoutMS int64 `json:"connect_timeout_ms,omitempty"`
+	// PoolTimeoutMS bounds the wait for a free connection slot (default
+	// TimeoutMS).
+	PoolTimeoutMS int64 `json:"pool_timeout_ms,omitempty"`
+	// IdleTimeoutMS bounds the silence inside a streamed response (default
+	// 0: off).
+	IdleTimeoutMS int64 `json:"idle_timeout_ms,omitempty"`
+	// MaxConnections caps the connections per origin (default 64).
+	MaxConnections int `json:"max_connections,omitempty"`
+	// HTTP2 enables HTTP/2 with multiplexing over TLS (default true).
+	HTTP2 *bool `json:"http2,omitempty"`
+
+	// MaxRetries is how often a request is retried on 408/409/429/5xx and
+	// connection errors (default 2; 0 disables retries).
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// RetryBaseMS and RetryMaxMS shape the exponential backoff (default 500
+	// and 8000).
+	RetryBaseMS int64 `json:"retry_base_ms,omitempty"`
+	RetryMaxMS  int64 `json:"retry_max_ms,omitempty"`
+	// BreakerFailures opens an origin's circuit breaker after that many
+	// consecutive failures (default 5; 0 disables the breaker).
+	BreakerFailures *int `json:"breaker_failures,omitempty"`
+	// BreakerCooldownMS is how long an open breaker stays open (default
+	// 30000).
+	BreakerCooldownMS int64 `json:"breaker_cooldown_ms,omitempty"`
+
+	// IdleTTLMS is how long a client lingers after its last lease is
+	// released (default 30000; 0 drops it at once).
+	IdleTTLMS *int64 `json:"idle_ttl_ms,omitempty"`
+	// ConnMaxIdleMS keeps an idle connection older than this from being
+	// reused (default 60000).
+	ConnMaxIdleMS int64 `json:"conn_max_idle_ms,omitempty"`
+
+	// VerifyTLS checks the server's certificate (default true).
+	VerifyTLS *bool `json:"verify_tls,omitempty"`
+	// CAFile, ClientCert and ClientKey are PEM file paths.
+	CAFile     string `json:"ca_file,omitempty"`
+	ClientCert string `json:"client_cert,omitempty"`
+	ClientKey  string `json:"client_key,omitempty"`
+	// Proxy is the proxy URL.
+	Proxy string `json:"proxy,omitempty"`
+	// Isolate gives the client connections of its own, shared with no other
+	// config.
+	Isolate bool `json:"isolate,omitempty"`
+	// MaxResponseBytes caps a response body (default 64 MiB); larger ones
+	// fail with [ErrTooLarge].
+	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+}
+
+// Ptr returns a pointer to v, for the pointer fields of [Config]:
+//
+//	esp.Config{MaxRetries: esp.Ptr(0), VerifyTLS: esp.Ptr(false)}
+func Ptr[T any](v T) *T { return &v }

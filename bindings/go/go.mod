@@ -1,0 +1,3 @@
+module github.com/libesp/libesp/bindings/go
+
+go 1.24

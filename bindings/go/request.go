@@ -1,0 +1,193 @@
+package esp
+
+/*
+#include <stdlib.h>
+#include <esp.h>
+*/
+import "C"
+
+import (
+	"context"
+	"net/http"
+	"net/textproto"
+	"time"
+	"unsafe"
+)
+
+// Request is one HTTP request to a provider API.
+type Request struct {
+	// Method is the HTTP method; "" means GET, or POST when Body is set.
+	Method string
+	// Path is relative to the client's base_url, or an absolute URL.
+	Path string
+	// Header holds extra headers; they override the client's defaults
+	// (such as its Authorization header).
+	Header http.Header
+	// Body is sent as is (nil: no body).
+	Body []byte
+	// Timeout bounds the whole request; 0 means the client's timeout_ms.
+	// A context deadline applies as well.
+	Timeout time.Duration
+	// NoRetry disables libesp's retries for this request, whatever the
+	// client's max_retries.
+	NoRetry bool
+	// Raw makes [Client.Stream] deliver raw body chunks even for a
+	// text/event-stream response.
+	Raw bool
+}
+
+// Response is an HTTP response. An HTTP error status (4xx, 5xx) is a
+// Response, not an error.
+type Response struct {
+	// StatusCode is the HTTP status, e.g. 200.
+	StatusCode int
+	// Header holds the response headers under canonical names; repeated
+	// headers keep every value.
+	Header http.Header
+	// Body is the whole body (nil for the Response of a [Stream]).
+	Body []byte
+	// HTTPVersion is 10 for HTTP/1.0, 11 for HTTP/1.1 and 20 for HTTP/2.
+	HTTPVersion int
+	// Attempts is how many attempts libesp made (1 when not retried).
+	Attempts int
+}
+
+// Do sends req and waits for the whole response.
+//
+// Cancelling ctx, or its deadline passing, cancels the request inside libesp
+// (its connection is closed, never returned to the pool half-read); Do then
+// returns an error that matches both [ErrCancelled] and ctx.Err() with
+// errors.Is. Do returns only once libesp has finished with the request.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	if ctx.Err() != nil {
+		return nil, contextError(ctx, ErrCancelled)
+	}
+	w := &wholeCall{done: make(chan struct{})}
+	call, err := c.start(req, kindWhole, w)
+	if err != nil {
+		return nil, err
+	}
+	// AfterFunc costs no goroutine while ctx is live; the waiting goroutine
+	// holds no OS thread, and the completion callback wakes it.
+	stopCancel := context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
+	<-w.done
+	stopCancel()
+	if w.err != nil {
+		return nil, contextError(ctx, w.err)
+	}
+	return w.resp, nil
+}
+
+// wholeCall is the state of a [Client.Do] call, filled in by the completion
+// callback before done is closed.
+type wholeCall struct {
+	done chan struct{}
+	resp *Response
+	err  *Error
+}
+
+func (w *wholeCall) complete(err *Error, resp *C.esp_response) {
+	if err != nil {
+		w.err = err
+	} else {
+		w.resp = goResponseHead(resp)
+		var n C.size_t
+		body := C.esp_response_body(resp, &n)
+		w.resp.Body = C.GoBytes(body, C.int(n))
+		C.esp_response_free(resp)
+	}
+	close(w.done)
+}
+
+// goResponseHead copies the status and headers of a libesp response.
+func goResponseHead(r *C.esp_response) *Response {
+	n := int(C.esp_response_header_count(r))
+	header := make(http.Header, n)
+	for i := 0; i < n; i++ {
+		var name, value *C.char
+		if C.esp_response_header_at(r, C.size_t(i), &name, &value) < 0 {
+			continue
+		}
+		key := textproto.CanonicalMIMEHeaderKey(C.GoString(name))
+		header[key] = append(header[key], C.GoString(value))
+	}
+	return &Response{
+		StatusCode:  int(C.esp_response_status(r)),
+		Header:      header,
+		HTTPVersion: int(C.esp_response_http_version(r)),
+		Attempts:    int(C.esp_response_attempts(r)),
+	}
+}
+
+// newCRequest lays req out in one C allocation (the options, the header
+// array, the NUL-terminated strings and the body), so that no Go pointer is
+// handed to C. The caller frees the result with C.free.
+func newCRequest(req *Request) *C.esp_request_opts {
+	var flags uint32
+	if req.NoRetry {
+		flags |= C.ESP_REQ_NO_RETRY
+	}
+	if req.Raw {
+		flags |= C.ESP_REQ_STREAM_RAW
+	}
+	headerCount, stringBytes := 0, len(req.Path)+1
+	if req.Method != "" {
+		stringBytes += len(req.Method) + 1
+	}
+	for name, values := range req.Header {
+		headerCount += len(values)
+		for _, v := range values {
+			stringBytes += len(name) + 1 + len(v) + 1
+		}
+	}
+	optsSize := unsafe.Sizeof(C.esp_request_opts{})
+	headersSize := uintptr(headerCount) * unsafe.Sizeof(C.esp_header{})
+	total := optsSize + headersSize + uintptr(stringBytes) + uintptr(len(req.Body))
+	mem := C.malloc(C.size_t(total))
+	buf := unsafe.Slice((*byte)(mem), total)
+
+	off := optsSize + headersSize
+	put := func(s string) *C.char {
+		p := (*C.char)(unsafe.Pointer(&buf[off]))
+		off += uintptr(copy(buf[off:], s))
+		buf[off] = 0
+		off++
+		return p
+	}
+	opts := (*C.esp_request_opts)(mem)
+	*opts = C.esp_request_opts{
+		struct_size:  C.uint32_t(optsSize),
+		path:         put(req.Path),
+		header_count: C.size_t(headerCount),
+		timeout_ms:   C.int64_t(timeoutMillis(req.Timeout)),
+		flags:        C.uint32_t(flags),
+	}
+	if req.Method != "" {
+		opts.method = put(req.Method)
+	}
+	if headerCount > 0 {
+		opts.headers = (*C.esp_header)(unsafe.Add(mem, optsSize))
+		headers := unsafe.Slice(opts.headers, headerCount)
+		i := 0
+		for name, values := range req.Header {
+			for _, v := range values {
+				headers[i] = C.esp_header{name: put(name), value: put(v)}
+				i++
+			}
+		}
+	}
+	if len(req.Body) > 0 {
+		opts.body = unsafe.Pointer(&buf[off])
+		opts.body_len = C.size_t(copy(buf[off:], req.Body))
+	}
+	return opts
+}
+
+// timeoutMillis converts a timeout to libesp's milliseconds, rounding a
+// positive sub-millisecond timeout up rather than to 0 (the client default).
+func timeoutMillis(d time.Duration) int64 {
+	if d > 0 && d < time.Millisecond {
+		return 1
+	}
+	return d.Milliseconds()
+}

@@ -1,0 +1,7 @@
+module github.com/libesp/libesp/examples/go
+
+go 1.24
+
+require github.com/libesp/libesp/bindings/go v0.0.0
+
+replace github.com/libesp/libesp/bindings/go => ../../bindings/go
