@@ -71,6 +71,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/esp.h $(DESTDIR)$(LIBDIR)/libesp.* $(DESTDIR)$(LIBDIR)/pkgconfig/esp.pc
 
 include test/test.mk
+include test/hardening.mk
 include bench/bench.mk
 
 clean:

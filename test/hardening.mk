@@ -1,0 +1,1 @@
+# Sanitizers, valgrind, fuzzing, ABI checks, static analysis, coverage.
