@@ -105,7 +105,8 @@ typedef struct esp_header {
 
 /** Do not retry this request, whatever the client's max_retries. */
 #define ESP_REQ_NO_RETRY 0x1u
-/** Streams deliver raw body chunks even for text/event-stream responses. */
+/** esp_stream_next delivers raw body chunks even for text/event-stream
+ *  responses. (Asynchronous calls choose with on_data / on_event.) */
 #define ESP_REQ_STREAM_RAW 0x2u
 
 typedef struct esp_request_opts {
@@ -156,7 +157,14 @@ typedef struct esp_sse_event {
  * Callbacks of an asynchronous call. All run on a libesp I/O thread, one at
  * a time per call, in order: on_headers once, then on_data / on_event, then
  * on_complete exactly once per accepted call (also on error, cancel and
- * shutdown). Pointers passed in are valid only during the callback.
+ * shutdown). Pointers passed in are valid only during the callback. Inside
+ * on_complete, esp_last_error() gives the detail of a failure.
+ *
+ * Body delivery: on_data gets every body byte when set; on_event gets the
+ * parsed events of a text/event-stream response when set (both are called
+ * when both are set). The body reaches on_complete's response only when
+ * neither consumed it: with neither callback set, or with only on_event set
+ * and a response that is not an event stream (e.g. a JSON error).
  *
  * A callback MAY: call esp_request_async, esp_call_cancel, esp_call_pause,
  * esp_client_get / esp_client_release, esp_stats, esp_response_* and
@@ -174,13 +182,13 @@ typedef struct esp_callbacks {
   /* parsed Server-Sent Events (text/event-stream bodies); optional */
   void (*on_event)(void *user, const esp_sse_event *ev);
   /* required. status is ESP_OK or a negative code; resp is NULL on failure
-     and otherwise the callee's to free with esp_response_free. When on_data
-     or on_event is set, resp carries status and headers but no body. */
+     and otherwise the callee's to free with esp_response_free. */
   void (*on_complete)(void *user, int status, esp_response *resp);
 } esp_callbacks;
 
-/** Start a request; returns at once. `out` may be NULL. On failure no
- *  callback is ever called. */
+/** Start a request; returns at once, having copied everything `req`
+ *  points to. `out` may be NULL. on_complete may run before this returns.
+ *  On failure no callback is ever called. */
 ESP_API int esp_request_async(esp_client client, const esp_request_opts *req,
                               const esp_callbacks *cb, void *user,
                               esp_call *out);
