@@ -33,7 +33,9 @@ lib: $(B)/libesp.so $(B)/libesp.a $(B)/pkgconfig/esp.pc
 deps:
 	@pkg-config --exists libcurl libcjson 2>/dev/null && command -v node >/dev/null || { \
 	  echo "installing build dependencies (libcurl, cJSON, pkg-config)"; \
-	  $(SUDO) apt-get install -y -q libcurl4-openssl-dev libcjson-dev pkg-config nodejs >/dev/null; }
+	  pkgs="libcurl4-openssl-dev libcjson-dev pkg-config"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	  $(SUDO) apt-get install -y -q $$pkgs >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$pkgs >/dev/null; }; }
 
 $(B)/obj/%.o: src/%.cpp $(wildcard src/*.h) include/esp.h | deps
 	@mkdir -p $(@D)
