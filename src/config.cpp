@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -297,7 +298,7 @@ std::string redact_url(const std::string &url) {
     size_t eq = param.find('=');
     std::string name = param.substr(0, eq);
     std::string lower = name;
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    for (char &ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     bool secret = lower == "key" || lower == "api_key" || lower == "api-key" ||
                   lower == "apikey" || lower == "token" || lower == "access_token";
     out += secret && eq != std::string::npos ? name + "=REDACTED" : param;

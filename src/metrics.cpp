@@ -123,9 +123,11 @@ struct Family {
   const char *help;
 };
 
+// Text format 0.0.4: a counter's family is named as its samples, "_total" included.
 void family_header(std::string &out, const std::string &prefix, const Family &f) {
-  out += "# HELP " + prefix + f.name + " " + f.help + "\n";
-  out += "# TYPE " + prefix + f.name + " " + f.type + "\n";
+  const std::string name = prefix + f.name + (std::string(f.type) == "counter" ? "_total" : "");
+  out += "# HELP " + name + " " + f.help + "\n";
+  out += "# TYPE " + name + " " + f.type + "\n";
 }
 
 template <class Get>

@@ -100,8 +100,9 @@ std::string prometheus_text() {
   RegistryCounts rc = registry().counts();
   std::string out;
   auto gauge = [&](const char *name, const char *help, uint64_t v, bool counter = false) {
-    out += std::string("# HELP esp_") + name + " " + help + "\n# TYPE esp_" + name + (counter ? " counter\n" : " gauge\n");
-    out += std::string("esp_") + name + (counter ? "_total " : " ") + std::to_string(v) + "\n";
+    const std::string full = std::string("esp_") + name + (counter ? "_total" : "");
+    out += "# HELP " + full + " " + help + "\n# TYPE " + full + (counter ? " counter\n" : " gauge\n");
+    out += full + " " + std::to_string(v) + "\n";
   };
   gauge("clients_live", "Clients in the registry, lingering ones included.", rc.clients_live);
   gauge("clients_lingering", "Clients with no lease, kept warm for idle_ttl_ms.", rc.clients_lingering);

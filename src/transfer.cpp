@@ -3,9 +3,12 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <random>
 
 #include "engine.h"
@@ -76,28 +79,6 @@ bool is_absolute(const char *path) {
   return strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0;
 }
 
-// Parses retry-after-ms (milliseconds) or retry-after (seconds or an HTTP
-// date); -1 when absent or unreadable.
-int64_t retry_after_us(const esp_response &r) {
-  if (const char *ms = r.header("retry-after-ms")) {
-    char *end = nullptr;
-    double v = std::strtod(ms, &end);
-    if (end != ms && std::isfinite(v) && v >= 0) return static_cast<int64_t>(v * 1000.0);
-  }
-  if (const char *ra = r.header("retry-after")) {
-    char *end = nullptr;
-    double v = std::strtod(ra, &end);
-    if (end != ra && *end == '\0' && std::isfinite(v) && v >= 0)
-      return static_cast<int64_t>(v * 1e6);
-    time_t when = curl_getdate(ra, nullptr);
-    if (when > 0) {
-      double secs = std::difftime(when, std::time(nullptr));
-      return secs > 0 ? static_cast<int64_t>(secs * 1e6) : 0;
-    }
-  }
-  return -1;
-}
-
 int map_curl_code(CURLcode code) {
   switch (code) {
     case CURLE_OK: return ESP_OK;
@@ -155,6 +136,59 @@ int outcome_of(int status, int http_status, TimeoutKind kind) {
 }
 
 }  // namespace
+
+// Parses retry-after-ms (milliseconds) or retry-after (seconds or an HTTP
+// date); -1 when absent or unreadable. Hints are capped at a day: a larger
+// double does not fit the int64_t microseconds (undefined behaviour).
+int64_t retry_after_us(const esp_response &r) {
+  constexpr double kMaxUs = 86400e6;
+  if (const char *ms = r.header("retry-after-ms")) {
+    char *end = nullptr;
+    double v = std::strtod(ms, &end);
+    if (end != ms && std::isfinite(v) && v >= 0)
+      return static_cast<int64_t>(std::min(v * 1000.0, kMaxUs));
+  }
+  if (const char *ra = r.header("retry-after")) {
+    char *end = nullptr;
+    double v = std::strtod(ra, &end);
+    if (end != ra && *end == '\0' && std::isfinite(v) && v >= 0)
+      return static_cast<int64_t>(std::min(v * 1e6, kMaxUs));
+    time_t when = curl_getdate(ra, nullptr);
+    if (when > 0) {
+      double secs = std::difftime(when, std::time(nullptr));
+      return secs > 0 ? static_cast<int64_t>(std::min(secs * 1e6, kMaxUs)) : 0;
+    }
+  }
+  return -1;
+}
+
+HeaderLine parse_header_line(const char *p, size_t len) {
+  HeaderLine out;
+  std::string line(p, len);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (line.compare(0, 5, "HTTP/") == 0) {
+    out.kind = HeaderLine::kStatus;
+    size_t sp = line.find(' ');
+    long code = sp == std::string::npos ? 0 : std::strtol(line.c_str() + sp + 1, nullptr, 10);
+    out.status = code >= 0 && code <= 999 ? static_cast<int>(code) : 0;
+    return out;
+  }
+  if (line.empty()) {
+    out.kind = HeaderLine::kEnd;
+    return out;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string::npos || colon == 0) return out;  // obsolete folding or junk: skip
+  out.kind = HeaderLine::kField;
+  out.name = line.substr(0, colon);
+  for (char &c : out.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t v = colon + 1;
+  while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
+  size_t e = line.size();
+  while (e > v && (line[e - 1] == ' ' || line[e - 1] == '\t')) --e;
+  out.value = line.substr(v, e - v);
+  return out;
+}
 
 size_t Sink::body(Transfer &t, const char *p, size_t n) {
   t.resp->body.append(p, n);
@@ -295,28 +329,22 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now) {
 size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
   Transfer &t = *static_cast<Transfer *>(self);
   size_t len = size * n;
-  std::string line(p, len);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  if (line.compare(0, 5, "HTTP/") == 0) {
-    t.resp->headers.clear();
-    t.headers_done = false;
-    size_t sp = line.find(' ');
-    t.resp->status = sp == std::string::npos ? 0 : std::atoi(line.c_str() + sp + 1);
-    return len;
+  HeaderLine h = parse_header_line(p, len);
+  switch (h.kind) {
+    case HeaderLine::kStatus:
+      t.resp->headers.clear();
+      t.headers_done = false;
+      t.resp->status = h.status;
+      break;
+    case HeaderLine::kEnd:
+      if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
+      break;
+    case HeaderLine::kField:
+      t.resp->headers.emplace_back(std::move(h.name), std::move(h.value));
+      break;
+    case HeaderLine::kSkip:
+      break;
   }
-  if (line.empty()) {
-    if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
-    return len;
-  }
-  size_t colon = line.find(':');
-  if (colon == std::string::npos || colon == 0) return len;  // obsolete folding or junk: skip
-  std::string name = line.substr(0, colon);
-  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  size_t v = colon + 1;
-  while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
-  size_t e = line.size();
-  while (e > v && (line[e - 1] == ' ' || line[e - 1] == '\t')) --e;
-  t.resp->headers.emplace_back(std::move(name), line.substr(v, e - v));
   return len;
 }
 

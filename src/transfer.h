@@ -53,6 +53,22 @@ struct RequestSpec {
 // Builds a validated RequestSpec from the ABI struct; throws Error(ESP_EINVAL).
 RequestSpec build_request(const Client &client, const esp_request_opts &req);
 
+// One line as libcurl hands it to CURLOPT_HEADERFUNCTION (CR LF included):
+// a status line, the blank end of a header block, a field (name in lower
+// case, value without surrounding blanks) or something to skip. A free
+// function so that the fuzzer reaches it without a network.
+struct HeaderLine {
+  enum Kind { kSkip, kStatus, kEnd, kField } kind = kSkip;
+  int status = 0;  // kStatus: 0..999, 0 when unreadable
+  std::string name;
+  std::string value;
+};
+HeaderLine parse_header_line(const char *p, size_t len);
+
+// The retry-after-ms / retry-after hint of a response in microseconds
+// (capped at a day); -1 when absent or unreadable.
+int64_t retry_after_us(const esp_response &r);
+
 class Transfer {
  public:
   Transfer(std::shared_ptr<Client> client, RequestSpec spec, std::unique_ptr<Sink> sink);

@@ -6,10 +6,25 @@ GTEST_LIBS := -lgtest -lpthread $(DEP_LIBS)
 $(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so
 	$(CXX) $(TEST_CXXFLAGS) -o $@ $(TEST_SRCS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS) -ldl
 
+# The suite runs with debug logging on and with recognisable fake keys
+# ("...SECRET"): no log line, stats document or error may contain one.
 test-c: $(B)/esp_tests
-	ESP_ROOT=$(CURDIR) $(B)/esp_tests $(GTEST_ARGS)
+	@ESP_ROOT=$(CURDIR) ESP_LOG=debug $(B)/esp_tests $(GTEST_ARGS) > $(B)/test-c.log 2>&1; rc=$$?; \
+	  grep -v '^level=' $(B)/test-c.log; exit $$rc
+	@! grep -n 'SECRET' $(B)/test-c.log || { echo "a secret reached the output above"; exit 1; }
+	@echo "redaction: $$(grep -c '^level=' $(B)/test-c.log) debug log lines, no key in any"
 
-test: test-c check-header check-abi test-bindings
+$(B)/venv-tools/ok:
+	python3 -m venv $(B)/venv-tools
+	$(B)/venv-tools/bin/pip install -q prometheus_client
+	touch $@
+
+# The Prometheus text, checked by the reference parser.
+test-prometheus: $(B)/esp_tests $(B)/venv-tools/ok
+	@ESP_ROOT=$(CURDIR) ESP_PROM_OUT=$(B)/metrics.prom $(B)/esp_tests --gtest_filter='Metrics.*' --gtest_brief=1
+	$(B)/venv-tools/bin/python test/prom_check.py $(B)/metrics.prom
+
+test: test-c test-prometheus check-header check-abi test-bindings
 
 $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)

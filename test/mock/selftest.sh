@@ -322,7 +322,7 @@ suite() {
   req $V -H 'x-mock-close: 1' "$B/echo" -H 'x-mock-close: 1' "$B/echo"
   stats
   if [ $H2 = 1 ]; then
-    check "$L close: ignored on HTTP/2 (1 connection)" 'j.connections === 1' "$TMP/stats"
+    check "$L close on HTTP/2: GOAWAY after the response, 2 connections" 'j.connections === 2 && j.http2_sessions === 2' "$TMP/stats"
   else
     expect "$L close: connection: close header" [ "$(header connection)" = close ]
     check "$L close: 2 requests need 2 connections" 'j.connections === 2 && j.requests === 2' "$TMP/stats"
@@ -331,6 +331,10 @@ suite() {
   req $V -H 'x-mock-body-bytes: 100000' "$B/v1/chat/completions"
   expect "$L body-bytes: 100000 bytes" [ "$CODE" = 200 -a "$SIZE" = 100000 -a "$(header content-length)" = 100000 ]
   check "$L body-bytes: all x" '/^x{100000}$/.test(t)'
+  req $V -H 'x-mock-body-bytes: 5000000' "$B/echo"
+  expect "$L body-bytes: 5 MB in pieces" [ "$CODE" = 200 -a "$SIZE" = 5000000 -a "$(header content-length)" = 5000000 ]
+  req $V -H 'x-mock-body-bytes: 3000000' -H 'x-mock-drop: mid-body' "$B/echo"
+  expect "$L body-bytes + mid-body: 1.5 MB then an error" [ "$RC" != 0 -a "$CODE" = 200 -a "$SIZE" -ge 1000000 -a "$SIZE" -le 1500000 ]
   req $V -H 'x-mock-body-bytes: 0' "$B/echo"
   expect "$L body-bytes: 0" [ "$CODE" = 200 -a "$SIZE" = 0 ]
 
@@ -447,6 +451,23 @@ FREE2=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>
 start_server --port "$FREE" --tls-port "$FREE2"
 expect "--port/--tls-port honoured" [ "$HP" = "$FREE" -a "$SP" = "$FREE2" ]
 stop_server
+# parent death: stdin inherited from a pipe that stays open, the parent shell exits
+mkfifo "$TMP/fifo"; exec {HOLD}<>"$TMP/fifo"
+bash -c 'node "$1" > "$2" 2>/dev/null & sleep 1' _ "$SERVER" "$TMP/orphan.out" <&$HOLD
+for i in $(seq 100); do [ -s "$TMP/orphan.out" ] && break; sleep 0.1; done
+OPID=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid)' "$TMP/orphan.out")
+PIDS+=("$OPID")
+for i in $(seq 30); do kill -0 "$OPID" 2>/dev/null || break; sleep 0.1; done
+expect "exits when its parent dies (stdin still open)" bash -c "[ -n '$OPID' ] && ! kill -0 '$OPID' 2>/dev/null"
+eval "exec $HOLD>&-"
+# --no-stdin-watch: stdin at EOF, runs until SIGTERM
+node "$SERVER" --no-stdin-watch < /dev/null > "$TMP/nsw.out" 2>/dev/null &
+NPID=$!; PIDS+=("$NPID")
+sleep 1
+expect "--no-stdin-watch: survives stdin EOF" kill -0 "$NPID"
+expect "--no-stdin-watch: startup line" [ "$(wc -l < "$TMP/nsw.out")" = 1 ]
+kill -TERM "$NPID"; wait "$NPID" 2>/dev/null
+expect "--no-stdin-watch: exits on SIGTERM" bash -c "! kill -0 $NPID 2>/dev/null"
 node "$SERVER" --bogus < /dev/null > "$TMP/bogus.out" 2>/dev/null
 expect "unknown argument: exit 2, nothing on stdout" [ $? = 2 -a ! -s "$TMP/bogus.out" ]
 

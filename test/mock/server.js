@@ -7,7 +7,8 @@
 //        [--close-after-response] [--idle-close-ms N] [--verbose] [--no-stdin-watch]
 //
 // Prints ONE line of JSON on stdout once both listeners are up, then nothing else.
-// Exits on stdin EOF, on SIGTERM/SIGINT and when its parent process goes away.
+// Exits on stdin EOF, on SIGTERM/SIGINT and when its parent process goes away
+// (--no-stdin-watch: only on SIGTERM/SIGINT).
 'use strict';
 
 const http = require('http');
@@ -60,6 +61,7 @@ function parseArgs(argv) {
   return o;
 }
 
+const PARENT_PID = process.ppid;   // taken first thing, for the parent-death watch
 const opts = parseArgs(process.argv.slice(2));
 
 function log(...args) {
@@ -482,6 +484,10 @@ async function handleApi(ctx) {
     await sleep(f.delayMs);
     if (gone(ctx)) return;
   }
+  if (ctx.h2 && f.close) {   // the HTTP/2 analogue of connection: close: GOAWAY now, this stream still completes
+    const session = ctx.req.stream.session;
+    if (!session.destroyed && !session.closed) session.close();
+  }
   if (f.retryAfter !== null) ctx.extraHeaders['retry-after'] = f.retryAfter;
   if (f.retryAfterMs !== null) ctx.extraHeaders['retry-after-ms'] = f.retryAfterMs;
   if (f.shouldRetry !== null) ctx.extraHeaders['x-should-retry'] = f.shouldRetry;
@@ -491,9 +497,25 @@ async function handleApi(ctx) {
     const why = f.failTimes !== null ? ` (key ${f.key}, attempt ${keyState(f.key).count} of ${f.failTimes} failing)` : '';
     return sendError(ctx, status, `mock: forced HTTP ${status}${why}`);
   }
-  if (f.bodyBytes !== null) return sendBody(ctx, 200, { 'content-type': 'text/plain' }, Buffer.alloc(f.bodyBytes, 'x'));
+  if (f.bodyBytes !== null) return sendFill(ctx, f.bodyBytes);
   if (f.slowlorisMs !== null) return sendSlowloris(ctx);
   return route(ctx, body);
+}
+
+// x-mock-body-bytes: N bytes of 'x'; big bodies go out in 64 KiB pieces instead of one buffer
+async function sendFill(ctx, n) {
+  if (n <= 1 << 20) return sendBody(ctx, 200, { 'content-type': 'text/plain' }, Buffer.alloc(n, 'x'));
+  writeHead(ctx, 200, { 'content-type': 'text/plain', 'content-length': String(n) }, false);
+  if (ctx.method === 'HEAD') return endResponse(ctx);
+  const piece = Buffer.alloc(64 * 1024, 'x');
+  const limit = ctx.f.drop === 'mid-body' ? Math.floor(n / 2) : n;
+  for (let sent = 0; sent < limit;) {
+    const k = Math.min(piece.length, limit - sent);
+    sent += k;
+    if (!(await writeBytes(ctx, piece.subarray(0, k), sent === limit))) return;
+  }
+  if (limit < n) return abortResponse(ctx);
+  endResponse(ctx);
 }
 
 function sendGarbage(ctx) {
@@ -501,8 +523,7 @@ function sendGarbage(ctx) {
   if (ctx.h2) return abortResponse(ctx, H2.NGHTTP2_PROTOCOL_ERROR);
   const sock = ctx.req.socket;
   ctx.closed = true;
-  sock.end(Buffer.from('\x00\x01garbage\r\n\r\n\xff\xfeNOT HTTP\r\n\r\n', 'latin1'));
-  setTimeout(() => sock.destroy(), 1000).unref();
+  sock.end(Buffer.from('\x00\x01garbage\r\n\r\n\xff\xfeNOT HTTP\r\n\r\n', 'latin1'), () => sock.destroy());
 }
 
 async function sendSlowloris(ctx) {
@@ -533,7 +554,9 @@ function route(ctx, body) {
   const m = /\/models\/([^/]+)$/.exec(p);
   if (m) {
     if (!get(ctx)) return;
-    const model = MODELS.find((x) => x.id === decodeURIComponent(m[1]));
+    let id = m[1];
+    try { id = decodeURIComponent(id); } catch (e) { /* keep it raw */ }
+    const model = MODELS.find((x) => x.id === id);
     return model ? sendJson(ctx, 200, model) : sendError(ctx, 404, `The model '${m[1]}' does not exist`);
   }
   return sendError(ctx, 404, `mock: no route for ${ctx.method} ${p}`);
@@ -609,7 +632,9 @@ function replyPieces(ctx, messages) {
 
 const sseData = (obj) => `data: ${typeof obj === 'string' ? obj : JSON.stringify(obj)}\n\n`;
 const sseEvent = (name, obj) => `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`;
-const randomId = () => crypto.randomBytes(12).toString('hex');
+const ID_PREFIX = crypto.randomBytes(6).toString('hex');
+let idSeq = 0;
+const newId = () => `${ID_PREFIX}${(++idSeq).toString(16).padStart(8, '0')}`;
 
 function chatCompletions(ctx, body) {
   const j = parseJsonBody(ctx, body);
@@ -619,7 +644,7 @@ function chatCompletions(ctx, body) {
   const content = pieces.join('');
   const usage = { prompt_tokens: countTokens(j.messages), completion_tokens: pieces.length,
                   total_tokens: countTokens(j.messages) + pieces.length };
-  const base = { id: `chatcmpl-mock${randomId()}`, created: Math.floor(Date.now() / 1000),
+  const base = { id: `chatcmpl-mock${newId()}`, created: Math.floor(Date.now() / 1000),
                  model, system_fingerprint: 'fp_mock' };
 
   if (j.stream !== true) {
@@ -651,7 +676,7 @@ function anthropicMessages(ctx, body) {
   const pieces = replyPieces(ctx, j.messages);
   const text = pieces.join('');
   const inputTokens = countTokens(j.messages);
-  const id = `msg_mock${randomId()}`;
+  const id = `msg_mock${newId()}`;
 
   if (j.stream !== true) {
     return sendJson(ctx, 200, {
@@ -783,13 +808,15 @@ function configureHttp1(server) {
 function createHttpServer() {
   const server = http.createServer({ noDelay: true });
   configureHttp1(server);
-  server.on('connection', (sock) => trackConnection(sock, server.address().port, 'http'));
-  server.on('request', (req, res) => handleRequest(req, res, server.address().port, 'http'));
+  let port = 0;
+  server.once('listening', () => { port = server.address().port; });
+  server.on('connection', (sock) => trackConnection(sock, port, 'http'));
+  server.on('request', (req, res) => handleRequest(req, res, port, 'http'));
   server.on('connect', (req, sock, head) => proxyConnect(req, sock, head));
   server.on('clientError', (err, sock) => {
     log(`http client error: ${err.code || err.message}`);
     if (sock.writable && !sock.destroyed && err.code !== 'ECONNRESET') {
-      sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => sock.destroy());
     } else {
       sock.destroy();
     }
@@ -830,8 +857,9 @@ function createTlsServer() {
     settings: { maxConcurrentStreams: 1000 },
   });
   configureHttp1(server);
-  const port = () => server.address().port;
-  server.on('connection', (sock) => trackConnection(sock, port(), 'https'));
+  let port = 0;
+  server.once('listening', () => { port = server.address().port; });
+  server.on('connection', (sock) => trackConnection(sock, port, 'https'));
   server.on('session', (session) => {
     const c = lookupConn(session.socket);
     session.mockConn = c;
@@ -853,7 +881,7 @@ function createTlsServer() {
     if (c.idleTimer) { clearTimeout(c.idleTimer); c.idleTimer = null; }
     stream.once('close', () => { if (--c.activeStreams === 0) armIdleClose(session, c); });
   });
-  server.on('request', (req, res) => handleRequest(req, res, port(), 'https'));
+  server.on('request', (req, res) => handleRequest(req, res, port, 'https'));
   server.on('sessionError', (e) => log(`h2 session error: ${e.code || e.message}`));
   server.on('tlsClientError', (e) => log(`tls client error: ${e.code || e.message}`));
   server.on('clientError', (e, sock) => { log(`https client error: ${e.code || e.message}`); sock.destroy(); });
@@ -912,10 +940,9 @@ async function main() {
     process.stdin.on('error', () => exit(0));
     process.stdin.on('data', () => {});
     process.stdin.resume();
+    // belt and braces: the parent died without closing our stdin (e.g. it was inherited)
+    setInterval(() => { if (process.ppid !== PARENT_PID) exit(0); }, 500).unref();
   }
-  // belt and braces: the parent died without closing our stdin (e.g. it was inherited)
-  const parent = process.ppid;
-  setInterval(() => { if (process.ppid !== parent) exit(0); }, 500).unref();
 
   const line = JSON.stringify({
     http_port: httpPort, https_port: httpsPort, ca_file: CA_FILE, pid: process.pid,
