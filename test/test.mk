@@ -24,7 +24,7 @@ test-prometheus: $(B)/esp_tests $(B)/venv-tools/ok
 	@ESP_ROOT=$(CURDIR) ESP_PROM_OUT=$(B)/metrics.prom $(B)/esp_tests --gtest_filter='Metrics.*' --gtest_brief=1
 	$(B)/venv-tools/bin/python test/prom_check.py $(B)/metrics.prom
 
-test: test-c test-prometheus check-header check-abi test-bindings
+test: test-c test-prometheus test-install check-header check-abi test-bindings
 
 $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)
@@ -39,3 +39,13 @@ test-go test-rust test-node test-python: test-%: lib
 	$(MAKE) -C bindings/$* test ESP_ROOT=$(CURDIR)
 
 test-bindings: test-go test-rust test-node test-python
+
+# `make install` into a staging prefix, then a C program built with nothing
+# but pkg-config runs a request against the mock server.
+test-install: lib
+	rm -rf $(B)/stage
+	$(MAKE) -s install PREFIX=$(CURDIR)/$(B)/stage
+	PKG_CONFIG_PATH=$(CURDIR)/$(B)/stage/lib/pkgconfig sh -c \
+	  '$(CC) -std=c99 -Wall -Wextra -pedantic -Werror examples/c/chat.c $$(pkg-config --cflags --libs esp) \
+	   -Wl,-rpath,$(CURDIR)/$(B)/stage/lib -o $(B)/stage/chat'
+	OPENAI_API_KEY=sk-test test/mock/with-mock.sh sh -c 'OPENAI_BASE_URL=$$ESP_MOCK_HTTP/v1 $(B)/stage/chat'
