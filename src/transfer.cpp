@@ -412,6 +412,8 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     c->add(c->bytes_sent, static_cast<uint64_t>(up));
     c->add(c->bytes_received, static_cast<uint64_t>(down));
   }
+  if (connected && connects == 0 && log_enabled(ESP_LOG_DEBUG))
+    log_event(ESP_LOG_DEBUG, "connection_reused", {{"origin", spec.origin_label}});
   Counters &cs = client->stats;
   if (first_byte_us) {
     cs.first_byte.record_us(first_byte_us - attempt_start_us);

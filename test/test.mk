@@ -24,7 +24,7 @@ test-prometheus: $(B)/esp_tests $(B)/venv-tools/ok
 	@ESP_ROOT=$(CURDIR) ESP_PROM_OUT=$(B)/metrics.prom $(B)/esp_tests --gtest_filter='Metrics.*' --gtest_brief=1
 	$(B)/venv-tools/bin/python test/prom_check.py $(B)/metrics.prom
 
-test: test-c test-prometheus test-install check-header check-abi test-bindings
+test: test-c test-prometheus test-install test-fork-python check-header check-abi test-bindings
 
 $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)
@@ -49,3 +49,6 @@ test-install: lib
 	  '$(CC) -std=c99 -Wall -Wextra -pedantic -Werror examples/c/chat.c $$(pkg-config --cflags --libs esp) \
 	   -Wl,-rpath,$(CURDIR)/$(B)/stage/lib -o $(B)/stage/chat'
 	OPENAI_API_KEY=sk-test test/mock/with-mock.sh sh -c 'OPENAI_BASE_URL=$$ESP_MOCK_HTTP/v1 $(B)/stage/chat'
+
+test-fork-python: lib
+	test/mock/with-mock.sh python3 test/fork_ctypes.py $(CURDIR)/$(B)/libesp.so

@@ -233,7 +233,9 @@ TEST(Config, ProviderPresetsSetTheirAuthHeaders) {
       EXPECT_NE(r.body.find("anthropic-version"), std::string::npos);
     if (std::string(pc.provider) == "azure") {
       const cJSON *q = cJSON_GetObjectItem(j, "query");
-      EXPECT_NE(std::string(cJSON_PrintUnformatted(q)).find("api-version"), std::string::npos) << r.body;
+      char *query = cJSON_PrintUnformatted(q);
+      EXPECT_NE(std::string(query ? query : "").find("api-version"), std::string::npos) << r.body;
+      cJSON_free(query);
     }
     cJSON_Delete(j);
   }

@@ -225,6 +225,28 @@ TEST(Resend, ServerClosingIdleConnectionsNeverDuplicatesRequests) {
   RecordProperty("silent_resends", std::to_string(static_cast<long>(resends)));
 }
 
+TEST(Resend, ServerClosingEveryConnectionTenThousandRequests) {
+  MockServer closing({"--close-after-response"});
+  Lease lease("{\"base_url\":\"" + closing.http_base() + "/v1\",\"retry_base_ms\":5,\"max_connections\":8}");
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2500; ++i) ok += post(lease.handle, "chat/completions", kChat).status == 200;
+    });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(ok.load(), 10000);
+  std::string s = client_stats(lease.handle);
+  const long attempts = static_cast<long>(json_number(s, {"client", "attempts"}));
+  const long resends = static_cast<long>(json_number(s, {"client", "silent_resends"}));
+  // What the server received is what the client sent: attempts, plus any
+  // resend libcurl made by itself (each one detected and counted).
+  EXPECT_GE(closing.stat("requests"), attempts);
+  EXPECT_LE(closing.stat("requests"), attempts + resends);
+  EXPECT_EQ(json_number(s, {"client", "connections_opened"}), attempts);
+  RecordProperty("silent_resends", std::to_string(resends));
+}
+
 TEST(Fork, ChildrenOfAWarmParentWorkAndTheParentToo) {
   Lease lease(mock().tls_config());
   for (int i = 0; i < 10; ++i) ASSERT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
@@ -280,6 +302,9 @@ TEST(Soak, RssAndDescriptorsStayFlat) {
   ok = good.load();
   EXPECT_EQ(ok, n);
   EXPECT_LE(open_fds(), fds0 + 4);
-  EXPECT_LT(rss_kb() - rss0, 8 * 1024) << n << " requests";
+  // ASan's quarantine and valgrind's allocator hold freed memory: the
+  // sanitizer runs set ESP_TEST_RSS_UNRELIABLE (leaks are their own check).
+  if (!std::getenv("ESP_TEST_RSS_UNRELIABLE"))
+    EXPECT_LT(rss_kb() - rss0, 8 * 1024) << n << " requests";
   RecordProperty("soak_requests", std::to_string(n));
 }

@@ -1,0 +1,77 @@
+// libFuzzer target: response-header handling without a network. The input
+// is a header block as libcurl delivers it, one line per callback (split at
+// LF, the LF kept): each line goes through esp::parse_header_line (what
+// Transfer::on_header runs), fields collect in an esp_response as on_header
+// does, a blank line ends the block with index_headers(), and the retry
+// hints are read with esp::retry_after_us. Invariants: names are lower case
+// and non-empty, values carry no surrounding blanks, every field can be
+// looked up by name in any case, repeated names are joined with ", ".
+#include <cctype>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "response.h"
+#include "transfer.h"
+
+namespace {
+
+void check_block(esp_response &r) {
+  r.index_headers();
+  for (const auto &h : r.headers) {
+    if (h.first.empty()) std::abort();
+    for (char c : h.first)
+      if (std::tolower(static_cast<unsigned char>(c)) != static_cast<unsigned char>(c) || c == ':') std::abort();
+    if (!h.second.empty() && (h.second.front() == ' ' || h.second.front() == '\t' ||
+                              h.second.back() == ' ' || h.second.back() == '\t'))
+      std::abort();
+    // A NUL inside a name truncates it for any C caller: nothing to look up.
+    if (h.first.find('\0') != std::string::npos) continue;
+    const char *v = r.header(h.first.c_str());
+    if (!v || std::strstr(v, h.second.c_str()) == nullptr) std::abort();
+    std::string upper = h.first;
+    for (char &c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (r.header(upper.c_str()) != v) std::abort();
+  }
+  size_t joined = 0;
+  for (const auto &m : r.merged) joined += m.second.size();
+  size_t raw = 0;
+  for (const auto &h : r.headers) raw += h.second.size();
+  if (joined < raw) std::abort();
+  int64_t hint = esp::retry_after_us(r);
+  if (hint < -1 || hint > int64_t{86400} * 1000000) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *p = reinterpret_cast<const char *>(data);
+  esp_response r;
+  size_t at = 0;
+  while (at < size) {
+    const void *lf = std::memchr(p + at, '\n', size - at);
+    size_t end = lf ? static_cast<size_t>(static_cast<const char *>(lf) - p) + 1 : size;
+    esp::HeaderLine h = esp::parse_header_line(p + at, end - at);
+    switch (h.kind) {
+      case esp::HeaderLine::kStatus:
+        if (h.status < 0 || h.status > 999) std::abort();
+        r.headers.clear();
+        r.status = h.status;
+        break;
+      case esp::HeaderLine::kEnd:
+        check_block(r);
+        break;
+      case esp::HeaderLine::kField:
+        if (h.name.empty()) std::abort();
+        r.headers.emplace_back(std::move(h.name), std::move(h.value));
+        break;
+      case esp::HeaderLine::kSkip:
+        break;
+    }
+    at = end;
+  }
+  check_block(r);
+  return 0;
+}
