@@ -203,6 +203,19 @@ ESP_API int esp_call_cancel(esp_call call);
  *  consumers that buffer on_data chunks elsewhere. */
 ESP_API int esp_call_pause(esp_call call, int paused);
 
+/**
+ * A blocking request that another thread can cancel (e.g. on a context's
+ * deadline): esp_call_prepare checks the request and returns its call
+ * handle without sending anything; esp_call_run sends it and blocks until
+ * the response, like esp_request; esp_call_cancel from any thread makes the
+ * run return ESP_ECANCELLED. Run every prepared call exactly once (a call
+ * cancelled before its run returns ESP_ECANCELLED at once); the handle is
+ * stale after the run.
+ */
+ESP_API int esp_call_prepare(esp_client client, const esp_request_opts *req,
+                             esp_call *out);
+ESP_API int esp_call_run(esp_call call, esp_response **out);
+
 /** Item kinds of esp_stream_next. */
 #define ESP_ITEM_EVENT 1 /* item.event is set */
 #define ESP_ITEM_CHUNK 2 /* item.chunk / item.chunk_len are set */

@@ -151,6 +151,23 @@ int esp_call_cancel(esp_call call) {
   return guarded([&] { esp::cancel_call(call); });
 }
 
+int esp_call_prepare(esp_client client, const esp_request_opts *req, esp_call *out) {
+  return guarded([&] {
+    need(out, "out");
+    *out = 0;
+    esp_request_opts opts = copy_opts(req);
+    *out = esp::prepare_call(client, opts);
+  });
+}
+
+int esp_call_run(esp_call call, esp_response **out) {
+  return guarded([&] {
+    need(out, "out");
+    *out = nullptr;
+    *out = esp::run_call(call);
+  });
+}
+
 int esp_call_pause(esp_call call, int paused) {
   return guarded([&] { esp::pause_call(call, paused != 0); });
 }

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "calls.h"
 #include "engine.h"
 #include "registry.h"
 #include "status.h"
@@ -67,11 +68,10 @@ void unaccept(Transfer &t) {
   t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
-esp_response *perform(uint64_t lease, const esp_request_opts &req) {
-  refuse_on_io_thread("esp_request");
-  auto sink = std::make_unique<WaitSink>();
-  WaitSink &waiter = *sink;
-  std::shared_ptr<Transfer> t = make_transfer(lease, req, std::move(sink));
+namespace {
+
+esp_response *run_and_wait(const std::shared_ptr<Transfer> &t) {
+  auto &waiter = static_cast<WaitSink &>(*t->sink);
   try {
     t->engine->run_sync(t);
   } catch (const Error &) {
@@ -79,6 +79,33 @@ esp_response *perform(uint64_t lease, const esp_request_opts &req) {
     throw;
   }
   return waiter.wait();
+}
+
+}  // namespace
+
+esp_response *perform(uint64_t lease, const esp_request_opts &req) {
+  refuse_on_io_thread("esp_request");
+  return run_and_wait(make_transfer(lease, req, std::make_unique<WaitSink>()));
+}
+
+uint64_t prepare_call(uint64_t lease, const esp_request_opts &req) {
+  std::shared_ptr<Transfer> t = make_transfer(lease, req, std::make_unique<WaitSink>());
+  t->prepared = true;
+  t->call_handle = calls().insert(t);
+  return t->call_handle;
+}
+
+esp_response *run_call(uint64_t call) {
+  refuse_on_io_thread("esp_call_run");
+  std::shared_ptr<Transfer> t = calls().get(call);
+  if (!t) fail(ESP_EHANDLE, "call handle is not live (already run, stale or invalid)");
+  if (!t->prepared) fail(ESP_EINVAL, "esp_call_run needs a call from esp_call_prepare");
+  if (t->run_started.exchange(true)) fail(ESP_EINVAL, "esp_call_run: this call is already running");
+  struct Unregister {
+    uint64_t handle;
+    ~Unregister() { calls().remove(handle); }
+  } unregister{call};
+  return run_and_wait(t);
 }
 
 }  // namespace esp

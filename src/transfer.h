@@ -115,7 +115,9 @@ class Transfer {
   int64_t last_byte_us = 0;
   TimeoutKind timeout_kind = TimeoutKind::kNone;
   std::atomic<bool> cancel_requested{false};
-  uint64_t call_handle = 0;       // esp_call of async calls, 0 otherwise
+  uint64_t call_handle = 0;       // esp_call of async and prepared calls, 0 otherwise
+  bool prepared = false;          // from esp_call_prepare: run by esp_call_run
+  std::atomic<bool> run_started{false};
 
   // Per-attempt state filled in by libcurl callbacks.
   bool headers_done = false;

@@ -394,3 +394,35 @@ TEST(Async, CallbacksChainAPipeline) {
   EXPECT_EQ(p.failures.load(), 0);
   for (int rc : p.blocked_rc) EXPECT_EQ(rc, ESP_EINVAL);
 }
+
+TEST(Cancel, PreparedCallRunsBlockingAndCancelsFromAnotherThread) {
+  Lease lease(mock().config("\"max_retries\":0"));
+  esp_call call = 0;
+  esp_request_opts o = opts("chat/completions", &kChat);
+  ASSERT_EQ(esp_call_prepare(lease.handle, &o, &call), ESP_OK);
+  esp_response *r = nullptr;
+  ASSERT_EQ(esp_call_run(call, &r), ESP_OK) << esp_last_error();
+  EXPECT_EQ(esp_response_status(r), 200);
+  esp_response_free(r);
+  EXPECT_EQ(esp_call_run(call, &r), ESP_EHANDLE);  // stale after its run
+  EXPECT_EQ(esp_call_cancel(call), ESP_EHANDLE);
+
+  std::vector<esp_header> hang = {{"x-mock-hang", "1"}};
+  esp_request_opts slow = opts("models", nullptr, &hang);
+  ASSERT_EQ(esp_call_prepare(lease.handle, &slow, &call), ESP_OK);
+  std::thread canceller([call] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    EXPECT_EQ(esp_call_cancel(call), ESP_OK);
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(esp_call_run(call, &r), ESP_ECANCELLED);
+  canceller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(r, nullptr);
+
+  ASSERT_EQ(esp_call_prepare(lease.handle, &o, &call), ESP_OK);
+  EXPECT_EQ(esp_call_cancel(call), ESP_OK);  // before its run
+  EXPECT_EQ(esp_call_run(call, &r), ESP_ECANCELLED);
+  EXPECT_EQ(get(lease.handle, "models").status, 200);
+  EXPECT_EQ(stat({"calls_live"}), 0);
+}
