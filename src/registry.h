@@ -47,8 +47,9 @@ class Registry {
   void after_fork_child();
 
  private:
-  void sweep_locked(int64_t now);
-  void evict_locked(const std::shared_ptr<ClientState> &s, int64_t now);
+  // Unlinks the clients whose linger time is over. The caller drops them
+  // after unlocking: freeing an isolated client joins its I/O thread.
+  std::vector<std::shared_ptr<ClientState>> sweep_locked(int64_t now);
 
   HandleTable<ClientState> leases_;
   std::mutex mu_;
