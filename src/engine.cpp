@@ -562,8 +562,12 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
   o->sockets_open.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
   e->sockets_open_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(e->sockets_mu_);
-  e->sockets_.insert(fd);
+  {
+    std::lock_guard<std::mutex> lock(e->sockets_mu_);
+    e->sockets_.insert(fd);
+  }
+  // Never log under sockets_mu_: fork() takes it, and a logger may need a
+  // lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
   return fd;
 }

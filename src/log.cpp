@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 namespace esp {
 
@@ -88,6 +89,8 @@ void log_event(int level, const char *event, std::initializer_list<LogField> fie
     // Logging never fails a request.
   }
 }
+
+void reset_logger_lock_after_fork() { new (&logger().mu) std::mutex(); }
 
 void set_logger(esp_log_fn fn, void *user, int min_level) {
   Logger &l = logger();

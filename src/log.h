@@ -17,5 +17,8 @@ using LogField = std::pair<const char *, std::string>;
 bool log_enabled(int level) noexcept;
 void log_event(int level, const char *event, std::initializer_list<LogField> fields) noexcept;
 void set_logger(esp_log_fn fn, void *user, int min_level);
+// In a forked child: the logger's lock may have been held by a thread that
+// did not survive the fork.
+void reset_logger_lock_after_fork();
 
 }  // namespace esp

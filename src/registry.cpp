@@ -44,12 +44,12 @@ uint64_t Registry::acquire(const char *config_json) {
   // Configs that read the environment are parsed every time: it may change.
   const bool cacheable = raw.find("api_key_env") == std::string::npos;
   std::shared_ptr<ClientState> state;
-  std::vector<std::shared_ptr<ClientState>> expired;
+  Evicted evicted;
   int64_t now = now_us();
   bool hit = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    expired = sweep_locked(now);
+    sweep_locked(now, evicted);
     if (cacheable) {
       auto it = by_raw_.find(raw);
       if (it != by_raw_.end()) state = it->second;
@@ -94,7 +94,7 @@ void Registry::release(uint64_t lease) {
   if (!state) fail(ESP_EHANDLE, "client handle is not a live lease (released twice, stale or invalid)");
   int64_t now = now_us();
   bool lingering = false;
-  std::vector<std::shared_ptr<ClientState>> expired;
+  Evicted evicted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (--state->leases == 0) {
@@ -102,7 +102,7 @@ void Registry::release(uint64_t lease) {
       lingering = true;
       if (next_sweep_us_ == 0 || state->linger_until_us < next_sweep_us_) next_sweep_us_ = state->linger_until_us;
     }
-    expired = sweep_locked(now);
+    sweep_locked(now, evicted);
   }
   if (lingering && log_enabled(ESP_LOG_DEBUG))
     log_event(ESP_LOG_DEBUG, "client_lingering",
@@ -116,29 +116,31 @@ std::shared_ptr<Client> Registry::resolve(uint64_t lease) const {
   return state->client;
 }
 
-std::vector<std::shared_ptr<ClientState>> Registry::sweep_locked(int64_t now) {
-  std::vector<std::shared_ptr<ClientState>> expired;
-  if (next_sweep_us_ == 0 || now < next_sweep_us_) return expired;
+Registry::Evicted::~Evicted() {
+  for (auto &s : states)
+    log_event(ESP_LOG_DEBUG, "client_freed", {{"client", s->client->label}, {"id", std::to_string(s->client->id)}});
+}
+
+void Registry::sweep_locked(int64_t now, Evicted &out) {
+  if (next_sweep_us_ == 0 || now < next_sweep_us_) return;
   next_sweep_us_ = 0;
   for (auto &kv : by_canonical_) {
     ClientState &s = *kv.second;
     if (s.leases > 0) continue;
     bool idle = s.client->stats.in_flight.load() == 0;
     if (now >= s.linger_until_us && idle) {
-      expired.push_back(kv.second);
+      out.states.push_back(kv.second);
     } else {
       // Busy past its linger time: look again shortly.
       int64_t again = now >= s.linger_until_us ? now + 100000 : s.linger_until_us;
       if (next_sweep_us_ == 0 || again < next_sweep_us_) next_sweep_us_ = again;
     }
   }
-  for (auto &s : expired) {
+  for (auto &s : out.states) {
     for (const std::string &raw : s->raw_configs) by_raw_.erase(raw);
     by_canonical_.erase(s->client->config.canonical);
     ++counts_.evictions;
-    log_event(ESP_LOG_DEBUG, "client_freed", {{"client", s->client->label}, {"id", std::to_string(s->client->id)}});
   }
-  return expired;
 }
 
 size_t Registry::leases_of(const Client &c) {
@@ -148,9 +150,9 @@ size_t Registry::leases_of(const Client &c) {
 }
 
 RegistryCounts Registry::counts() {
-  std::vector<std::shared_ptr<ClientState>> expired;
+  Evicted evicted;
   std::lock_guard<std::mutex> lock(mu_);
-  expired = sweep_locked(now_us());
+  sweep_locked(now_us(), evicted);
   RegistryCounts c = counts_;
   c.clients_live = by_canonical_.size();
   c.clients_lingering = 0;

@@ -47,9 +47,15 @@ class Registry {
   void after_fork_child();
 
  private:
-  // Unlinks the clients whose linger time is over. The caller drops them
-  // after unlocking: freeing an isolated client joins its I/O thread.
-  std::vector<std::shared_ptr<ClientState>> sweep_locked(int64_t now);
+  // Clients unlinked by a sweep. Declared before the lock is taken, so they
+  // are logged and freed after it is released: freeing an isolated client
+  // joins its I/O thread, and a logger may take locks of its own (fork()
+  // holds the registry lock).
+  struct Evicted {
+    std::vector<std::shared_ptr<ClientState>> states;
+    ~Evicted();
+  };
+  void sweep_locked(int64_t now, Evicted &out);
 
   HandleTable<ClientState> leases_;
   std::mutex mu_;

@@ -24,7 +24,7 @@ bool SseParser::take_line() {
   } else if (field == "event") {
     event_.assign(value, vlen);
   } else if (field == "id") {
-    if (std::memchr(value, '\0', vlen) == nullptr) last_id_.assign(value, vlen);
+    if (std::char_traits<char>::find(value, vlen, '\0') == nullptr) last_id_.assign(value, vlen);
   } else if (field == "retry") {
     bool digits = vlen > 0 && vlen <= 15;
     for (size_t i = 0; digits && i < vlen; ++i) digits = value[i] >= '0' && value[i] <= '9';

@@ -179,6 +179,9 @@ HeaderLine parse_header_line(const char *p, size_t len) {
   }
   size_t colon = line.find(':');
   if (colon == std::string::npos || colon == 0) return out;  // obsolete folding or junk: skip
+  // A NUL would cut the name or value short for every C caller (and hide
+  // the values joined after it): such a line is junk too.
+  if (line.find('\0') != std::string::npos) return out;
   out.kind = HeaderLine::kField;
   out.name = line.substr(0, colon);
   for (char &c : out.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -294,7 +297,10 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now) {
   }
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                    cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  // Waiting for a connection to multiplex on only pays over TLS with HTTP/2;
+  // on plain HTTP/1.1 it queues requests behind a busy connection.
+  const bool multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, multiplexable ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
@@ -425,11 +431,10 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
   if (status == ESP_OK && !headers_done) status = ESP_EPROTOCOL;
   timeout_kind = TimeoutKind::kNone;
   if (status == ESP_ETIMEDOUT) {
-    bool connected = false;
     curl_off_t connect_time = 0;
     curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_time);
-    connected = connect_time > 0 || connects == 0;
-    timeout_kind = now >= deadline_us - 2000 || connected ? TimeoutKind::kTotal : TimeoutKind::kConnect;
+    const bool tcp_up = connect_time > 0 || connects == 0;
+    timeout_kind = now >= deadline_us - 2000 || tcp_up ? TimeoutKind::kTotal : TimeoutKind::kConnect;
   }
   last_error_status = status;
   if (status == ESP_OK) {

@@ -229,8 +229,9 @@ TEST(Config, ProviderPresetsSetTheirAuthHeaders) {
     cJSON *j = cJSON_Parse(r.body.c_str());
     const cJSON *h = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "headers"), pc.header);
     EXPECT_TRUE(h && std::string(h->valuestring) == pc.value) << pc.provider << " " << r.body;
-    if (std::string(pc.provider) == "anthropic")
+    if (std::string(pc.provider) == "anthropic") {
       EXPECT_NE(r.body.find("anthropic-version"), std::string::npos);
+    }
     if (std::string(pc.provider) == "azure") {
       const cJSON *q = cJSON_GetObjectItem(j, "query");
       char *query = cJSON_PrintUnformatted(q);

@@ -166,3 +166,14 @@ TEST(Pool, ManyThreadsShareOneClientSafely) {
   EXPECT_EQ(ok.load(), 400);
   EXPECT_LE(stat({"sockets_open"}), 8);
 }
+
+TEST(Pool, PlainHttpRequestsDoNotQueueBehindABusyConnection) {
+  Lease lease(mock().config("\"max_retries\":0"));  // http2 on (the default), plain-HTTP origin
+  ASSERT_EQ(get(lease.handle, "models").status, 200);
+  std::thread slow([&] { get(lease.handle, "models", {{"x-mock-delay-ms", "1500"}}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(get(lease.handle, "models").status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+  slow.join();
+}

@@ -1,0 +1,178 @@
+/**
+ * Node binding of libesp: one shared, pooled, config-keyed HTTP client for LLM
+ * provider APIs. Every call is asynchronous and never blocks the event loop.
+ */
+
+/** Client config: the JSON object of libesp's config table (README). */
+export interface ClientConfig {
+  provider?: 'openai' | 'azure' | 'anthropic' | 'gemini' | 'groq' | 'cerebras' | 'mistral' | 'together' | 'openrouter' | 'jina' | 'ollama' | 'generic' | (string & {});
+  base_url?: string;
+  api_key?: string;
+  api_key_env?: string;
+  organization?: string;
+  project?: string;
+  api_version?: string;
+  headers?: Record<string, string>;
+  timeout_ms?: number;
+  connect_timeout_ms?: number;
+  pool_timeout_ms?: number;
+  idle_timeout_ms?: number;
+  max_connections?: number;
+  http2?: boolean;
+  max_retries?: number;
+  retry_base_ms?: number;
+  retry_max_ms?: number;
+  breaker_failures?: number;
+  breaker_cooldown_ms?: number;
+  idle_ttl_ms?: number;
+  conn_max_idle_ms?: number;
+  verify_tls?: boolean;
+  ca_file?: string;
+  client_cert?: string;
+  client_key?: string;
+  proxy?: string;
+  isolate?: boolean;
+  max_response_bytes?: number;
+}
+
+/** Request headers: a Headers, [name, value] pairs, or a plain object. */
+export type HeadersLike = Headers | Iterable<readonly [string, string]> | Record<string, string | number | undefined>;
+
+/** One request. */
+export interface RequestOptions {
+  /** Default: GET, or POST when there is a body. */
+  method?: string;
+  /** Relative to the client's base_url, or an absolute URL. */
+  path?: string;
+  /** Alias of `path`. */
+  url?: string;
+  /** Extra headers; they override the client's. */
+  headers?: HeadersLike;
+  /** The raw body. */
+  body?: string | Buffer | ArrayBufferView | ArrayBuffer;
+  /** A value sent as a JSON body (content-type: application/json unless set). */
+  json?: unknown;
+  /** Total timeout of this request; default: the client's timeout_ms. */
+  timeoutMs?: number;
+  /** false: never retry this request, whatever the client's max_retries. */
+  retry?: boolean;
+  /** Aborting it cancels the call, which rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+/** A complete HTTP response, whatever its status (a 404 is a response, not an error). */
+export class EspResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Buffer;
+  /** How many attempts libesp made (1 when it did not retry). */
+  readonly attempts: number;
+  /** 10, 11 or 20 for HTTP/1.0, HTTP/1.1, HTTP/2. */
+  readonly httpVersion: number;
+  /** True for a 2xx status. */
+  readonly ok: boolean;
+  /** The body as UTF-8 text. */
+  text(): string;
+  /** The body parsed as JSON. */
+  json<T = any>(): T;
+}
+
+/** One Server-Sent Event. */
+export interface SseEvent {
+  /** "message" when the stream named none. */
+  event: string;
+  data: string;
+  /** The last event id, "" when none. */
+  id: string;
+  /** The reconnection time this event set, if any. */
+  retry?: number;
+}
+
+/** Status and headers of a streamed response. */
+export interface ResponseHead {
+  status: number;
+  headers: Headers;
+  httpVersion: number;
+}
+
+/**
+ * The events of one streamed call. Breaking out of `for await` cancels the
+ * call; a consumer that falls behind pauses the transfer. A non-2xx status
+ * makes iteration throw an HttpStatusError.
+ */
+export class EventStream implements AsyncIterableIterator<SseEvent> {
+  /** Resolves once status and headers arrive. */
+  readonly response: Promise<ResponseHead>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<SseEvent>;
+  next(): Promise<IteratorResult<SseEvent, undefined>>;
+  return(): Promise<IteratorResult<SseEvent, undefined>>;
+  /** Cancels the call and ends iteration. */
+  cancel(): void;
+}
+
+/** A lease on a shared libesp client. */
+export class Client implements Disposable, AsyncDisposable {
+  private constructor();
+  /** Sends a request; resolves with the response whatever its HTTP status. */
+  request(req: RequestOptions): Promise<EspResponse>;
+  /** Sends a request and iterates over the Server-Sent Events of its response. */
+  stream(req: RequestOptions): EventStream;
+  /**
+   * WHATWG fetch through this client, for SDKs that take one:
+   * `new OpenAI({ apiKey, baseURL, fetch: client.fetch, maxRetries: 0 })`.
+   */
+  readonly fetch: typeof globalThis.fetch;
+  /** This client's stats, parsed from libesp's JSON. */
+  stats(): Record<string, unknown>;
+  /** Releases the lease; in-flight calls finish. Idempotent. */
+  close(): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Takes a lease on the shared client for `config` (an object or JSON text). */
+export function getClient(config?: ClientConfig | string): Client;
+/** Stats of the whole process, parsed from libesp's JSON. */
+export function stats(): Record<string, unknown>;
+/** The same numbers in the Prometheus text format. */
+export function metricsPrometheus(): string;
+/** The loaded libesp's version string. */
+export function version(): string;
+
+/** C status numbers by name. */
+export const STATUS: Readonly<Record<
+  'ESP_OK' | 'ESP_EINVAL' | 'ESP_ECONFIG' | 'ESP_EHANDLE' | 'ESP_ENOMEM' | 'ESP_ETIMEDOUT' |
+  'ESP_EPOOLTIMEOUT' | 'ESP_ECONNECT' | 'ESP_ETLS' | 'ESP_EIO' | 'ESP_EPROTOCOL' | 'ESP_ECANCELLED' |
+  'ESP_ECIRCUIT' | 'ESP_ETOOLARGE' | 'ESP_ESHUTDOWN' | 'ESP_EINTERNAL' | 'ESP_EAGAIN', number>>;
+
+/** Base class of libesp failures (no HTTP response came). */
+export class EspError extends Error {
+  /** The C status name, e.g. 'ESP_ETIMEDOUT'. */
+  readonly code: string;
+  /** The C status number, e.g. -5. */
+  readonly status: number;
+  constructor(message: string, status: number, options?: ErrorOptions);
+}
+/** ESP_ECONFIG: bad config; the message names the key. */
+export class ConfigError extends EspError {}
+/** ESP_EINVAL: bad argument. */
+export class InvalidArgumentError extends EspError {}
+/** ESP_ETIMEDOUT or ESP_EPOOLTIMEOUT. */
+export class TimeoutError extends EspError {}
+/** ESP_ECONNECT, ESP_ETLS, ESP_EIO or ESP_EPROTOCOL. */
+export class ConnectionError extends EspError {}
+/** ESP_ECANCELLED: aborted by a signal (then `cause` is signal.reason), a break, or cancel(). */
+export class AbortError extends EspError {}
+/** ESP_ECIRCUIT: the origin's circuit breaker is open. */
+export class CircuitOpenError extends EspError {}
+/** ESP_ETOOLARGE: larger than max_response_bytes. */
+export class ResponseTooLargeError extends EspError {}
+/** ESP_EHANDLE or ESP_ESHUTDOWN: the client was closed or libesp shut down. */
+export class ClosedError extends EspError {}
+/** A streamed response had a non-2xx HTTP status; the call itself succeeded. */
+export class HttpStatusError extends Error {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The complete error response (its body is the server's error document). */
+  readonly response: EspResponse;
+}

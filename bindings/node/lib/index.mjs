@@ -1,0 +1,24 @@
+// ESM entry point: the CommonJS implementation, re-exported by name.
+import binding from './index.js';
+
+export const {
+  getClient,
+  stats,
+  metricsPrometheus,
+  version,
+  Client,
+  EspResponse,
+  EventStream,
+  STATUS,
+  EspError,
+  ConfigError,
+  InvalidArgumentError,
+  TimeoutError,
+  ConnectionError,
+  AbortError,
+  CircuitOpenError,
+  ResponseTooLargeError,
+  ClosedError,
+  HttpStatusError,
+} = binding;
+export default binding;

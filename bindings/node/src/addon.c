@@ -1,0 +1,680 @@
+/*
+ * The N-API half of the Node binding: converts arguments, starts libesp calls
+ * and carries their callbacks from libesp's I/O thread to the JS thread.
+ *
+ * Every request is asynchronous (esp_request_async). The I/O thread copies
+ * what it was given into a heap message and queues it on one
+ * napi_threadsafe_function per addon instance; the JS thread turns messages
+ * into JS values and calls the request's JS callback. The thread-safe
+ * function is referenced only while a call is in flight, so an idle process
+ * exits. Everything above this (Promises, streams, errors) is in lib/.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <esp.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What a call wants delivered besides its completion (bit mask from JS). */
+enum {
+  WANT_HEADERS = 1, /* on_headers: status and headers before the body */
+  WANT_DATA = 2,    /* on_data: raw body chunks                       */
+  WANT_EVENTS = 4   /* on_event: parsed Server-Sent Events            */
+};
+
+/* Message kinds; the JS callback receives the kind as its first argument. */
+enum { MSG_HEADERS = 1, MSG_DATA = 2, MSG_EVENT = 3, MSG_COMPLETE = 4 };
+
+typedef struct Call Call;
+
+/* Per addon instance (per Node environment: main thread or a Worker). It
+ * outlives the environment while calls are still in flight, because their
+ * I/O-thread callbacks read `closed` under `lock`. */
+typedef struct Instance {
+  pthread_mutex_t lock;
+  int closed;                /* the environment is gone: drop messages */
+  size_t pending;            /* calls whose on_complete has not run    */
+  Call *calls;               /* the pending calls, to cancel at exit   */
+  napi_threadsafe_function tsfn;
+  size_t referenced_calls;   /* JS thread only: calls keeping it ref'd */
+} Instance;
+
+/* One asynchronous call. Freed on the JS thread after its completion was
+ * delivered, or on the I/O thread when the environment is gone. */
+struct Call {
+  Instance *instance;
+  Call *prev, *next;         /* in instance->calls, under instance->lock */
+  esp_call handle;
+  napi_ref callback;         /* the JS function receiving the messages   */
+};
+
+/* Request headers as C strings, for the duration of esp_request_async
+ * (libesp copies the request before it returns). */
+typedef struct HeaderList {
+  char *block;               /* every name and value, NUL-terminated     */
+  esp_header *items;
+  size_t count;
+} HeaderList;
+
+typedef struct Message {
+  int kind;
+  Call *call;
+  int status;                /* MSG_COMPLETE: ESP_OK or a negative code  */
+  esp_response *response;    /* MSG_COMPLETE: may be NULL                */
+  int http_status;           /* MSG_HEADERS                              */
+  int http_version;          /* MSG_HEADERS                              */
+  size_t count;              /* MSG_HEADERS: pairs in data               */
+  int64_t retry_ms;          /* MSG_EVENT                                */
+  size_t len;                /* bytes in data                            */
+  char data[];               /* MSG_DATA bytes; MSG_HEADERS name\0value\0...;
+                                MSG_EVENT event\0id\0data                */
+} Message;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+#define NAPI_OK(call)                                                        \
+  do {                                                                       \
+    if ((call) != napi_ok) return NULL;                                      \
+  } while (0)
+
+static napi_value make_int(napi_env env, int64_t value) {
+  napi_value out;
+  napi_create_int64(env, value, &out);
+  return out;
+}
+
+static napi_value make_string(napi_env env, const char *s, size_t len) {
+  napi_value out;
+  napi_create_string_utf8(env, s ? s : "", s ? len : 0, &out);
+  return out;
+}
+
+static napi_value make_handle(napi_env env, uint64_t handle) {
+  napi_value out;
+  napi_create_bigint_uint64(env, handle, &out);
+  return out;
+}
+
+static int read_handle(napi_env env, napi_value value, uint64_t *out) {
+  bool lossless;
+  if (napi_get_value_bigint_uint64(env, value, out, &lossless) != napi_ok) {
+    napi_throw_type_error(env, NULL, "handle must be a bigint");
+    return 0;
+  }
+  return 1;
+}
+
+/* A heap copy of a JS string, NUL-terminated; NULL for null/undefined. */
+static char *read_string(napi_env env, napi_value value) {
+  napi_valuetype type;
+  size_t len;
+  if (napi_typeof(env, value, &type) != napi_ok) return NULL;
+  if (type == napi_null || type == napi_undefined) return NULL;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a string");
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  if (s) napi_get_value_string_utf8(env, value, s, len + 1, &len);
+  return s;
+}
+
+static Message *message_new(int kind, Call *call, size_t extra) {
+  Message *m = calloc(1, sizeof(Message) + extra);
+  if (m) {
+    m->kind = kind;
+    m->call = call;
+  }
+  return m;
+}
+
+static void call_free(napi_env env, Call *call) {
+  if (env && call->callback) napi_delete_reference(env, call->callback);
+  free(call);
+}
+
+static void instance_free(Instance *inst) {
+  pthread_mutex_destroy(&inst->lock);
+  free(inst);
+}
+
+/* Remove a call from its instance's pending list. Returns 1 when the
+ * environment is gone and this was its last call: the caller frees the
+ * instance. */
+static int untrack(Call *call) {
+  Instance *inst = call->instance;
+  pthread_mutex_lock(&inst->lock);
+  if (call->prev) call->prev->next = call->next;
+  else inst->calls = call->next;
+  if (call->next) call->next->prev = call->prev;
+  int last = --inst->pending == 0 && inst->closed;
+  pthread_mutex_unlock(&inst->lock);
+  return last;
+}
+
+/* Hand a message to the JS thread; from the I/O thread. Returns 0 when the
+ * environment is gone (the caller then owns the message again). */
+static int post(Message *m) {
+  Instance *inst = m->call->instance;
+  int posted = 0;
+  pthread_mutex_lock(&inst->lock);
+  if (!inst->closed)
+    posted = napi_call_threadsafe_function(inst->tsfn, m, napi_tsfn_nonblocking) == napi_ok;
+  pthread_mutex_unlock(&inst->lock);
+  return posted;
+}
+
+/* ---- libesp callbacks (I/O thread) -------------------------------------------- */
+
+static void on_headers(void *user, const esp_response *head) {
+  size_t count = esp_response_header_count(head), bytes = 0;
+  for (size_t i = 0; i < count; i++) {
+    const char *name = "", *value = "";
+    esp_response_header_at(head, i, &name, &value);
+    bytes += strlen(name) + strlen(value) + 2;
+  }
+  Message *m = message_new(MSG_HEADERS, user, bytes);
+  if (!m) return;
+  m->http_status = esp_response_status(head);
+  m->http_version = esp_response_http_version(head);
+  m->count = count;
+  char *p = m->data;
+  for (size_t i = 0; i < count; i++) {
+    const char *name = "", *value = "";
+    esp_response_header_at(head, i, &name, &value);
+    size_t n = strlen(name) + 1, v = strlen(value) + 1;
+    memcpy(p, name, n);
+    memcpy(p + n, value, v);
+    p += n + v;
+  }
+  m->len = bytes;
+  if (!post(m)) free(m);
+}
+
+static void on_data(void *user, const void *chunk, size_t len) {
+  Message *m = message_new(MSG_DATA, user, len);
+  if (!m) return;
+  memcpy(m->data, chunk, len);
+  m->len = len;
+  if (!post(m)) free(m);
+}
+
+static void on_event(void *user, const esp_sse_event *ev) {
+  const char *name = ev->event ? ev->event : "message";
+  const char *id = ev->id ? ev->id : "";
+  size_t n = strlen(name) + 1, i = strlen(id) + 1;
+  Message *m = message_new(MSG_EVENT, user, n + i + ev->data_len);
+  if (!m) return;
+  memcpy(m->data, name, n);
+  memcpy(m->data + n, id, i);
+  if (ev->data_len) memcpy(m->data + n + i, ev->data, ev->data_len);
+  m->len = ev->data_len;
+  m->retry_ms = ev->retry_ms;
+  if (!post(m)) free(m);
+}
+
+static void on_complete(void *user, int status, esp_response *resp) {
+  Call *call = user;
+  Instance *inst = call->instance;
+  const char *detail = status < 0 ? esp_last_error() : "";
+  size_t len = strlen(detail);
+  Message *m = message_new(MSG_COMPLETE, call, len + 1);
+  if (m) {
+    m->status = status;
+    m->response = resp;
+    memcpy(m->data, detail, len + 1);
+    m->len = len;
+    if (post(m)) return;
+    free(m);
+  }
+  /* The environment is gone, so nobody will read this completion: release
+   * everything here. (Also reached when out of memory, where the JS side
+   * then never settles: there is no way to tell it.) */
+  esp_response_free(resp);
+  int last = untrack(call);
+  call_free(NULL, call); /* the napi_refs died with the environment */
+  if (last) instance_free(inst);
+}
+
+/* ---- JS thread: messages -> JS values ----------------------------------------- */
+
+/* Header bytes are Latin-1 on the wire (RFC 9110), as in undici. */
+static napi_value make_header_string(napi_env env, const char *s) {
+  napi_value out;
+  napi_create_string_latin1(env, s, strlen(s), &out);
+  return out;
+}
+
+static napi_value headers_array(napi_env env, const char *p, size_t count) {
+  napi_value arr;
+  napi_create_array_with_length(env, count * 2, &arr);
+  for (size_t i = 0; i < count * 2; i++) {
+    napi_set_element(env, arr, (uint32_t)i, make_header_string(env, p));
+    p += strlen(p) + 1;
+  }
+  return arr;
+}
+
+static void free_response(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  esp_response_free(hint);
+}
+
+/* {status, headers: [name, value, ...], body?: Buffer, attempts, httpVersion};
+ * takes ownership of resp (the body Buffer borrows its memory, zero-copy). */
+static napi_value response_object(napi_env env, esp_response *resp) {
+  napi_value obj, headers, body;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "status", make_int(env, esp_response_status(resp)));
+  napi_set_named_property(env, obj, "attempts", make_int(env, esp_response_attempts(resp)));
+  napi_set_named_property(env, obj, "httpVersion", make_int(env, esp_response_http_version(resp)));
+  size_t count = esp_response_header_count(resp);
+  napi_create_array_with_length(env, count * 2, &headers);
+  for (size_t i = 0; i < count; i++) {
+    const char *name = "", *value = "";
+    esp_response_header_at(resp, i, &name, &value);
+    napi_set_element(env, headers, (uint32_t)(2 * i), make_header_string(env, name));
+    napi_set_element(env, headers, (uint32_t)(2 * i + 1), make_header_string(env, value));
+  }
+  napi_set_named_property(env, obj, "headers", headers);
+  size_t len = 0;
+  const void *bytes = esp_response_body(resp, &len);
+  if (bytes && len > 0 &&
+      napi_create_external_buffer(env, len, (void *)bytes, free_response, resp, &body) == napi_ok) {
+    napi_set_named_property(env, obj, "body", body);
+    return obj;
+  }
+  if (bytes && len > 0) { /* external buffers not allowed here: copy */
+    napi_create_buffer_copy(env, len, bytes, NULL, &body);
+    napi_set_named_property(env, obj, "body", body);
+  }
+  esp_response_free(resp);
+  return obj;
+}
+
+static void free_bytes(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  free(hint);
+}
+
+static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  Message *m = data;
+  Call *call = m->call;
+  if (!env) { /* the queue is being dropped at teardown */
+    if (m->kind == MSG_COMPLETE) {
+      Instance *inst = call->instance;
+      esp_response_free(m->response);
+      int last = untrack(call);
+      call_free(NULL, call);
+      if (last) instance_free(inst);
+    }
+    free(m);
+    return;
+  }
+  napi_value argv[5], fn, undefined;
+  size_t argc = 0;
+  napi_get_undefined(env, &undefined);
+  argv[argc++] = make_int(env, m->kind);
+  int own_message = 0; /* set when a Buffer now owns m */
+  switch (m->kind) {
+  case MSG_HEADERS:
+    argv[argc++] = make_int(env, m->http_status);
+    argv[argc++] = headers_array(env, m->data, m->count);
+    argv[argc++] = make_int(env, m->http_version);
+    break;
+  case MSG_DATA: {
+    napi_value buf;
+    if (napi_create_external_buffer(env, m->len, m->data, free_bytes, m, &buf) == napi_ok) {
+      own_message = 1;
+    } else {
+      napi_create_buffer_copy(env, m->len, m->data, NULL, &buf);
+    }
+    argv[argc++] = buf;
+    break;
+  }
+  case MSG_EVENT: {
+    const char *name = m->data;
+    const char *id = name + strlen(name) + 1;
+    const char *payload = id + strlen(id) + 1;
+    argv[argc++] = make_string(env, name, strlen(name));
+    argv[argc++] = make_string(env, payload, m->len);
+    argv[argc++] = make_string(env, id, strlen(id));
+    argv[argc++] = make_int(env, m->retry_ms);
+    break;
+  }
+  case MSG_COMPLETE:
+    argv[argc++] = make_int(env, m->status);
+    argv[argc++] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
+    argv[argc++] = m->response ? response_object(env, m->response) : undefined;
+    break;
+  }
+  if (napi_get_reference_value(env, call->callback, &fn) == napi_ok && fn) {
+    napi_value result;
+    if (napi_call_function(env, undefined, fn, argc, argv, &result) == napi_pending_exception) {
+      /* A throwing handler is a bug in lib/: surface it like any uncaught error. */
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+    }
+  }
+  if (m->kind == MSG_COMPLETE) {
+    Instance *inst = call->instance;
+    untrack(call); /* never the last of a closed instance: env is alive */
+    call_free(env, call);
+    if (--inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
+  }
+  if (!own_message) free(m);
+}
+
+/* ---- exported functions ----------------------------------------------------- */
+
+/* clientGet(configJson: string) -> bigint handle | negative status */
+static napi_value js_client_get(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *config = read_string(env, argv[0]);
+  bool thrown;
+  napi_is_exception_pending(env, &thrown);
+  if (thrown) return NULL;
+  esp_client client = 0;
+  int rc = esp_client_get(config, &client);
+  free(config);
+  return rc < 0 ? make_int(env, rc) : make_handle(env, client);
+}
+
+/* The handle in a function's only argument; 0 with a TypeError pending if
+ * it is not a bigint. */
+static int handle_argument(napi_env env, napi_callback_info info, uint64_t *handle) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  return read_handle(env, argv[0], handle);
+}
+
+/* clientRelease(handle: bigint) -> status */
+static napi_value js_client_release(napi_env env, napi_callback_info info) {
+  uint64_t handle;
+  if (!handle_argument(env, info, &handle)) return NULL;
+  return make_int(env, esp_client_release(handle));
+}
+
+/* Copies the [name, value, ...] strings into list->block, one allocation
+ * for all of them, and points list->items into it. */
+static int read_headers(napi_env env, napi_value flat, HeaderList *list) {
+  uint32_t strings = 0;
+  napi_get_array_length(env, flat, &strings);
+  size_t count = strings / 2, block_len = 0;
+  for (uint32_t i = 0; i < count * 2; i++) {
+    napi_value s;
+    size_t len;
+    napi_get_element(env, flat, i, &s);
+    if (napi_get_value_string_utf8(env, s, NULL, 0, &len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "header names and values must be strings");
+      return 0;
+    }
+    block_len += len + 1;
+  }
+  list->block = malloc(block_len + 1);
+  list->items = calloc(count + 1, sizeof(esp_header));
+  if (!list->block || !list->items) return 0;
+  char *p = list->block, *end = p + block_len + 1;
+  for (uint32_t i = 0; i < count * 2; i++) {
+    napi_value s;
+    size_t written;
+    napi_get_element(env, flat, i, &s);
+    napi_get_value_string_utf8(env, s, p, (size_t)(end - p), &written);
+    if (i % 2 == 0) list->items[i / 2].name = p;
+    else list->items[i / 2].value = p;
+    p += written + 1;
+  }
+  list->count = count;
+  return 1;
+}
+
+/*
+ * request(client: bigint, method: string|null, path: string,
+ *         headers: string[] (name, value, ...), body: Buffer|null,
+ *         timeoutMs: number, flags: number, want: number,
+ *         callback: (kind, ...) => void) -> bigint call | negative status
+ */
+static napi_value js_request(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  Instance *inst;
+  uint64_t client;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OK(napi_get_instance_data(env, (void **)&inst));
+  if (argc < 9) {
+    napi_throw_type_error(env, NULL, "request: 9 arguments expected");
+    return NULL;
+  }
+  if (!read_handle(env, argv[0], &client)) return NULL;
+
+  Call *call = calloc(1, sizeof(Call));
+  if (!call) {
+    napi_throw_error(env, "ESP_ENOMEM", "out of memory");
+    return NULL;
+  }
+  call->instance = inst;
+  esp_request_opts opts;
+  memset(&opts, 0, sizeof opts);
+  opts.struct_size = sizeof opts;
+  HeaderList headers = {NULL, NULL, 0};
+  char *method = read_string(env, argv[1]);
+  char *path = read_string(env, argv[2]);
+  bool thrown;
+  napi_is_exception_pending(env, &thrown);
+  if (thrown || !path || !read_headers(env, argv[3], &headers)) goto fail;
+  opts.headers = headers.items;
+  opts.header_count = headers.count;
+
+  napi_valuetype body_type;
+  napi_typeof(env, argv[4], &body_type);
+  if (body_type != napi_null && body_type != napi_undefined) {
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, argv[4], &data, &len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "body must be a Buffer");
+      goto fail;
+    }
+    opts.body = data;
+    opts.body_len = len;
+  }
+  double timeout_ms = 0;
+  uint32_t flags = 0, want = 0;
+  napi_get_value_double(env, argv[5], &timeout_ms);
+  napi_get_value_uint32(env, argv[6], &flags);
+  napi_get_value_uint32(env, argv[7], &want);
+  opts.method = method;
+  opts.path = path;
+  opts.timeout_ms = (int64_t)timeout_ms;
+  opts.flags = flags;
+  if (napi_create_reference(env, argv[8], 1, &call->callback) != napi_ok) goto fail;
+
+  esp_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.struct_size = sizeof cb;
+  cb.on_headers = (want & WANT_HEADERS) ? on_headers : NULL;
+  cb.on_data = (want & WANT_DATA) ? on_data : NULL;
+  cb.on_event = (want & WANT_EVENTS) ? on_event : NULL;
+  cb.on_complete = on_complete;
+
+  /* Count the call before starting it: on_complete may run at once. */
+  pthread_mutex_lock(&inst->lock);
+  call->next = inst->calls;
+  if (inst->calls) inst->calls->prev = call;
+  inst->calls = call;
+  inst->pending++;
+  pthread_mutex_unlock(&inst->lock);
+  if (inst->referenced_calls++ == 0) napi_ref_threadsafe_function(env, inst->tsfn);
+
+  esp_call handle = 0;
+  int rc = esp_request_async(client, &opts, &cb, call, &handle);
+  free(method);
+  free(path);
+  free(headers.block);
+  free(headers.items);
+  if (rc < 0) { /* no callback will ever run for this call */
+    untrack(call);
+    if (--inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
+    call_free(env, call);
+    return make_int(env, rc);
+  }
+  /* Still valid: the call is freed on this thread, after this returns. */
+  call->handle = handle;
+  return make_handle(env, handle);
+
+fail:
+  free(method);
+  free(path);
+  free(headers.block);
+  free(headers.items);
+  call_free(env, call);
+  napi_is_exception_pending(env, &thrown);
+  if (!thrown) napi_throw_error(env, "ESP_ENOMEM", "out of memory");
+  return NULL;
+}
+
+/* cancel(call: bigint) -> status (ESP_EHANDLE once it completed) */
+static napi_value js_cancel(napi_env env, napi_callback_info info) {
+  uint64_t handle;
+  if (!handle_argument(env, info, &handle)) return NULL;
+  return make_int(env, esp_call_cancel(handle));
+}
+
+/* pause(call: bigint, paused: boolean) -> status */
+static napi_value js_pause(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint64_t handle;
+  bool paused = false;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!read_handle(env, argv[0], &handle)) return NULL;
+  napi_get_value_bool(env, argv[1], &paused);
+  return make_int(env, esp_call_pause(handle, paused ? 1 : 0));
+}
+
+/* Turns an esp_free()-owned string result into a JS string or a status. */
+static napi_value owned_string(napi_env env, int rc, char *text) {
+  if (rc < 0) return make_int(env, rc);
+  napi_value out = make_string(env, text, text ? strlen(text) : 0);
+  esp_free(text);
+  return out;
+}
+
+/* stats(client?: bigint) -> JSON string | negative status */
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_valuetype type = napi_undefined;
+  char *json = NULL;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc > 0) napi_typeof(env, argv[0], &type);
+  int rc;
+  if (type == napi_undefined) {
+    rc = esp_stats(&json);
+  } else {
+    uint64_t handle;
+    if (!read_handle(env, argv[0], &handle)) return NULL;
+    rc = esp_client_stats(handle, &json);
+  }
+  return owned_string(env, rc, json);
+}
+
+/* metricsPrometheus() -> text | negative status */
+static napi_value js_metrics(napi_env env, napi_callback_info info) {
+  (void)info;
+  char *text = NULL;
+  int rc = esp_metrics_prometheus(&text);
+  return owned_string(env, rc, text);
+}
+
+/* lastError() -> esp_last_error() of the JS thread */
+static napi_value js_last_error(napi_env env, napi_callback_info info) {
+  (void)info;
+  const char *s = esp_last_error();
+  return make_string(env, s, strlen(s));
+}
+
+/* strerror(status: number) -> fixed description */
+static napi_value js_strerror(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t status = 0;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_get_value_int32(env, argv[0], &status);
+  const char *s = esp_strerror(status);
+  return make_string(env, s, strlen(s));
+}
+
+/* version() -> esp_version_string() */
+static napi_value js_version(napi_env env, napi_callback_info info) {
+  (void)info;
+  const char *s = esp_version_string();
+  return make_string(env, s, strlen(s));
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+/* The environment is going away (process exit or Worker termination): stop
+ * delivering, cancel what is in flight, and let the last completion free the
+ * instance if calls are still pending. */
+static void instance_teardown(void *data) {
+  Instance *inst = data;
+  pthread_mutex_lock(&inst->lock);
+  inst->closed = 1;
+  size_t n = inst->pending, i = 0;
+  esp_call *live = n ? malloc(n * sizeof(esp_call)) : NULL;
+  for (Call *c = inst->calls; c && live; c = c->next) live[i++] = c->handle;
+  int last = inst->pending == 0;
+  pthread_mutex_unlock(&inst->lock);
+  napi_release_threadsafe_function(inst->tsfn, napi_tsfn_abort);
+  for (size_t k = 0; k < i; k++)
+    if (live[k]) esp_call_cancel(live[k]);
+  free(live);
+  if (last) instance_free(inst);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  Instance *inst = calloc(1, sizeof(Instance));
+  if (!inst) return NULL;
+  pthread_mutex_init(&inst->lock, NULL);
+  napi_value name;
+  napi_create_string_utf8(env, "libesp", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL,
+                                      deliver, &inst->tsfn) != napi_ok) {
+    instance_free(inst);
+    napi_throw_error(env, NULL, "libesp: cannot create a threadsafe function");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, inst->tsfn);
+  napi_set_instance_data(env, inst, NULL, NULL);
+  /* Hooks run newest first: this one runs before Node's own teardown of the
+   * thread-safe function, so no I/O thread posts to it after that. */
+  napi_add_env_cleanup_hook(env, instance_teardown, inst);
+
+  napi_property_descriptor props[] = {
+      {"clientGet", NULL, js_client_get, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"clientRelease", NULL, js_client_release, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"request", NULL, js_request, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pause", NULL, js_pause, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"metricsPrometheus", NULL, js_metrics, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lastError", NULL, js_last_error, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"strerror", NULL, js_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"version", NULL, js_version, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,66 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { getClient, stats } from '../lib/index.mjs';
+import { startMock } from './mock.mjs';
+
+const run = promisify(execFile);
+const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+let mock;
+before(async () => {
+  mock = await startMock();
+});
+after(() => mock.stop());
+
+const childEnv = () => ({ ...process.env, MOCK_BASE_URL: mock.baseURL, MOCK_URL: mock.url });
+
+test('an in-flight call keeps the process alive, and an idle one exits on its own', async () => {
+  const { stdout } = await run(process.execPath, [path.join(fixtures, 'idle-exit.cjs')], {
+    env: childEnv(),
+    timeout: 30000,
+  });
+  assert.equal(stdout.trim(), 'status 200');
+});
+
+test('a client dropped without close() is released by the FinalizationRegistry', async () => {
+  const { stdout } = await run(process.execPath, ['--expose-gc', path.join(fixtures, 'forgotten-lease.cjs')], {
+    env: childEnv(),
+    timeout: 30000,
+  });
+  const { statuses, releases } = JSON.parse(stdout);
+  assert.deepEqual(statuses, [200, 200]);
+  // One release by close(), one by the registry; both of live leases (ESP_OK),
+  // and no second release of the closed client.
+  assert.deepEqual(releases, [0, 0]);
+});
+
+test('terminating a Worker with calls in flight cancels them and leaves the process healthy', async () => {
+  const worker = new Worker(path.join(fixtures, 'worker-calls.mjs'), {
+    workerData: { baseURL: mock.baseURL, url: mock.url, calls: 50 },
+  });
+  const arrived = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  assert.equal(arrived, 50, 'the server holds all 50 calls');
+  assert.equal(stats().in_flight, 50);
+  await worker.terminate();
+  // The Worker's addon instance cancelled its 50 hanging calls at teardown.
+  let inFlight = Infinity;
+  for (let i = 0; i < 100 && inFlight > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    inFlight = stats().in_flight;
+  }
+  assert.equal(inFlight, 0);
+  const client = getClient(mock.config());
+  try {
+    assert.equal((await client.request({ path: '/models' })).status, 200);
+  } finally {
+    client.close();
+  }
+});

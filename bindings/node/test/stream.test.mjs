@@ -1,0 +1,145 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getClient, AbortError, HttpStatusError } from '../lib/index.mjs';
+import { startMock } from './mock.mjs';
+
+const native = createRequire(import.meta.url)('../lib/native.js');
+
+let mock;
+let client;
+before(async () => {
+  mock = await startMock();
+  client = getClient(mock.config());
+});
+after(() => {
+  client.close();
+  mock.stop();
+});
+
+/** A streamed chat completion request with `tokens` content chunks. */
+const chat = (tokens, headers = {}, extra = {}) => ({
+  method: 'POST',
+  path: '/chat/completions',
+  headers: { 'x-mock-events': String(tokens), ...headers },
+  json: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] },
+  ...extra,
+});
+
+test('stream() yields every SSE event in order, ending with [DONE]', async () => {
+  const stream = client.stream(chat(5));
+  const head = await stream.response;
+  assert.equal(head.status, 200);
+  assert.match(head.headers.get('content-type'), /text\/event-stream/);
+  const events = [];
+  for await (const ev of stream) events.push(ev);
+  assert.equal(events.length, 5 + 3, 'role chunk, 5 tokens, stop chunk, [DONE]');
+  assert.ok(events.every((ev) => ev.event === 'message'));
+  assert.equal(events.at(-1).data, '[DONE]');
+  const text = events
+    .slice(0, -1)
+    .map((ev) => JSON.parse(ev.data).choices[0].delta.content ?? '')
+    .join('');
+  assert.equal(text, 'tok0 tok1 tok2 tok3 tok4 ');
+});
+
+test('breaking out of the loop cancels the call and closes its connection', async () => {
+  const isolated = getClient(mock.config({ isolate: true }));
+  try {
+    const baseline = (await mock.stats()).open_connections;
+    let seen = 0;
+    for await (const ev of isolated.stream(chat(500, { 'x-mock-chunk-delay-ms': '20' }))) {
+      assert.equal(ev.event, 'message');
+      if (++seen === 3) break;
+    }
+    assert.equal(seen, 3);
+    // The 10 s stream was cancelled: its HTTP/1.1 connection closes rather than
+    // returning to the pool (other clients' idle connections may close too).
+    let open = Infinity;
+    for (let i = 0; i < 100 && open > baseline; i++) {
+      await sleep(50);
+      open = (await mock.stats()).open_connections;
+    }
+    assert.ok(open <= baseline, `${open} connections open, ${baseline} before the stream`);
+    const { outcomes, in_flight: inFlight } = isolated.stats().client;
+    assert.equal(outcomes.cancelled, 1);
+    assert.equal(inFlight, 0);
+  } finally {
+    isolated.close();
+  }
+});
+
+test('a slow consumer pauses the transfer and still receives every event', async (t) => {
+  const pauses = [];
+  const realPause = native.pause;
+  native.pause = (call, paused) => {
+    pauses.push(paused);
+    return realPause(call, paused);
+  };
+  t.after(() => (native.pause = realPause));
+  const tokens = 400;
+  let count = 0;
+  for await (const ev of client.stream(chat(tokens))) {
+    if (count === 0) await sleep(300); // let the whole response pile up
+    count++;
+    if (ev.data !== '[DONE]') assert.equal(JSON.parse(ev.data).object, 'chat.completion.chunk');
+  }
+  assert.equal(count, tokens + 3);
+  assert.ok(pauses.includes(true), 'the transfer was paused while the consumer lagged');
+  assert.equal(pauses.at(-1), false, 'and resumed');
+});
+
+test('an AbortSignal ends iteration with an AbortError', async () => {
+  const controller = new AbortController();
+  const stream = client.stream(chat(500, { 'x-mock-chunk-delay-ms': '20' }, { signal: controller.signal }));
+  let seen = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const ev of stream) {
+        assert.ok(ev.data.length > 0);
+        if (++seen === 2) controller.abort();
+      }
+    })(),
+    (err) => err instanceof AbortError && err.code === 'ESP_ECANCELLED',
+  );
+  assert.equal(seen, 2);
+});
+
+test('a non-2xx stream throws an HttpStatusError carrying the whole error response', async () => {
+  const stream = client.stream(chat(3, { 'x-mock-status': '400' }));
+  assert.equal((await stream.response).status, 400);
+  await assert.rejects(
+    (async () => {
+      for await (const ev of stream) assert.fail(`unexpected event ${ev.data}`);
+    })(),
+    (err) => {
+      assert.ok(err instanceof HttpStatusError);
+      assert.equal(err.status, 400);
+      assert.equal(err.response.status, 400);
+      assert.match(err.response.headers.get('content-type'), /application\/json/);
+      assert.equal(typeof err.response.json().error.message, 'string');
+      assert.match(err.message, /^HTTP 400/);
+      return true;
+    },
+  );
+});
+
+test('a stream that cannot start fails its iteration, not the stream() call', async () => {
+  const lease = getClient(mock.config());
+  lease.close();
+  const stream = lease.stream(chat(1));
+  await assert.rejects(stream.next(), (err) => err.code === 'ESP_EHANDLE');
+});
+
+test('cancel() ends iteration quietly, also for a waiting consumer', async () => {
+  // One event at once, then one a second: the second next() has to wait.
+  const stream = client.stream(chat(500, { 'x-mock-chunk-delay-ms': '1000' }));
+  const first = await stream.next();
+  assert.equal(first.done, false);
+  const waiting = stream.next();
+  stream.cancel();
+  assert.deepEqual(await waiting, { value: undefined, done: true });
+  await sleep(100); // the cancelled completion arrives meanwhile
+  assert.deepEqual(await stream.next(), { value: undefined, done: true });
+});

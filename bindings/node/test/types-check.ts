@@ -1,0 +1,33 @@
+// Compiled (never run) by types.test.mjs: the public API as a TypeScript user writes it.
+import { getClient, EspError, TimeoutError, HttpStatusError, type EspResponse, type SseEvent } from 'libesp';
+import OpenAI from 'openai';
+
+export async function usage(signal: AbortSignal): Promise<string> {
+  using client = getClient({ provider: 'openai', base_url: 'http://127.0.0.1:1/v1', api_key: 'k', max_retries: 1 });
+  const res: EspResponse = await client.request({ method: 'POST', path: '/chat/completions', json: { a: 1 }, signal, timeoutMs: 1000 });
+  const status: number = res.status;
+  const body: Buffer = res.body;
+  const contentType: string | null = res.headers.get('content-type');
+  const parsed = res.json<{ id: string }>();
+  let text = `${status} ${body.length} ${contentType} ${parsed.id} ${res.text()} ${res.attempts}`;
+  const stream = client.stream({ path: '/x', headers: [['a', 'b']], retry: false });
+  const head = await stream.response;
+  text += head.headers.get('x');
+  for await (const event of stream) {
+    const e: SseEvent = event;
+    text += e.data + e.event + e.id + (e.retry ?? 0);
+  }
+  const openai = new OpenAI({ apiKey: 'k', fetch: client.fetch, maxRetries: 0 });
+  text += String(openai.baseURL);
+  const response: Response = await client.fetch('http://127.0.0.1:1/', { signal });
+  text += await response.text();
+  try {
+    await client.request({ path: '/' });
+  } catch (err) {
+    if (err instanceof TimeoutError) text += err.code;
+    if (err instanceof EspError) text += String(err.status);
+    if (err instanceof HttpStatusError) text += String(err.status) + err.response.text();
+  }
+  await client[Symbol.asyncDispose]();
+  return text;
+}

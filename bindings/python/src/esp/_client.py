@@ -1,0 +1,589 @@
+"""esp.Client: a lease on a shared libesp client, with sync, threaded and
+asyncio APIs.
+
+Nothing here is bound to an event loop or a thread: every asynchronous call
+looks up the running loop when it starts, and completions come back to that
+loop through loop.call_soon_threadsafe. So one Client serves any number of
+threads and event loops, one after the other or at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json as _json
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from . import _native
+from ._errors import EspError, error_for
+from ._native import AGAIN, END, MODE_EVENTS, MODE_RAW, MODE_WHOLE, RequestSpec
+from ._types import Headers, Response, ServerSentEvent
+
+#: Request headers: a mapping or a sequence of (name, value) pairs.
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+#: What a stream yields: parsed SSE events, or raw bytes for other bodies.
+StreamItem = ServerSentEvent | bytes
+
+# esp_stream_next waits in slices this long so that Ctrl-C (handled by Python
+# between C calls) can interrupt a blocked iteration.
+_WAIT_SLICE_MS = 500
+# Async backpressure: pause the transfer when this much body is buffered and
+# not yet consumed, resume once the consumer is below the low mark.
+_PAUSE_ABOVE_BYTES = 1 << 20
+_RESUME_BELOW_BYTES = 256 << 10
+
+
+def _encode_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(name).encode("latin-1"), str(value).encode("latin-1")) for name, value in pairs]
+
+
+def _timeout_ms(timeout: float | None) -> int:
+    """Seconds -> the milliseconds esp_request_opts wants (0: client default)."""
+    if timeout is None:
+        return 0
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+    return max(1, round(timeout * 1000))
+
+
+def build_spec(
+    path: str,
+    *,
+    method: str | None = None,
+    json: Any = None,
+    content: bytes | str | None = None,
+    headers: HeadersArg = None,
+    timeout: float | None = None,
+    retry: bool = True,
+    raw: bool = False,
+) -> RequestSpec:
+    """Encode the keyword arguments of Client.request into a RequestSpec."""
+    encoded = _encode_headers(headers)
+    body: bytes | None
+    if json is not None:
+        if content is not None:
+            raise ValueError("pass either json= or content=, not both")
+        # libesp sends content-type: application/json with any body unless
+        # the caller set another.
+        body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    elif isinstance(content, str):
+        body = content.encode("utf-8")
+    else:
+        body = content
+    flags = (0 if retry else _native.ESP_REQ_NO_RETRY) | (_native.ESP_REQ_STREAM_RAW if raw else 0)
+    return RequestSpec(
+        method=method.upper().encode("ascii") if method else None,
+        path=path.encode("utf-8"),
+        headers=encoded,
+        body=body,
+        timeout_ms=_timeout_ms(timeout),
+        flags=flags,
+    )
+
+
+# ---- asynchronous calls ---------------------------------------------------------
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Resolve a future on its loop, unless the awaiting task gave up."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class AsyncCall:
+    """One esp_request_async call, as seen from the event loop that made it.
+
+    The libesp I/O thread fills it (headers, body items, completion) and the
+    loop drains it. Items go through a locked deque and the loop is woken
+    only when its consumer is actually waiting, so a fast stream costs one
+    call_soon_threadsafe per wait, not per chunk.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, streaming: bool) -> None:
+        self.loop = loop
+        #: False for MODE_WHOLE calls, whose body stays in the response.
+        self.streaming = streaming
+        #: Resolves to the Response: the head (status + headers) for streamed
+        #: calls, the whole response for MODE_WHOLE.
+        self.head: asyncio.Future[Response] = loop.create_future()
+        #: The esp_call handle, once esp_request_async has returned it.
+        self.handle = 0
+        #: The request's C buffers, kept until the call completes.
+        self.keep: list = []
+        self._lock = threading.Lock()
+        self._items: deque = deque()
+        self._buffered = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._finished = False
+        self._error: EspError | None = None
+
+    # -- the I/O thread's side ------------------------------------------------
+
+    def _post(self, fn: Any, *args: Any) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+            return True
+        except RuntimeError:
+            # The loop is closed: nobody is left to tell.
+            return False
+
+    def on_headers(self, head: Response) -> None:
+        self._post(_settle, self.head, head, None)
+
+    def on_item(self, item: StreamItem, size: int) -> None:
+        with self._lock:
+            self._items.append((item, size))
+            self._buffered += size
+            pause = not self._paused and self.handle and self._buffered > _PAUSE_ABOVE_BYTES
+            if pause:
+                self._paused = True
+            waiter, self._waiter = self._waiter, None
+        if pause:
+            _native.backend().call_pause(self.handle, True)
+        if waiter is not None and not self._post(_settle, waiter, None, None):
+            _native.backend().call_cancel(self.handle)
+
+    def on_complete(self, status: int, resp: Response | None, message: str) -> None:
+        error = error_for(status, message) if status < 0 else None
+        if self.streaming and resp is not None and resp.content:
+            # libesp parses SSE only for text/event-stream bodies; any other
+            # body of an event-mode call arrives here, whole.
+            self.on_item(resp.content, len(resp.content))
+        with self._lock:
+            self._finished = True
+            self._error = error
+            waiter, self._waiter = self._waiter, None
+        self.keep = []
+        self._post(_settle, self.head, resp, error)
+        if waiter is not None:
+            self._post(_settle, waiter, None, None)
+
+    # -- the event loop's side --------------------------------------------------
+
+    async def next_item(self) -> Any:
+        """The next body item, or END once the call has completed."""
+        while True:
+            with self._lock:
+                if self._items:
+                    item, size = self._items.popleft()
+                    self._buffered -= size
+                    resume = self._paused and self._buffered < _RESUME_BELOW_BYTES
+                    if resume:
+                        self._paused = False
+                elif self._finished:
+                    if self._error is not None:
+                        raise self._error
+                    return END
+                else:
+                    waiter = self._waiter = self.loop.create_future()
+                    item = None
+            if item is not None:
+                if resume:
+                    _native.backend().call_pause(self.handle, False)
+                return item
+            await waiter
+
+    def cancel(self) -> None:
+        """Cancel the transfer unless it already completed."""
+        if not self._finished and self.handle:
+            _native.backend().call_cancel(self.handle)
+
+
+class _Dispatcher:
+    """Routes the module-level C callbacks to AsyncCall objects by integer id.
+
+    Plain dict operations are atomic under the GIL, so no lock is needed, and
+    none can be left held in a forked child.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[int, AsyncCall] = {}
+        self._ids = itertools.count(1)
+
+    def register(self, call: AsyncCall) -> int:
+        call_id = next(self._ids)
+        self.calls[call_id] = call
+        return call_id
+
+    def headers(self, call_id: int, head: Response) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.on_headers(head)
+
+    def data(self, call_id: int, chunk: bytes) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.on_item(chunk, len(chunk))
+
+    def event(self, call_id: int, event: ServerSentEvent) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.on_item(event, len(event.data))
+
+    def complete(self, call_id: int, status: int, resp: Response | None, message: str) -> None:
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            call.on_complete(status, resp, message)
+
+
+_dispatcher = _Dispatcher()
+_native.set_sink(_dispatcher)
+
+
+def _forget_parent_calls() -> None:
+    # A forked child inherits the parent's pending calls, which will never
+    # complete here; their loops are the parent's.
+    _dispatcher.calls.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_calls)
+
+
+async def start_call(client_handle: int, spec: RequestSpec, mode: int) -> AsyncCall:
+    """Start an esp_request_async call bound to the running loop and wait for
+    its head (for MODE_WHOLE: its whole response, in call.head)."""
+    loop = asyncio.get_running_loop()
+    call = AsyncCall(loop, streaming=mode != MODE_WHOLE)
+    call_id = _dispatcher.register(call)
+    try:
+        call.handle, call.keep = _native.backend().request_async(client_handle, spec, mode, call_id)
+    except BaseException:
+        _dispatcher.calls.pop(call_id, None)
+        raise
+    try:
+        await call.head
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+    return call
+
+
+# ---- streams ------------------------------------------------------------------------
+
+
+class Stream:
+    """A streamed response being read on the calling thread (esp_stream_*).
+
+    Iterating yields ServerSentEvent objects for text/event-stream bodies
+    (bytes chunks for other bodies, or for every body when opened with
+    raw=True). Close it, or use it in a ``with`` block, to cancel a transfer
+    you stop reading; a forgotten stream is closed when garbage-collected.
+    """
+
+    def __init__(self, client: Client, spec: RequestSpec) -> None:
+        backend = _native.backend()
+        self._backend = backend
+        self._handle, head, self._item = backend.stream_open(client.handle, spec)
+        #: The status and headers (no body).
+        self.head: Response = head
+        self._finalizer = weakref.finalize(self, backend.stream_close, self._handle)
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        return self.head.status
+
+    @property
+    def headers(self) -> Headers:
+        """The response headers."""
+        return self.head.headers
+
+    def __iter__(self) -> Iterator[StreamItem]:
+        return self
+
+    def __next__(self) -> StreamItem:
+        while self._finalizer.alive:
+            try:
+                item = self._backend.stream_next(self._handle, _WAIT_SLICE_MS, self._item)
+            except BaseException:
+                self.close()
+                raise
+            if item is AGAIN:
+                continue
+            if item is END:
+                self.close()
+                break
+            return item
+        raise StopIteration
+
+    def read(self) -> bytes:
+        """The rest of a raw body, joined (use iteration for SSE)."""
+        return b"".join(item for item in self if isinstance(item, bytes))
+
+    def close(self) -> None:
+        """Close the stream, cancelling the transfer if it is unfinished."""
+        self._finalizer()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class AsyncStream:
+    """A streamed response read from an asyncio event loop.
+
+    Use ``async with client.astream(...) as stream`` (the request is sent on
+    entry, which returns once the headers are in) and ``async for item in
+    stream``; ``async for item in client.astream(...)`` alone also works.
+    The transfer is paused while more than about 1 MiB is buffered unread.
+    """
+
+    def __init__(self, client: Client, spec: RequestSpec, mode: int) -> None:
+        # The Client itself, not just its handle: the request is sent later,
+        # and the lease must still be held then.
+        self._client = client
+        self._spec = spec
+        self._mode = mode
+        self._call: AsyncCall | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    async def start(self) -> AsyncStream:
+        """Send the request and wait for the headers (idempotent)."""
+        if self._call is None:
+            call = await start_call(self._client.handle, self._spec, self._mode)
+            self._call = call
+            self._finalizer = weakref.finalize(self, call.cancel)
+        return self
+
+    @property
+    def head(self) -> Response:
+        """The status and headers (no body); available once started."""
+        if self._call is None:
+            raise RuntimeError("the stream has not started: use it in 'async with' or iterate it")
+        return self._call.head.result()
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        return self.head.status
+
+    @property
+    def headers(self) -> Headers:
+        """The response headers."""
+        return self.head.headers
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        await self.start()
+        assert self._call is not None
+        try:
+            item = await self._call.next_item()
+        except BaseException:
+            await self.aclose()
+            raise
+        if item is END:
+            raise StopAsyncIteration
+        return item
+
+    async def aread(self) -> bytes:
+        """The rest of a raw body, joined (use iteration for SSE)."""
+        return b"".join([item async for item in self if isinstance(item, bytes)])
+
+    async def aclose(self) -> None:
+        """Cancel the transfer if it is unfinished."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    async def __aenter__(self) -> AsyncStream:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+
+# ---- the client -----------------------------------------------------------------------
+
+
+def _release(backend: Any, handle: int) -> None:
+    backend.client_release(handle)
+
+
+class Client:
+    """A lease on the libesp client for a config.
+
+    Clients with equal configs (key order and defaults do not matter) share
+    one native client and its connection pools; connections are shared per
+    origin even between different configs. Creating a Client is cheap: make
+    one per agent, per request or per process, as suits the code.
+
+    ``config`` is the JSON config of include/esp.h as a dict; keyword
+    arguments are merged into it, so ``Client(provider="anthropic",
+    api_key_env="ANTHROPIC_API_KEY")`` works. libesp validates it and raises
+    ConfigError naming any bad key.
+
+    A Client may be used from any thread and any asyncio event loop. Close it
+    with close() / aclose() or a ``with`` / ``async with`` block; a forgotten
+    Client releases its lease when garbage-collected. Closing never cuts off
+    a request already in flight.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        merged = dict(config or {})
+        merged.update(kwargs)
+        backend = _native.backend()
+        self._handle = backend.client_get(_json.dumps(merged).encode("utf-8"))
+        self._finalizer = weakref.finalize(self, _release, backend, self._handle)
+
+    @property
+    def handle(self) -> int:
+        """The esp_client lease handle (for passing to other libesp users)."""
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+        return not self._finalizer.alive
+
+    def request(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: HeadersArg = None,
+        timeout: float | None = None,
+        retry: bool = True,
+    ) -> Response:
+        """Send a request and return the whole response, blocking this thread
+        (other Python threads run meanwhile).
+
+        ``path`` is relative to the config's base_url, or an absolute URL.
+        ``method`` defaults to GET, or POST when there is a body. ``json`` is
+        serialized; ``content`` is sent as is (with content-type
+        application/json unless ``headers`` says otherwise).
+        ``timeout`` is the whole request in seconds (None: the config's
+        timeout_ms). ``retry=False`` sends it once whatever max_retries says.
+        Raises an EspError subclass on transport failures; HTTP error
+        statuses are returned as responses.
+        """
+        spec = build_spec(
+            path, method=method, json=json, content=content, headers=headers, timeout=timeout, retry=retry
+        )
+        return _native.backend().request(self._handle, spec)
+
+    def stream(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: HeadersArg = None,
+        timeout: float | None = None,
+        retry: bool = True,
+        raw: bool = False,
+    ) -> Stream:
+        """Send a request and return a Stream once the headers are in.
+
+        Iterate it for ServerSentEvent objects (text/event-stream bodies) or
+        bytes chunks (other bodies, or every body with ``raw=True``). Other
+        arguments as for request().
+        """
+        spec = build_spec(
+            path,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            retry=retry,
+            raw=raw,
+        )
+        return Stream(self, spec)
+
+    async def arequest(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: HeadersArg = None,
+        timeout: float | None = None,
+        retry: bool = True,
+    ) -> Response:
+        """request() for asyncio: never blocks the event loop and works on
+        whichever loop awaits it. Cancelling the awaiting task cancels the
+        transfer."""
+        spec = build_spec(
+            path, method=method, json=json, content=content, headers=headers, timeout=timeout, retry=retry
+        )
+        call = await start_call(self._handle, spec, MODE_WHOLE)
+        return call.head.result()
+
+    def astream(
+        self,
+        path: str,
+        *,
+        method: str | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: HeadersArg = None,
+        timeout: float | None = None,
+        retry: bool = True,
+        raw: bool = False,
+    ) -> AsyncStream:
+        """stream() for asyncio: ``async with client.astream(...) as s:
+        async for event in s``. Arguments as for stream()."""
+        spec = build_spec(
+            path,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            retry=retry,
+            raw=raw,
+        )
+        return AsyncStream(self, spec, MODE_RAW if raw else MODE_EVENTS)
+
+    def stats(self) -> dict[str, Any]:
+        """This client's libesp stats (origins, requests, connections,
+        latency) as a dict."""
+        return _json.loads(_native.backend().client_stats(self._handle))
+
+    def close(self) -> None:
+        """Release the lease. Requests in flight finish; the shared native
+        client lingers for idle_ttl_ms in case another lease comes. Calling
+        it again does nothing."""
+        self._finalizer()
+
+    async def aclose(self) -> None:
+        """close(), for ``async with`` and symmetry with async libraries:
+        releasing a lease never waits, so no event loop is needed."""
+        self.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"handle={self._handle:#x}"
+        return f"<esp.Client {state}>"
