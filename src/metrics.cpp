@@ -55,15 +55,8 @@ namespace {
 uint64_t load(const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); }
 int64_t load(const std::atomic<int64_t> &a) { return a.load(std::memory_order_relaxed); }
 
-void kv(std::string &out, const char *key, uint64_t v) {
-  out += '"';
-  out += key;
-  out += "\":";
-  out += std::to_string(v);
-  out += ',';
-}
-
-void kv(std::string &out, const char *key, int64_t v) {
+template <class Number>
+void kv(std::string &out, const char *key, Number v) {
   out += '"';
   out += key;
   out += "\":";
