@@ -124,6 +124,7 @@ class Transfer {
   bool will_retry = false;        // this attempt's body is withheld: retrying
   bool too_large = false;
   bool silent_resend = false;
+  int sends = 0;                  // times libcurl sent this attempt's request
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -133,7 +134,7 @@ class Transfer {
  private:
   static size_t on_header(char *p, size_t size, size_t n, void *self);
   static size_t on_write(char *p, size_t size, size_t n, void *self);
-  static int on_debug(CURL *, curl_infotype type, char *p, size_t n, void *self);
+  static int on_prereq(void *self, char *, char *, int, int);
   void headers_complete();
   bool status_retryable(int status) const;
 };
