@@ -164,32 +164,36 @@ int64_t retry_after_us(const esp_response &r) {
 
 HeaderLine parse_header_line(const char *p, size_t len) {
   HeaderLine out;
-  std::string line(p, len);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  if (line.compare(0, 5, "HTTP/") == 0) {
+  const char *end = p + len;
+  while (end > p && (end[-1] == '\n' || end[-1] == '\r')) --end;
+  len = static_cast<size_t>(end - p);
+  if (len >= 5 && std::memcmp(p, "HTTP/", 5) == 0) {
     out.kind = HeaderLine::kStatus;
-    size_t sp = line.find(' ');
-    long code = sp == std::string::npos ? 0 : std::strtol(line.c_str() + sp + 1, nullptr, 10);
-    out.status = code >= 0 && code <= 999 ? static_cast<int>(code) : 0;
+    const char *sp = static_cast<const char *>(std::memchr(p, ' ', len));
+    int code = 0;
+    for (const char *d = sp ? sp + 1 : end; d < end && *d >= '0' && *d <= '9' && code <= 999; ++d)
+      code = code * 10 + (*d - '0');
+    out.status = code <= 999 ? code : 0;
     return out;
   }
-  if (line.empty()) {
+  if (len == 0) {
     out.kind = HeaderLine::kEnd;
     return out;
   }
-  size_t colon = line.find(':');
-  if (colon == std::string::npos || colon == 0) return out;  // obsolete folding or junk: skip
+  const char *colon = static_cast<const char *>(std::memchr(p, ':', len));
+  if (!colon || colon == p) return out;  // obsolete folding or junk: skip
   // A NUL would cut the name or value short for every C caller (and hide
   // the values joined after it): such a line is junk too.
-  if (line.find('\0') != std::string::npos) return out;
+  if (std::memchr(p, '\0', len)) return out;
   out.kind = HeaderLine::kField;
-  out.name = line.substr(0, colon);
-  for (char &c : out.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  size_t v = colon + 1;
-  while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
-  size_t e = line.size();
-  while (e > v && (line[e - 1] == ' ' || line[e - 1] == '\t')) --e;
-  out.value = line.substr(v, e - v);
+  out.name.assign(p, colon);
+  for (char &c : out.name)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+  const char *v = colon + 1;
+  while (v < end && (*v == ' ' || *v == '\t')) ++v;
+  const char *e = end;
+  while (e > v && (e[-1] == ' ' || e[-1] == '\t')) --e;
+  out.value.assign(v, e);
   return out;
 }
 
