@@ -15,7 +15,7 @@ namespace esp {
 
 namespace {
 
-thread_local bool t_on_io_thread = false;
+thread_local const Engine *t_io_engine = nullptr;  // the engine whose I/O thread this is
 
 // Connection-level failures and 5xx count against an origin's breaker.
 bool counts_as_failure(int status, const esp_response *resp) {
@@ -47,7 +47,7 @@ const char *breaker_state_name(BreakerState s) {
   }
 }
 
-bool Engine::on_io_thread() { return t_on_io_thread; }
+bool Engine::on_io_thread() { return t_io_engine != nullptr; }
 
 Engine::Engine() {
   multi_ = curl_multi_init();
@@ -156,6 +156,9 @@ void Engine::post(Command cmd) {
 }
 
 void Engine::wake_driver_locked() {
+  // From a callback on this engine's own I/O thread the driver is awake
+  // already and takes the command on its next round: no wake-up syscall.
+  if (t_io_engine == this && io_driving_) return;
   if (io_driving_ || leader_driving_)
     curl_multi_wakeup(multi_);
   else
@@ -165,7 +168,7 @@ void Engine::wake_driver_locked() {
 // ---- the I/O thread ------------------------------------------------------------
 
 void Engine::io_loop() {
-  t_on_io_thread = true;
+  t_io_engine = this;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     io_cv_.wait(lock, [&] { return stopping_ || (!leader_driving_ && (live_ > 0 || !commands_.empty())); });
@@ -272,7 +275,6 @@ long Engine::poll_timeout_ms() {
 
 void Engine::start(const std::shared_ptr<Transfer> &t) {
   owned_[t.get()] = t;
-  t->engine = this;
   if (t->cancel_requested.load()) {
     finish(t.get(), ESP_ECANCELLED, "cancelled by esp_call_cancel");
     return;
