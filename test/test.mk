@@ -52,3 +52,11 @@ test-install: lib
 
 test-fork-python: lib
 	test/mock/with-mock.sh python3 test/fork_ctypes.py $(CURDIR)/$(B)/libesp.so
+
+# The soak of the C suite, for as long as asked (default 2 minutes):
+# RSS and open descriptors must stay flat.
+SOAK_SECONDS ?= 120
+soak: $(B)/esp_tests
+	ESP_ROOT=$(CURDIR) ESP_SOAK_SECONDS=$(SOAK_SECONDS) $(B)/esp_tests --gtest_filter='Soak.*' \
+	  --gtest_output=xml:$(B)/soak.xml
+	@grep -o 'name="soak_requests" value="[0-9]*"' $(B)/soak.xml
