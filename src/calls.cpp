@@ -37,7 +37,7 @@ class CallbackSink : public Sink {
 
   void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
     calls().remove(t.call_handle);  // cancel from now on: ESP_EHANDLE
-    set_last_error(error.c_str());   // on_complete may read esp_last_error()
+    if (status != ESP_OK) set_last_error(error.c_str());  // on_complete may read esp_last_error()
     cb_.on_complete(user_, status, resp.release());
   }
 

@@ -3,22 +3,28 @@
 #include <strings.h>
 
 void esp_response::index_headers() {
-  merged.clear();
-  for (const auto &h : headers) {
-    bool found = false;
-    for (auto &m : merged) {
-      if (m.first == h.first) {
-        m.second += ", " + h.second;
-        found = true;
-        break;
-      }
+  repeated.clear();
+  for (size_t i = 0; i < headers.size(); ++i) {
+    const std::string &name = headers[i].first;
+    bool seen_before = false;
+    for (size_t j = 0; j < i && !seen_before; ++j) seen_before = headers[j].first == name;
+    if (seen_before) continue;
+    std::string joined;
+    bool again = false;
+    for (size_t j = i + 1; j < headers.size(); ++j) {
+      if (headers[j].first != name) continue;
+      if (!again) joined = headers[i].second;
+      again = true;
+      joined += ", " + headers[j].second;
     }
-    if (!found) merged.push_back(h);
+    if (again) repeated.emplace_back(name, std::move(joined));
   }
 }
 
 const char *esp_response::header(const char *name) const {
-  for (const auto &m : merged)
-    if (strcasecmp(m.first.c_str(), name) == 0) return m.second.c_str();
+  for (const auto &r : repeated)
+    if (strcasecmp(r.first.c_str(), name) == 0) return r.second.c_str();
+  for (const auto &h : headers)
+    if (strcasecmp(h.first.c_str(), name) == 0) return h.second.c_str();
   return nullptr;
 }

@@ -11,16 +11,17 @@ struct esp_response {
   int attempts = 1;
   std::string body;
   esp::HeaderList headers;  // names in lower case, arrival order
-  esp::HeaderList merged;   // one entry per name, repeated values joined with ", "
+  esp::HeaderList repeated;  // names that came more than once, values joined with ", "
 
   void reset() {
     status = 0;
     http_version = 0;
     body.clear();
     headers.clear();
-    merged.clear();
+    repeated.clear();
   }
-  // Builds `merged`; call once the header block is complete.
+  // Builds `repeated`; call once the header block is complete. Most
+  // responses repeat no header, and then this allocates nothing.
   void index_headers();
   const char *header(const char *name) const;
 };

@@ -19,7 +19,7 @@ esp_response *copy_head(const esp_response &r) {
   out->http_version = r.http_version;
   out->attempts = r.attempts;
   out->headers = r.headers;
-  out->merged = r.merged;
+  out->repeated = r.repeated;
   return out;
 }
 

@@ -5,7 +5,8 @@
 // does, a blank line ends the block with index_headers(), and the retry
 // hints are read with esp::retry_after_us. Invariants: names are lower case
 // and non-empty, values carry no surrounding blanks, every field can be
-// looked up by name in any case, repeated names are joined with ", ".
+// looked up by name in any case (the C API sees whole names and values: no
+// NUL inside), repeated names are joined with ", ".
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
@@ -27,19 +28,17 @@ void check_block(esp_response &r) {
     if (!h.second.empty() && (h.second.front() == ' ' || h.second.front() == '\t' ||
                               h.second.back() == ' ' || h.second.back() == '\t'))
       std::abort();
-    // A NUL inside a name truncates it for any C caller: nothing to look up.
-    if (h.first.find('\0') != std::string::npos) continue;
+    // A NUL would cut names and values short for C callers: never kept.
+    if (h.first.find('\0') != std::string::npos || h.second.find('\0') != std::string::npos) std::abort();
     const char *v = r.header(h.first.c_str());
     if (!v || std::strstr(v, h.second.c_str()) == nullptr) std::abort();
     std::string upper = h.first;
     for (char &c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     if (r.header(upper.c_str()) != v) std::abort();
   }
-  size_t joined = 0;
-  for (const auto &m : r.merged) joined += m.second.size();
-  size_t raw = 0;
-  for (const auto &h : r.headers) raw += h.second.size();
-  if (joined < raw) std::abort();
+  // A repeated name answers with every value, joined.
+  for (const auto &m : r.repeated)
+    if (r.header(m.first.c_str()) != m.second.c_str()) std::abort();
   int64_t hint = esp::retry_after_us(r);
   if (hint < -1 || hint > int64_t{86400} * 1000000) std::abort();
 }

@@ -1,0 +1,81 @@
+// Units compiled into the test binary from src/: the SSE parser against the
+// WHATWG rules, and response-header lookup.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "response.h"
+#include "sse.h"
+
+namespace {
+
+struct Ev {
+  std::string event, data, id;
+  int64_t retry;
+  bool operator==(const Ev &o) const {
+    return event == o.event && data == o.data && id == o.id && retry == o.retry;
+  }
+};
+
+std::vector<Ev> parse(const std::string &text, size_t chunk = 0) {
+  esp::SseParser p;
+  std::vector<Ev> out;
+  auto emit = [&](const esp_sse_event &e) { out.push_back({e.event, std::string(e.data, e.data_len), e.id, e.retry_ms}); };
+  if (chunk == 0) {
+    p.feed(text.data(), text.size(), emit);
+  } else {
+    for (size_t at = 0; at < text.size(); at += chunk) p.feed(text.data() + at, std::min(chunk, text.size() - at), emit);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Sse, LineEndsMultiLineDataCommentsAndFields) {
+  const std::string text =
+      "\xEF\xBB\xBF: a comment\r\n"
+      "data: first\n\n"
+      "event: delta\r"
+      "data: line one\r\n"
+      "data:line two\n"
+      "id: 42\n"
+      "retry: 1500\n"
+      "\n"
+      "data: [DONE]\n\n";
+  auto evs = parse(text);
+  ASSERT_EQ(evs.size(), 3u);
+  EXPECT_EQ(evs[0], (Ev{"message", "first", "", -1}));
+  EXPECT_EQ(evs[1], (Ev{"delta", "line one\nline two", "42", 1500}));
+  EXPECT_EQ(evs[2], (Ev{"message", "[DONE]", "42", -1}));  // the last id sticks
+}
+
+TEST(Sse, AnyChunkingGivesTheSameEvents) {
+  std::string text;
+  for (int i = 0; i < 50; ++i)
+    text += "event: e" + std::to_string(i % 3) + "\r\ndata: {\"i\":" + std::to_string(i) + "}\r\n\r\n";
+  const auto whole = parse(text);
+  ASSERT_EQ(whole.size(), 50u);
+  for (size_t chunk : {1u, 2u, 3u, 7u, 64u}) EXPECT_EQ(parse(text, chunk), whole) << chunk;
+}
+
+TEST(Sse, EdgeCasesFromTheSpecification) {
+  EXPECT_TRUE(parse("data: never ended").empty());  // no blank line: never dispatched
+  EXPECT_TRUE(parse("event: x\n\n").empty());       // no data: nothing to dispatch
+  EXPECT_EQ(parse("data\n\n")[0].data, "");         // a field name alone
+  EXPECT_EQ(parse("data:  two spaces\n\n")[0].data, " two spaces");  // only one space is eaten
+  EXPECT_EQ(parse("retry: 12a\ndata: x\n\n")[0].retry, -1);         // not all digits: ignored
+  EXPECT_EQ(parse("unknown: y\ndata: x\n\n").size(), 1u);
+  EXPECT_EQ(parse("data: a\n\ndata: b\r\rdata: c\r\n\r\n").size(), 3u);
+}
+
+TEST(Response, HeadersLookUpCaseInsensitivelyAndJoinRepeats) {
+  esp_response r;
+  r.headers = {{"content-type", "application/json"}, {"set-cookie", "a=1"}, {"x-one", "1"}, {"set-cookie", "b=2"}};
+  r.index_headers();
+  EXPECT_STREQ(r.header("Content-Type"), "application/json");
+  EXPECT_STREQ(r.header("SET-COOKIE"), "a=1, b=2");
+  EXPECT_STREQ(r.header("x-one"), "1");
+  EXPECT_EQ(r.header("x-none"), nullptr);
+  EXPECT_EQ(r.repeated.size(), 1u);
+}
