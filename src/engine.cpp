@@ -70,7 +70,7 @@ Engine::Engine() {
 
 Engine::~Engine() {
   stop();
-  for (CURL *e : idle_easies_) curl_easy_cleanup(e);
+  for (IdleEasy &i : idle_easies_) curl_easy_cleanup(i.easy);
   curl_multi_cleanup(multi_);
   curl_share_cleanup(share_);
 }
@@ -373,14 +373,14 @@ void Engine::connection_ready(Transfer &t) {
 }
 
 void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
-  CURL *e = idle_easies_.empty() ? curl_easy_init() : idle_easies_.back();
-  if (!idle_easies_.empty()) idle_easies_.pop_back();
+  bool set_up = false;
+  CURL *e = take_easy(t->client->id, &set_up);
   if (!e) {
     finish(t.get(), ESP_ENOMEM, "could not create a curl easy handle");
     return;
   }
   int64_t now = now_us();
-  t->prepare_attempt(e, share_, now);
+  t->prepare_attempt(e, share_, now, set_up);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Engine::close_socket);
@@ -390,7 +390,7 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
   if (rc != CURLM_OK) {
     t->easy = nullptr;
     curl_easy_reset(e);
-    idle_easies_.push_back(e);
+    idle_easies_.push_back({e, 0});
     finish(t.get(), ESP_EINTERNAL, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
     return;
   }
@@ -400,12 +400,35 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
   if (cfg.idle_timeout_ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + cfg.idle_timeout_ms * 1000);
 }
 
-void Engine::detach_easy(Transfer *t) {
+void Engine::detach_easy(Transfer *t, bool completed_ok) {
   if (!t->easy) return;
   curl_multi_remove_handle(multi_, t->easy);
-  curl_easy_reset(t->easy);
-  idle_easies_.push_back(t->easy);
+  // A handle stopped midway, paused, or by a failure starts afresh next time.
+  uint64_t keep_for = t->client->id;
+  if (!completed_ok || t->user_paused || t->reader_paused) {
+    curl_easy_reset(t->easy);
+    keep_for = 0;
+  }
+  idle_easies_.push_back({t->easy, keep_for});
   t->easy = nullptr;
+}
+
+CURL *Engine::take_easy(uint64_t client_id, bool *set_up_for_client) {
+  // The most recently used handles are at the back: look at a few.
+  const size_t n = idle_easies_.size();
+  for (size_t i = n; i > 0 && i + 8 > n; --i) {
+    if (idle_easies_[i - 1].client_id != client_id) continue;
+    CURL *e = idle_easies_[i - 1].easy;
+    idle_easies_.erase(idle_easies_.begin() + static_cast<std::ptrdiff_t>(i - 1));
+    *set_up_for_client = true;
+    return e;
+  }
+  *set_up_for_client = false;
+  if (n == 0) return curl_easy_init();
+  IdleEasy last = idle_easies_.back();
+  idle_easies_.pop_back();
+  if (last.client_id != 0) curl_easy_reset(last.easy);
+  return last.easy;
 }
 
 void Engine::release_slot(Transfer *t) {
@@ -424,7 +447,7 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
     t->timeout_kind = kind;
     t->last_error = why;
   }
-  detach_easy(t);
+  detach_easy(t, status == ESP_OK && kind == TimeoutKind::kNone);
   release_slot(t);
   bool failure = counts_as_failure(status, t->resp.get());
   int64_t delay = t->retry_delay_us(status, now);
@@ -477,7 +500,7 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
   if (it == owned_.end()) return;
   std::shared_ptr<Transfer> keep = std::move(it->second);
   owned_.erase(it);
-  detach_easy(t);
+  detach_easy(t, false);
   release_slot(t);
   if (t->queued_since_us) {
     t->queued_since_us = 0;

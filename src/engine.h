@@ -117,19 +117,25 @@ class Engine {
   // Admits waiting transfers while the origin has room.
   void pump(Origin &o);
   int64_t slot_limit(const Origin &o, const Transfer &t) const;
-  void detach_easy(Transfer *t);
+  // Takes t's handle out of the multi, back to the pool.
+  void detach_easy(Transfer *t, bool completed_ok);
   void finish(Transfer *t, int status, const std::string &error);
   void breaker_record(Transfer *t, bool failure);
   void check_timers();
   long poll_timeout_ms();
-  CURL *take_easy();
+  // A pooled easy handle, preferably one last set up for this client.
+  CURL *take_easy(uint64_t client_id, bool *set_up_for_client);
 
   static curl_socket_t open_socket(void *origin, curlsocktype purpose, struct curl_sockaddr *addr);
   static int close_socket(void *origin, curl_socket_t fd);
 
   CURLM *multi_ = nullptr;
   CURLSH *share_ = nullptr;
-  std::vector<CURL *> idle_easies_;
+  struct IdleEasy {
+    CURL *easy;
+    uint64_t client_id;  // whose settings it carries; 0: none (reset)
+  };
+  std::vector<IdleEasy> idle_easies_;
 
   std::mutex mu_;  // guards the fields up to drive_mu_
   std::condition_variable io_cv_;

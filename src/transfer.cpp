@@ -273,7 +273,7 @@ Transfer::Transfer(std::shared_ptr<Client> c, RequestSpec s, std::unique_ptr<Sin
 
 Transfer::~Transfer() { curl_slist_free_all(spec.headers); }
 
-void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now) {
+void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
   const ClientConfig &cfg = client->config;
   easy = e;
   ++attempts;
@@ -286,52 +286,57 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now) {
   errbuf[0] = '\0';
   resp->reset();
 
+  if (!set_up_for_client) {
+    // What depends on the client's config only: kept on the pooled handle
+    // for the client's next transfers.
+    curl_easy_setopt(e, CURLOPT_SHARE, share);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout_ms));
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
+    // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
+    curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+    if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
+    if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
+    if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
+    curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
+    // libcurl's silent resend on a dead reused connection sends the request a
+    // second time within one attempt: the pre-request callback sees it.
+    // (Detecting it from CURLOPT_VERBOSE debug text cost 6 % of a request.)
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
+  }
   curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, this);
-  curl_easy_setopt(e, CURLOPT_SHARE, share);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, spec.headers);
   if (spec.method == "GET") {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);  // also undoes a previous POST or HEAD
   } else if (spec.method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec.body.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec.body.size()));
-    if (spec.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, spec.method.c_str());
   }
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                   cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                   spec.method == "GET" || spec.method == "HEAD" || spec.method == "POST" ? nullptr
+                                                                                           : spec.method.c_str());
   // Waiting for a connection to multiplex on only pays over TLS with HTTP/2;
   // on plain HTTP/1.1 it queues requests behind a busy connection.
   const bool multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, multiplexable ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
-  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout_ms));
   int64_t remaining_ms = std::max<int64_t>(1, (deadline_us - now) / 1000);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining_ms));
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
-  // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
-  curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
-  if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
-  if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
-  if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
-  curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
-  if (cfg.max_response_bytes > 0)
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
-  // libcurl's silent resend on a dead reused connection sends the request a
-  // second time within one attempt: the pre-request callback sees it.
-  // (Detecting it from CURLOPT_VERBOSE debug text cost 6 % of a request.)
-  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, this);
   client->stats.add(client->stats.attempts);
   if (origin) origin->stats.add(origin->stats.attempts);

@@ -77,8 +77,9 @@ class Transfer {
   Transfer &operator=(const Transfer &) = delete;
 
   // ---- set up and read back one attempt (driver thread only) ----
-  // Configures `easy` for the next attempt; `share` carries DNS and TLS sessions.
-  void prepare_attempt(CURL *easy, CURLSH *share, int64_t now_us);
+  // Configures `easy` for the next attempt; `share` carries DNS and TLS
+  // sessions. A handle last used by this client keeps its client settings.
+  void prepare_attempt(CURL *easy, CURLSH *share, int64_t now_us, bool set_up_for_client);
   // Reads what the attempt's easy handle learnt; returns the ESP status of
   // the attempt (ESP_OK when an HTTP response arrived).
   int finish_attempt(CURLcode code, int64_t now_us);
