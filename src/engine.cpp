@@ -84,14 +84,14 @@ bool Engine::stop(int64_t timeout_ms) {
       io_cv_.notify_all();
     }
   }
-  if (!io_.joinable()) return true;
   {
     std::unique_lock<std::mutex> lock(mu_);
     bool done = io_exited_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms < 0 ? INT64_MAX / 2000000 : timeout_ms),
                                        [&] { return io_exited_; });
     if (!done) return false;
   }
-  io_.join();
+  std::lock_guard<std::mutex> joining(join_mu_);  // two esp_shutdown calls may race here
+  if (io_.joinable()) io_.join();
   return true;
 }
 

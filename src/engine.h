@@ -159,6 +159,7 @@ class Engine {
   std::set<curl_socket_t> sockets_;
   std::atomic<int64_t> sockets_open_{0};
 
+  std::mutex join_mu_;
   std::thread io_;
 };
 

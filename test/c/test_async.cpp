@@ -426,3 +426,20 @@ TEST(Cancel, PreparedCallRunsBlockingAndCancelsFromAnotherThread) {
   EXPECT_EQ(get(lease.handle, "models").status, 200);
   EXPECT_EQ(stat({"calls_live"}), 0);
 }
+
+TEST(Cancel, ConcurrentShutdownsAreSafe) {
+  Lease lease(mock().config());
+  std::vector<Call> calls(50);
+  for (auto &c : calls) ASSERT_EQ(start(lease.handle, c, "models", nullptr, {{"x-mock-delay-ms", "2000"}}), ESP_OK);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&] { ok += esp_shutdown(5000) == ESP_OK; });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(ok.load(), 4);
+  for (auto &c : calls) {
+    ASSERT_TRUE(c.wait(1));
+    EXPECT_EQ(c.completions.load(), 1);
+  }
+  Lease again(mock().config());
+  EXPECT_EQ(get(again.handle, "models").status, 200);
+}
