@@ -402,7 +402,9 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
 
 void Engine::detach_easy(Transfer *t, bool completed_ok) {
   if (!t->easy) return;
+  aborting_ = !completed_ok;  // a transfer removed unfinished closes its connection
   curl_multi_remove_handle(multi_, t->easy);
+  aborting_ = false;
   // A handle stopped midway, paused, or by a failure starts afresh next time.
   uint64_t keep_for = t->client->id;
   if (!completed_ok || t->user_paused || t->reader_paused) {
@@ -602,6 +604,7 @@ int Engine::close_socket(void *clientp, curl_socket_t fd) {
   o->sockets_open.fetch_sub(1, std::memory_order_relaxed);
   o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
+  if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
   e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(e->sockets_mu_);

@@ -42,6 +42,10 @@ struct Origin {
   Counters stats;
   std::atomic<int64_t> sockets_open{0};
   std::atomic<uint64_t> sockets_closed{0};
+  // Of those: closed by libesp stopping a transfer midway (cancel, first-byte
+  // or idle timeout, shutdown); the rest closed by libcurl (the server closed
+  // it, an error, too old to reuse, the cache full).
+  std::atomic<uint64_t> sockets_closed_aborted{0};
   std::atomic<int> breaker_state{0};  // BreakerState, readable by stats
 
   // Driver only.
@@ -148,6 +152,7 @@ class Engine {
   std::condition_variable io_exited_cv_;
 
   std::mutex drive_mu_;  // held by the thread driving the multi
+  bool aborting_ = false;  // driver only: a transfer is being stopped midway
   std::unordered_map<Transfer *, std::shared_ptr<Transfer>> owned_;  // driver only
   int64_t next_timer_us_ = 0;  // earliest deadline among owned_, 0: none
   std::vector<Origin *> to_pump_;  // origins whose capacity grew inside a libcurl callback

@@ -24,8 +24,13 @@ void client_json(const ClientState &s, std::string &out) {
 }
 
 void origin_json(const Origin &o, std::string &out) {
+  const uint64_t aborted = o.sockets_closed_aborted.load();  // first: it never exceeds the total
+  const uint64_t closed = o.sockets_closed.load();
   out += "{\"origin\":" + quoted(o.label) + ",\"sockets_open\":" + std::to_string(o.sockets_open.load()) +
-         ",\"connections_closed\":" + std::to_string(o.sockets_closed.load()) + ",\"breaker\":" +
+         ",\"connections_closed\":" + std::to_string(closed) +
+         ",\"connections_closed_by_reason\":{\"aborted\":" + std::to_string(aborted) +
+         ",\"by_libcurl\":" + std::to_string(closed - aborted) +
+         "},\"breaker\":" +
          quoted(breaker_state_name(static_cast<BreakerState>(o.breaker_state.load()))) + ",";
   counters_json(o.stats, out);
   out += "}";
@@ -125,16 +130,30 @@ std::string prometheus_text() {
   std::vector<LabelledCounters> origins;
   std::vector<std::pair<std::string, int64_t>> sockets;
   std::vector<std::pair<std::string, int>> breakers;
+  struct Closed {
+    std::string labels;
+    uint64_t total, aborted;
+  };
+  std::vector<Closed> closed;
   for (auto &e : engines)
     e->for_each_origin([&](const Origin &o) {
       std::string labels = "origin=\"" + prom_escape(o.label) + "\"";
       origins.push_back({labels, &o.stats});
       sockets.emplace_back(labels, o.sockets_open.load());
       breakers.emplace_back(labels, o.breaker_state.load());
+      const uint64_t aborted = o.sockets_closed_aborted.load();  // first: it never exceeds the total
+      closed.push_back({labels, o.sockets_closed.load(), aborted});
     });
   counters_prometheus("esp_origin_", origins, out);
   out += "# HELP esp_origin_sockets_open Connections open now.\n# TYPE esp_origin_sockets_open gauge\n";
   for (auto &s : sockets) out += "esp_origin_sockets_open{" + s.first + "} " + std::to_string(s.second) + "\n";
+  out += "# HELP esp_origin_connections_closed_total Connections closed, by reason.\n"
+         "# TYPE esp_origin_connections_closed_total counter\n";
+  for (auto &c : closed) {
+    out += "esp_origin_connections_closed_total{" + c.labels + ",reason=\"aborted\"} " + std::to_string(c.aborted) + "\n";
+    out += "esp_origin_connections_closed_total{" + c.labels + ",reason=\"by_libcurl\"} " +
+           std::to_string(c.total - c.aborted) + "\n";
+  }
   out += "# HELP esp_origin_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
          "# TYPE esp_origin_breaker_state gauge\n";
   for (auto &b : breakers) out += "esp_origin_breaker_state{" + b.first + "} " + std::to_string(b.second) + "\n";

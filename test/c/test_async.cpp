@@ -313,6 +313,8 @@ TEST(Cancel, BeforeStartMidHeadersMidStreamAndAfterCompletion) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(get(lease.handle, "models").status, 200);
   EXPECT_LE(stat({"sockets_open"}), sockets_before);
   EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "outcomes", "cancelled"}), 3);
+  // The cancelled transfers that had a connection closed it: counted as aborted.
+  EXPECT_GE(json_number(client_stats(lease.handle), {"origin_stats", "connections_closed_by_reason", "aborted"}), 2);
 }
 
 TEST(Cancel, ShutdownWithFiveHundredCallsInFlightCompletesEveryOne) {
