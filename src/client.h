@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string>
 
+struct curl_slist;
+
 #include "config.h"
 #include "metrics.h"
 
@@ -23,12 +25,18 @@ struct Client {
   // a forked child).
   std::shared_ptr<Engine> engine();
 
+  // The client's default header lines (auth, provider, user defaults,
+  // User-Agent, no Expect), built once; requests end their lists in it.
+  struct curl_slist *default_header_list() const;
+
   const ClientConfig config;
   const uint64_t id;
   const std::string label;  // config name, or "client-<id>"
   Counters stats;
 
  private:
+  mutable std::once_flag default_headers_once_;
+  mutable struct curl_slist *default_headers_ = nullptr;
   std::mutex engine_mu_;
   std::shared_ptr<Engine> own_engine_;
   uint64_t own_engine_fork_gen_ = 0;

@@ -1,5 +1,7 @@
 #include "registry.h"
 
+#include <curl/curl.h>
+
 #include <cstring>
 
 #include "engine.h"
@@ -24,7 +26,7 @@ Client::Client(ClientConfig cfg, uint64_t client_id)
     : config(std::move(cfg)), id(client_id),
       label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name) {}
 
-Client::~Client() = default;
+Client::~Client() { curl_slist_free_all(default_headers_); }
 
 std::shared_ptr<Engine> Client::engine() {
   if (!config.isolate) return shared_engine();

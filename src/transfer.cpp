@@ -244,24 +244,41 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   }
 
   spec.retry_allowed = !(req.flags & ESP_REQ_NO_RETRY) && cfg.max_retries > 0;
+  // The request's own lines first; then the client's shared default lines,
+  // unless the request overrides one of them (then its own full copy).
+  bool overrides = false;
+  for (const auto &h : user)
+    overrides = overrides || header_named(cfg.default_headers, h.first.c_str()) ||
+                strcasecmp(h.first.c_str(), "User-Agent") == 0 || strcasecmp(h.first.c_str(), "Expect") == 0;
   SlistBuilder list;
-  for (const auto &h : cfg.default_headers)
-    if (!header_named(user, h.first.c_str())) list.add(h.first + ": " + h.second);
+  if (overrides)
+    for (const auto &h : cfg.default_headers)
+      if (!header_named(user, h.first.c_str())) list.add(h.first + ": " + h.second);
   for (const auto &h : user) list.add(h.second.empty() ? h.first + ";" : h.first + ": " + h.second);
   if (has_body && !header_named(user, "Content-Type") && !header_named(cfg.default_headers, "Content-Type"))
     list.add("Content-Type: application/json");
-  if (!header_named(user, "User-Agent") && !header_named(cfg.default_headers, "User-Agent"))
+  if (overrides && !header_named(user, "User-Agent") && !header_named(cfg.default_headers, "User-Agent"))
     list.add("User-Agent: libesp/" ESP_VERSION_STRING);
   if (spec.retry_allowed && spec.method == "POST" && !cfg.idempotency_header.empty() &&
       !header_named(user, cfg.idempotency_header.c_str()) &&
       !header_named(cfg.default_headers, cfg.idempotency_header.c_str()))
     list.add(cfg.idempotency_header + ": " + idempotency_key());
-  list.add("Expect:");  // no 100-continue round trip on large bodies
+  if (overrides && !header_named(user, "Expect")) list.add("Expect:");  // no 100-continue round trip
+  if (!overrides) {
+    spec.shared_tail = client.default_header_list();
+    if (!list.list) {
+      spec.headers = spec.shared_tail;
+    } else {
+      struct curl_slist *last = list.list;
+      while (last->next) last = last->next;
+      last->next = spec.shared_tail;
+    }
+  }
 
   if (has_body) spec.body.assign(static_cast<const char *>(req.body), req.body_len);
   spec.timeout_ms = req.timeout_ms > 0 ? req.timeout_ms : cfg.timeout_ms;
   spec.flags = req.flags;
-  spec.headers = list.release();
+  if (list.list) spec.headers = list.release();
   return spec;
 }
 
@@ -271,7 +288,30 @@ Transfer::Transfer(std::shared_ptr<Client> c, RequestSpec s, std::unique_ptr<Sin
   deadline_us = submitted_us + spec.timeout_ms * 1000;
 }
 
-Transfer::~Transfer() { curl_slist_free_all(spec.headers); }
+Transfer::~Transfer() {
+  if (spec.shared_tail) {  // the client's lines end the list: free only ours
+    if (spec.headers == spec.shared_tail) return;
+    struct curl_slist *last = spec.headers;
+    while (last->next != spec.shared_tail) last = last->next;
+    last->next = nullptr;
+  }
+  curl_slist_free_all(spec.headers);
+}
+
+struct curl_slist *Client::default_header_list() const {
+  std::call_once(default_headers_once_, [this] {
+    struct curl_slist *list = nullptr;
+    auto add = [&](const std::string &line) {
+      struct curl_slist *next = curl_slist_append(list, line.c_str());
+      if (next) list = next;
+    };
+    for (const auto &h : config.default_headers) add(h.first + ": " + h.second);
+    if (!header_named(config.default_headers, "User-Agent")) add("User-Agent: libesp/" ESP_VERSION_STRING);
+    add("Expect:");  // no 100-continue round trip on large bodies
+    default_headers_ = list;
+  });
+  return default_headers_;
+}
 
 void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
   const ClientConfig &cfg = client->config;

@@ -43,7 +43,8 @@ struct RequestSpec {
   std::string url;
   std::string origin_key;  // origin + transport settings
   std::string origin_label;  // "scheme://host:port"
-  struct curl_slist *headers = nullptr;  // owned
+  struct curl_slist *headers = nullptr;  // owned, up to shared_tail
+  struct curl_slist *shared_tail = nullptr;  // the client's default lines, when the list ends in them
   std::string body;
   int64_t timeout_ms = 0;
   uint32_t flags = 0;
