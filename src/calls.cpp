@@ -29,6 +29,7 @@ class CallbackSink : public Sink {
   }
 
   size_t body(Transfer &t, const char *p, size_t n) override {
+    if (t.pause_requested.load(std::memory_order_relaxed)) return CURL_WRITEFUNC_PAUSE;
     if (!streaming_) return Sink::body(t, p, n);
     if (cb_.on_data) cb_.on_data(user_, p, n);
     if (sse_) parser_.feed(p, n, [&](const esp_sse_event &ev) { cb_.on_event(user_, &ev); });

@@ -145,6 +145,7 @@ void Engine::cancel(const std::shared_ptr<Transfer> &t) {
 }
 
 void Engine::set_paused(const std::shared_ptr<Transfer> &t, bool paused) {
+  t->pause_requested.store(paused);
   post({paused ? Command::kPause : Command::kResume, t});
 }
 

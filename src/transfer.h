@@ -117,6 +117,9 @@ class Transfer {
   int64_t last_byte_us = 0;
   TimeoutKind timeout_kind = TimeoutKind::kNone;
   std::atomic<bool> cancel_requested{false};
+  // esp_call_pause: the next body bytes wait, from this instant (the pause
+  // command itself reaches libcurl only on the driver's next round).
+  std::atomic<bool> pause_requested{false};
   uint64_t call_handle = 0;       // esp_call of async and prepared calls, 0 otherwise
   bool prepared = false;          // from esp_call_prepare: run by esp_call_run
   std::atomic<bool> run_started{false};
