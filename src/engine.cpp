@@ -330,11 +330,7 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
       t->client->stats.queue_wait.record_us(waited);
       o.stats.queue_wait.record_us(waited);
     }
-    if (t->queued_since_us) {
-      t->queued_since_us = 0;
-      t->client->stats.note_queued(-1);
-      o.stats.note_queued(-1);
-    }
+    leave_queue(t.get());
     launch_attempt(t);
     return;
   }
@@ -346,6 +342,13 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
     next_timer_us_ = min_deadline(next_timer_us_, t->pool_deadline_us);
   }
   o.waiting.push_back(t);
+}
+
+void Engine::leave_queue(Transfer *t) {
+  if (!t->queued_since_us) return;
+  t->queued_since_us = 0;
+  t->client->stats.note_queued(-1);
+  t->origin->stats.note_queued(-1);
 }
 
 void Engine::pump(Origin &o) {
@@ -505,11 +508,7 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
   owned_.erase(it);
   detach_easy(t, false);
   release_slot(t);
-  if (t->queued_since_us) {
-    t->queued_since_us = 0;
-    t->client->stats.note_queued(-1);
-    t->origin->stats.note_queued(-1);
-  }
+  leave_queue(t);
   if (t->is_probe) {
     t->origin->probe_in_flight = false;
     t->is_probe = false;

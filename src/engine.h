@@ -118,6 +118,8 @@ class Engine {
   void launch_attempt(const std::shared_ptr<Transfer> &t);
   void attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why);
   void release_slot(Transfer *t);
+  // Ends t's wait for a slot in the accounting (admitted or finished).
+  void leave_queue(Transfer *t);
   // Admits waiting transfers while the origin has room.
   void pump(Origin &o);
   int64_t slot_limit(const Origin &o, const Transfer &t) const;
