@@ -1,4 +1,5 @@
 # C test suite (GoogleTest against the bundled mock server) and checks.
+.PHONY: gtest-dev
 TEST_SRCS := $(wildcard test/c/*.cpp)
 # test_units.cpp reaches into these; the shared library hides their symbols,
 # so the test binary built against it compiles them in.
@@ -6,7 +7,13 @@ TEST_UNITS := src/sse.cpp src/response.cpp
 TEST_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags libcurl libcjson 2>/dev/null)
 GTEST_LIBS := -lgtest -lpthread $(DEP_LIBS)
 
-$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so
+# GoogleTest from Debian, installed when missing (a fresh CI machine).
+gtest-dev:
+	@test -e /usr/include/gtest/gtest.h || { echo "installing libgtest-dev"; \
+	  $(SUDO) apt-get update -q >/dev/null 2>&1 || true; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libgtest-dev >/dev/null; }
+
+$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so | gtest-dev
 	$(CXX) $(TEST_CXXFLAGS) -o $@ $(TEST_SRCS) $(TEST_UNITS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS) -ldl
 
 # The suite runs with debug logging on and with recognisable fake keys
