@@ -151,7 +151,11 @@ TEST(Guarantee, KeylessPostIsSentAtMostOnceAndKeyedRetriesAreCountedSends) {
 
 TEST(Guarantee, ConnMaxIdleIsExactToTheMillisecond) {
   Lease lease(mock().config("\"conn_max_idle_ms\":1000"));
-  auto conn = [&] { return get(lease.handle, "models").header("x-mock-connection-id"); };
+  auto conn = [&] {
+    Result r = get(lease.handle, "models");
+    EXPECT_EQ(r.attempts, 1) << "a retired connection is never sent on";
+    return r.header("x-mock-connection-id");
+  };
   std::string first = conn();
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_EQ(conn(), first) << "idle 0.7 s < 1 s: reused";
