@@ -57,11 +57,11 @@ typedef enum esp_status {
   ESP_ECONFIG = -2,      /* config JSON malformed, unknown key, wrong type   */
   ESP_EHANDLE = -3,      /* handle released, stale or never valid            */
   ESP_ENOMEM = -4,       /* out of memory                                    */
-  ESP_ETIMEDOUT = -5,    /* total, connect, first-byte or idle timeout       */
+  ESP_ETIMEDOUT = -5,    /* total, connect, read, write, first-byte or idle timeout */
   ESP_EPOOLTIMEOUT = -6, /* no connection slot within pool_timeout_ms        */
-  ESP_ECONNECT = -7,     /* DNS, TCP connect, connection refused or reset    */
-  ESP_ETLS = -8,         /* TLS handshake or certificate verification        */
-  ESP_EIO = -9,          /* send/receive failure on an established connection */
+  ESP_ECONNECT = -7,     /* DNS, connect refused, reset or cut before the request went out (TCP or TLS handshake) */
+  ESP_ETLS = -8,         /* TLS proper: certificate verification, TLS protocol */
+  ESP_EIO = -9,          /* connection failed after the request went out     */
   ESP_EPROTOCOL = -10,   /* the server did not speak HTTP                     */
   ESP_ECANCELLED = -11,  /* esp_call_cancel / esp_stream_close               */
   ESP_ECIRCUIT = -12,    /* the origin's circuit breaker is open             */
