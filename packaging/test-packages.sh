@@ -18,7 +18,7 @@ path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 for tool in python3 node npm cargo go; do
   bin=$(command -v "$tool" 2>/dev/null) || continue
   [ "$tool" = python3 ] && bin=$(python3 -c 'import sys; print(sys.executable)')
-  path=$(dirname "$(readlink -f "$bin")"):$(dirname "$bin"):$path
+  path=$(dirname "$bin"):$path
 done
 scrubbed() { env -i PATH="$path" HOME="$HOME" "$@"; }
 
@@ -91,6 +91,27 @@ test_python() {
   timed "pip install (sdist, compiles libesp)" scrubbed "$work/py-sdist/bin/pip" install -q --disable-pip-version-check \
     --no-binary libesp "${sdist[0]}"
   (cd "$work" && smoke_run python-sdist "$work/py-sdist/bin/python" chat.py)
+}
+
+test_node() {
+  echo "== Node: npm install of the tarball (prebuild, --ignore-scripts, then the from-source fallback)"
+  local tarball=("$pkgs"/node/libesp-*.tgz)
+  size "${tarball[0]}"
+  for mode in plain ignore-scripts fallback; do
+    local app=$work/node-$mode flags=()
+    mkdir -p "$app" && cp "$smoke/chat.mjs" "$app/" && echo '{"name":"app","private":true}' > "$app/package.json"
+    [ "$mode" = ignore-scripts ] && flags=(--ignore-scripts)
+    (cd "$app" && timed "npm install ($mode)" scrubbed npm install --no-audit --no-fund --silent "${flags[@]}" "${tarball[0]}")
+    if [ "$mode" = fallback ]; then
+      # No prebuild fits: `npm rebuild` compiles libesp and the addon from the bundled sources.
+      rm -rf "$app/node_modules/libesp/prebuilds"
+      (cd "$app" && timed "npm rebuild (from source)" scrubbed sh -c "npm rebuild --silent libesp >/dev/null 2>&1")
+      [ -f "$app/node_modules/libesp/build/esp_node.node" ]
+    else
+      [ ! -e "$app/node_modules/libesp/build" ]  # the prebuild was enough
+    fi
+    (cd "$app" && smoke_run "node-$mode" node chat.mjs)
+  done
 }
 
 for lang in $langs; do "test_$lang"; done
