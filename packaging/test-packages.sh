@@ -114,5 +114,25 @@ test_node() {
   done
 }
 
+test_rust() {
+  echo "== Rust: a fresh cargo app depending on the unpacked .crate (bundled libesp compiled by cc)"
+  local crate=("$pkgs"/rust/libesp-*.crate) app=$work/rust-app
+  size "${crate[0]}"
+  mkdir -p "$work/crates" && tar xzf "${crate[0]}" -C "$work/crates"
+  local dir=("$work"/crates/libesp-*)
+  scrubbed cargo new --quiet --vcs none "$app"
+  cat >> "$app/Cargo.toml" <<TOML
+libesp = { path = "${dir[0]}" }
+serde_json = "1"
+TOML
+  cp "$smoke/rust/main.rs" "$app/src/main.rs"
+  (cd "$app" && timed "cargo build (compiles libesp)" scrubbed cargo build --quiet)
+  ! ldd "$app/target/debug/rust-app" | grep -q libesp  # linked in, no rpath or libesp.so needed
+  (cd "$app" && smoke_run rust "$app/target/debug/rust-app")
+  # docs.rs: no libesp, no libcurl needed.
+  (cd "${dir[0]}" && scrubbed env DOCS_RS=1 cargo doc --quiet --no-deps --target-dir "$work/rust-doc")
+  [ -f "$work/rust-doc/doc/libesp/index.html" ] && echo "PASS rust DOCS_RS=1 cargo doc"
+}
+
 for lang in $langs; do "test_$lang"; done
 echo "test-packages: all passed ($langs)"
