@@ -52,5 +52,11 @@ package-rust:
 	  --target-dir $(CURDIR)/$(B)/cargo-package
 	cp $(B)/cargo-package/package/libesp-$(VERSION).crate $(PKG_DIR)/rust/
 
+# The Go module as a proxy serves it (zip, .mod, .info): the module root is the
+# repository's, so the zip carries src/ and include/ for cgo to compile.
+package-go:
+	packaging/go-sources.sh --check
+	rm -rf $(PKG_DIR)/go && python3 packaging/go-module.py $(CURDIR) $(VERSION) $(PKG_DIR)/go
+
 test-packages:
 	packaging/test-packages.sh

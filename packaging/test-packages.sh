@@ -134,5 +134,30 @@ TOML
   [ -f "$work/rust-doc/doc/libesp/index.html" ] && echo "PASS rust DOCS_RS=1 cargo doc"
 }
 
+test_go() {
+  echo "== Go: a fresh module outside the repository, through a replace and as a fetched module"
+  local zip=("$pkgs"/go/github.com/libesp/libesp/@v/*.zip) version
+  size "${zip[0]}"
+  version=$(basename "${zip[0]}" .zip)
+  mkdir -p "$work/go-tree" && (cd "$work/go-tree" && python3 -m zipfile -e "${zip[0]}" .)
+  local tree=("$work"/go-tree/github.com/libesp/libesp@*)
+  for mode in replace fetched; do
+    local app=$work/go-$mode
+    mkdir -p "$app" && cp "$smoke/go/main.go" "$app/"
+    (cd "$app" && scrubbed go mod init example.com/app >/dev/null 2>&1)
+    if [ "$mode" = replace ]; then
+      printf 'require github.com/libesp/libesp %s\nreplace github.com/libesp/libesp => %s\n' "$version" "${tree[0]}" >> "$app/go.mod"
+      (cd "$app" && timed "go build (replace; cgo compiles libesp)" scrubbed go build -o app .)
+    else
+      (cd "$app" && timed "go get + go build (fetched; cgo compiles libesp)" scrubbed env \
+        GOPROXY="file://$pkgs/go" GONOSUMDB=github.com/libesp GOFLAGS=-mod=mod GOMODCACHE="$work/gomodcache" \
+        sh -c "go get github.com/libesp/libesp@$version >/dev/null 2>&1 && go build -o app .")
+    fi
+    ! ldd "$app/app" | grep -q libesp
+    (cd "$app" && smoke_run "go-$mode" "$app/app")
+  done
+  chmod -R u+w "$work/gomodcache" 2>/dev/null || true  # the module cache is read-only
+}
+
 for lang in $langs; do "test_$lang"; done
 echo "test-packages: all passed ($langs)"
