@@ -8,7 +8,8 @@ PKG_DIR := $(B)/packages
 PKG_VENV := $(B)/venv-packaging
 PKG_PY := $(CURDIR)/$(PKG_VENV)/bin/python
 
-.PHONY: packages package-c package-python package-node package-rust package-go test-packages check-bundles
+.PHONY: packages package-c package-python package-node package-rust package-go test-packages check-packaging \
+  sync-versions
 
 packages: package-c package-python package-node package-rust package-go
 
@@ -58,5 +59,17 @@ package-go:
 	packaging/go-sources.sh --check
 	rm -rf $(PKG_DIR)/go && python3 packaging/go-module.py $(CURDIR) $(VERSION) $(PKG_DIR)/go
 
-test-packages:
+# Nothing generated may drift from its source: the Go stubs and cgo line, the
+# manifests' versions, and any bundled source copy lying in a binding's folder.
+check-packaging:
+	packaging/go-sources.sh --check
+	python3 packaging/versions.py --check
+	@for copy in bindings/python/csrc bindings/node/deps/libesp bindings/rust/libesp-src; do \
+	  [ ! -d $$copy ] || packaging/bundle-sources.sh --check $$copy || exit 1; done
+
+# After changing include/esp.h's version.
+sync-versions:
+	python3 packaging/versions.py
+
+test-packages: check-packaging packages
 	packaging/test-packages.sh
