@@ -112,3 +112,29 @@ def test_ctypes_fallback_does_everything_cffi_does(mock):
     result = run_python(code, ESP_PYTHON_BACKEND="ctypes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_libesp_already_loaded_in_the_process_is_the_one_used(tmp_path):
+    """One pool per process: when something else (ctypes here, a C extension in
+    real life) has loaded libesp.so.0, from a file of its own, esp shares it
+    instead of loading the one pkg-config names: it sees the other's client."""
+    other_copy = tmp_path / "libesp.so.0"
+    shutil.copy(BUILD / "libesp.so.0", other_copy)
+    result = run_python(
+        f"""
+        import ctypes
+        other = ctypes.CDLL({str(other_copy)!r})
+        lease = ctypes.c_uint64()
+        config = b'{{"base_url":"http://127.0.0.1:9/v1","name":"loaded-by-ctypes"}}'
+        assert other.esp_client_get(config, ctypes.byref(lease)) == 0
+        import esp
+        print(esp.load())
+        print(sorted(c["name"] for c in esp.stats()["clients"]))
+        """,
+        ESP_LIBRARY=None,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded_from, clients = result.stdout.splitlines()
+    assert loaded_from == "libesp.so.0"
+    assert "loaded-by-ctypes" in clients
+
