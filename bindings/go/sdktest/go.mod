@@ -3,7 +3,7 @@ module github.com/libesp/libesp/bindings/go/sdktest
 go 1.24
 
 require (
-	github.com/libesp/libesp/bindings/go v0.0.0
+	github.com/libesp/libesp v0.0.0
 	github.com/openai/openai-go v1.12.0
 )
 
@@ -14,4 +14,4 @@ require (
 	github.com/tidwall/sjson v1.2.5 // indirect
 )
 
-replace github.com/libesp/libesp/bindings/go => ../
+replace github.com/libesp/libesp => ../../..
