@@ -149,6 +149,24 @@ TEST(Guarantee, KeylessPostIsSentAtMostOnceAndKeyedRetriesAreCountedSends) {
   }
 }
 
+TEST(Guarantee, ADeadPooledConnectionCostsAReplaySafeRequestOneCountedSendEvenWithoutRetries) {
+  Lease lease(mock().config("\"max_retries\":0,\"breaker_failures\":0"));
+  ASSERT_EQ(get(lease.handle, "models").status, 200);  // a pooled connection, about to die
+  std::string key = fresh_key("stale");
+  Result r = get(lease.handle, "models",
+                 {{"x-mock-key", key.c_str()}, {"x-mock-fail-times", "1"}, {"x-mock-drop", "before-headers"}});
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(receptions(key), 2u);
+  // Once only: a second dead connection in a row is a failure.
+  ASSERT_EQ(get(lease.handle, "models").status, 200);
+  key = fresh_key("stale");
+  r = get(lease.handle, "models",
+          {{"x-mock-key", key.c_str()}, {"x-mock-fail-times", "2"}, {"x-mock-drop", "before-headers"}});
+  EXPECT_EQ(r.rc, ESP_EIO) << r.error;
+  EXPECT_EQ(receptions(key), 2u);
+}
+
 TEST(Guarantee, ConnMaxIdleIsExactToTheMillisecond) {
   Lease lease(mock().config("\"conn_max_idle_ms\":1000"));
   auto conn = [&] {
