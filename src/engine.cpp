@@ -673,6 +673,7 @@ void Engine::connection_in_use(Transfer &t, int local_port) {
     ++c.users;
     c.idle_since_us = 0;
     t.conn_fd = kv.first;
+    t.conn_serial = c.serial;
     return;
   }
 }
@@ -681,7 +682,9 @@ void Engine::connection_released(Transfer *t) {
   if (t->conn_fd < 0) return;
   auto it = conn_use_.find(t->conn_fd);
   t->conn_fd = -1;
-  if (it == conn_use_.end() || --it->second.users > 0) return;
+  // Closed already (its number may be a newer connection's by now).
+  if (it == conn_use_.end() || it->second.serial != t->conn_serial) return;
+  if (--it->second.users > 0) return;
   it->second.idle_since_us = now_us();
   it->second.max_idle_us = t->client->config.conn_max_idle_ms * 1000;
   next_idle_expiry_us_ = min_deadline(next_idle_expiry_us_, it->second.idle_since_us + it->second.max_idle_us);
@@ -719,7 +722,7 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
     std::lock_guard<std::mutex> lock(e->sockets_mu_);
     e->sockets_.insert(fd);
   }
-  e->conn_use_[fd];
+  e->conn_use_[fd] = ConnUse{++e->conn_serial_};
   // Never log under sockets_mu_: fork() takes it, and a logger may need a
   // lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});

@@ -182,6 +182,7 @@ class Engine {
 
   // Connections by socket, for the idle-age rule (driver only).
   struct ConnUse {
+    uint64_t serial = 0;       // tells a reused descriptor number from the connection before
     int local_port = 0;        // 0 until looked up
     int users = 0;             // attempts running on it
     int64_t idle_since_us = 0; // when the last one ended
@@ -189,6 +190,7 @@ class Engine {
   };
   std::unordered_map<curl_socket_t, ConnUse> conn_use_;
   int64_t next_idle_expiry_us_ = 0;  // 0: no idle connection tracked
+  uint64_t conn_serial_ = 0;
 
   std::mutex sockets_mu_;
   std::set<curl_socket_t> sockets_;

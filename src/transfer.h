@@ -147,6 +147,7 @@ class Transfer {
   int64_t upload_done_us = 0;     // the whole body is out (with a write/read timeout)
   curl_off_t uploaded = 0;
   int conn_fd = -1;               // the connection this attempt runs on, once known
+  uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};
