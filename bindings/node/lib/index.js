@@ -7,6 +7,8 @@
  */
 const native = require('./native');
 const errors = require('./errors');
+const { Dispatcher, dispatcher } = require('./dispatcher');
+const { install, uninstall } = require('./install');
 
 const { STATUS, AbortError, HttpStatusError, errorFromStatus } = errors;
 
@@ -348,6 +350,12 @@ class Client {
     // Request normalizes every form of input and init (URL, headers, body, signal).
     const request = new Request(input, init?.body != null && init.duplex === undefined ? { ...init, duplex: 'half' } : init);
     const { signal } = request;
+    // fetch sends only http(s) to the network; anything else is a network error, never a relative path.
+    const { protocol } = new URL(request.url);
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      const detail = `unsupported URL scheme '${protocol.slice(0, -1)}' (only http and https)`;
+      throw new TypeError('fetch failed', { cause: new errors.InvalidArgumentError(detail, STATUS.ESP_EINVAL) });
+    }
     const body = request.body === null ? null : Buffer.from(await request.arrayBuffer());
     const encoded = {
       method: request.method,
@@ -473,6 +481,10 @@ function version() {
 
 module.exports = {
   getClient,
+  dispatcher,
+  install,
+  uninstall,
+  Dispatcher,
   stats,
   metricsPrometheus,
   version,
