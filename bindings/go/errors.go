@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"unsafe"
 )
 
@@ -63,6 +64,13 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code
+}
+
+// Timeout reports whether the failure was a timeout: libesp's own, a pool
+// wait, or a context deadline. With it an *Error is a [net.Error] as far as
+// timeouts go, so *url.Error.Timeout() holds for a RoundTrip that timed out.
+func (e *Error) Timeout() bool {
+	return e.Code == CodeTimeout || e.Code == CodePoolTimeout || errors.Is(e.cause, context.DeadlineExceeded)
 }
 
 // Unwrap returns the context error that caused a cancellation, if any.
