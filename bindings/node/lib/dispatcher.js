@@ -51,6 +51,12 @@ const DISPATCHER_DEFAULTS = Object.freeze({
 // libesp's business, since its connections are shared.
 const REFUSED_HEADERS = new Set(['transfer-encoding', 'keep-alive', 'upgrade']);
 
+/**
+ * The dispatcher that carries what libesp cannot (upgrades such as
+ * WebSocket, CONNECT tunnels): install() sets it to the one it replaced.
+ */
+const kFallback = Symbol('libesp.dispatcher.fallback');
+
 /** Releases the lease of a Dispatcher that was garbage-collected without close(). */
 const forgottenLeases = new FinalizationRegistry((handle) => native.clientRelease(handle));
 
@@ -346,6 +352,8 @@ class Dispatcher extends EventEmitter {
   #destroyed = false;
   #released = false;
   #onIdle = [];
+  /** @type {{dispatch: Function} | null} */
+  [kFallback] = null;
 
   /** @param {object|string} [config] libesp config keys over DISPATCHER_DEFAULTS */
   constructor(config = {}) {
@@ -374,6 +382,9 @@ class Dispatcher extends EventEmitter {
    */
   dispatch(opts, handler) {
     if (!handler || typeof handler !== 'object') throw new InvalidArgumentError('handler must be an object');
+    if (opts && (opts.upgrade || opts.method === 'CONNECT') && this[kFallback] && !this.#closed) {
+      return this[kFallback].dispatch(opts, handler);
+    }
     const legacy = legacyHandler(handler);
     const call = new DispatchedCall(this, legacy);
     try {
@@ -381,7 +392,7 @@ class Dispatcher extends EventEmitter {
       if (this.#destroyed) throw new ClientDestroyedError('The client is destroyed');
       if (this.#closed) throw new ClientClosedError('The client is closed');
       if (opts.upgrade || opts.method === 'CONNECT') {
-        throw new NotSupportedError('upgrade and CONNECT requests are not supported by the libesp dispatcher');
+        throw new NotSupportedError('upgrade and CONNECT requests are not supported by a libesp dispatcher of its own (an installed one hands them to the dispatcher it replaced)');
       }
     } catch (error) {
       legacy.onError(error);
@@ -437,4 +448,4 @@ function dispatcher(config) {
   return new Dispatcher(config);
 }
 
-module.exports = { Dispatcher, dispatcher, DISPATCHER_DEFAULTS };
+module.exports = { Dispatcher, dispatcher, DISPATCHER_DEFAULTS, kFallback };

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const tls = require('node:tls');
-const { Dispatcher } = require('./dispatcher');
+const { Dispatcher, kFallback } = require('./dispatcher');
 
 // Where undici keeps its global dispatcher: Node's built-in fetch (undici 6)
 // reads version 1; the npm undici 7 package sets both and reads version 1.
@@ -64,6 +64,7 @@ function install(config = {}) {
   const dispatcher = new Dispatcher({ ...trustConfig(overrides), ...overrides });
   materializeBuiltinDispatcher();
   const previous = new Map(GLOBAL_DISPATCHER_KEYS.map((key) => [key, globalThis[key]]));
+  dispatcher[kFallback] = previous.get(GLOBAL_DISPATCHER_KEYS[0]) ?? null;
   for (const key of GLOBAL_DISPATCHER_KEYS) setSlot(key, dispatcher);
   installed = { dispatcher, previous };
   return dispatcher;

@@ -332,3 +332,23 @@ test('close() waits for calls in flight, destroy() fails them, and neither accep
   await e.destroy();
   await assert.rejects(hung, (err) => err.cause?.code === 'UND_ERR_DESTROYED');
 });
+
+test('an installed dispatcher hands CONNECT and upgrades to the dispatcher it replaced', async () => {
+  const installed = install({ ca_file: mock.caFile });
+  const before = dispatcherRequests();
+  // The mock's plain port answers CONNECT itself (a 403 here: undici sends
+  // the target as /host:port): the built-in agent carried it, not libesp.
+  const { statusCode, socket } = await undici.connect({ origin: mock.url, path: `localhost:${mock.httpsPort}` });
+  assert.equal(statusCode, 403);
+  socket.destroy();
+  assert.equal(dispatcherRequests(), before, 'libesp did not carry the tunnel');
+  await uninstall();
+
+  const own = dispatcher();
+  await assert.rejects(undici.connect({ origin: mock.url, path: `localhost:${mock.httpsPort}`, dispatcher: own }), (err) => {
+    assert.ok(err instanceof undici.errors.NotSupportedError, `${err}`);
+    return true;
+  });
+  await own.close();
+  assert.notEqual(installed, own);
+});

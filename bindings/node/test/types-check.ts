@@ -1,5 +1,5 @@
 // Compiled (never run) by types.test.mjs: the public API as a TypeScript user writes it.
-import { getClient, EspError, TimeoutError, HttpStatusError, type EspResponse, type SseEvent } from 'libesp';
+import { getClient, dispatcher, install, uninstall, EspError, TimeoutError, HttpStatusError, type EspResponse, type SseEvent } from 'libesp';
 import OpenAI from 'openai';
 
 export async function usage(signal: AbortSignal): Promise<string> {
@@ -29,5 +29,11 @@ export async function usage(signal: AbortSignal): Promise<string> {
     if (err instanceof HttpStatusError) text += String(err.status) + err.response.text();
   }
   await client[Symbol.asyncDispose]();
+  const installed = install({ ca_file: '/tmp/ca.pem', max_connections: 8 });
+  text += String(installed.closed);
+  await uninstall();
+  const own = dispatcher({ first_byte_timeout_ms: 1000 });
+  own.dispatch({ origin: 'http://127.0.0.1:1', path: '/', method: 'GET', headers: { a: 'b' } }, { onError() {} });
+  await own.close();
   return text;
 }
