@@ -49,7 +49,11 @@ func (c Code) String() string {
 type Error struct {
 	Code    Code
 	Message string
-	cause   error
+	// RequestSent is true when the failure came after the request may have
+	// reached the server, which may then have processed it (a POST may have
+	// taken effect): esp_last_error_sent. False means it was never sent.
+	RequestSent bool
+	cause       error
 }
 
 // Error formats the failure as "esp: <detail>".
@@ -112,7 +116,7 @@ func newError(rc C.int, msg *C.char) *Error {
 func contextError(ctx context.Context, err *Error) error {
 	if err.Code == CodeCancelled {
 		if cause := ctx.Err(); cause != nil {
-			return &Error{Code: CodeCancelled, Message: cause.Error(), cause: cause}
+			return &Error{Code: CodeCancelled, Message: cause.Error(), RequestSent: err.RequestSent, cause: cause}
 		}
 	}
 	return err

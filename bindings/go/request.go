@@ -12,9 +12,12 @@ static int esp_go_prepare(esp_client client, const esp_request_opts *req, esp_ca
 	return rc;
 }
 
-static int esp_go_run(esp_call call, esp_response **out, char **err) {
+static int esp_go_run(esp_call call, esp_response **out, char **err, int *sent) {
 	int rc = esp_call_run(call, out);
-	if (rc < 0) *err = strdup(esp_last_error());
+	if (rc < 0) {
+		*err = strdup(esp_last_error());
+		*sent = esp_last_error_sent();
+	}
 	return rc;
 }
 */
@@ -121,10 +124,13 @@ func (c *Client) doBlocking(ctx context.Context, req *Request) (*Response, error
 	}
 	stopCancel := context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
 	var resp *C.esp_response
-	rc = C.esp_go_run(call, &resp, &msg)
+	var sent C.int
+	rc = C.esp_go_run(call, &resp, &msg, &sent)
 	stopCancel()
 	if rc < 0 {
-		return nil, contextError(ctx, newError(rc, msg))
+		err := newError(rc, msg)
+		err.RequestSent = sent != 0
+		return nil, contextError(ctx, err)
 	}
 	w := &wholeCall{done: make(chan struct{})}
 	w.complete(nil, resp)
