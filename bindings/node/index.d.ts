@@ -186,7 +186,9 @@ export class EspError extends Error {
   readonly code: string;
   /** The C status number, e.g. -5. */
   readonly status: number;
-  constructor(message: string, status: number, options?: ErrorOptions);
+  /** True when the failure came after the request may have reached the server (it may have been processed). */
+  readonly requestSent: boolean;
+  constructor(message: string, status: number, options?: ErrorOptions & { requestSent?: boolean });
 }
 /** ESP_ECONFIG: bad config; the message names the key. */
 export class ConfigError extends EspError {}

@@ -240,7 +240,7 @@ class DispatchedCall {
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const method = String(opts.method ?? 'GET').toUpperCase();
       const call = native.request(lease, method, url, headers, body, 0, FLAG_STREAM_RAW, WANT_HEADERS | WANT_DATA,
-        (kind, a, b, c) => this.#onMessage(kind, a, b, c));
+        (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d));
       if (typeof call === 'number' && call < 0) {
         throw undiciErrorFor(errorFromStatus(call, native.lastError(), native.strerror(call)), false);
       }
@@ -257,12 +257,12 @@ class DispatchedCall {
     if (this.#call !== null) native.cancel(this.#call); // completes with ESP_ECANCELLED
   }
 
-  #onMessage(kind, a, b, c) {
+  #onMessage(kind, a, b, c, d) {
     if (this.#ended) return;
     try {
       if (kind === MSG_HEADERS) this.#onHead(a, b);
       else if (kind === MSG_DATA) this.#onData(a);
-      else if (kind === MSG_COMPLETE) this.#onComplete(a, b, c);
+      else if (kind === MSG_COMPLETE) this.#onComplete(a, b, c, d);
     } catch (error) {
       // A handler that throws gets the error and its call is stopped, as in undici.
       if (this.#call !== null) native.cancel(this.#call);
@@ -286,11 +286,12 @@ class DispatchedCall {
     if (this.#handler.onData(chunk) === false) this.#pause();
   }
 
-  #onComplete(status, detail, raw) {
+  #onComplete(status, detail, raw, requestSent) {
     this.#dispatcher.callEnded(this);
     if (status < 0) {
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
-      return this.#fail(undiciErrorFor(errorFromStatus(status, detail, native.strerror(status)), this.#headersSeen));
+      const cause = errorFromStatus(status, detail, native.strerror(status), { requestSent });
+      return this.#fail(undiciErrorFor(cause, this.#headersSeen));
     }
     if (!this.#headersSeen) this.#onHead(raw.status, raw.headers); // a head not delivered on its own
     this.#completeWhenDrained = true;

@@ -129,7 +129,7 @@ function startCall(clientHandle, encoded, want, signal, onMessage, onComplete) {
         if (onAbort) signal.removeEventListener('abort', onAbort);
         if (a >= 0) return onComplete(null, c);
         const aborted = a === STATUS.ESP_ECANCELLED && signal?.aborted;
-        onComplete(aborted ? abortError(signal) : errorFromStatus(a, b, native.strerror(a)));
+        onComplete(aborted ? abortError(signal) : errorFromStatus(a, b, native.strerror(a), { requestSent: d }));
       },
     ),
   );

@@ -48,11 +48,17 @@ const ResponseExceededMaxSizeError = undiciClass(
 );
 
 /**
- * The undici error for a failed libesp call.
+ * The undici error for a failed libesp call, with `requestSent` from it.
  * @param {import('./errors').EspError} cause the binding's error for the C status
  * @param {boolean} headersSeen the response head had arrived: a timeout then is undici's body timeout
  */
 function undiciErrorFor(cause, headersSeen) {
+  const error = undiciErrorOf(cause, headersSeen);
+  error.requestSent = cause.requestSent; // as on the binding's own errors
+  return error;
+}
+
+function undiciErrorOf(cause, headersSeen) {
   const options = { cause };
   switch (cause.status) {
     case STATUS.ESP_ETIMEDOUT:

@@ -63,6 +63,7 @@ typedef struct Message {
   int kind;
   Call *call;
   int status;                /* MSG_COMPLETE: ESP_OK or a negative code  */
+  int sent;                  /* MSG_COMPLETE: esp_last_error_sent()      */
   esp_response *response;    /* MSG_COMPLETE: may be NULL                */
   int http_status;           /* MSG_HEADERS                              */
   int http_version;          /* MSG_HEADERS                              */
@@ -224,6 +225,7 @@ static void on_complete(void *user, int status, esp_response *resp) {
   Message *m = message_new(MSG_COMPLETE, call, len + 1);
   if (m) {
     m->status = status;
+    m->sent = status < 0 ? esp_last_error_sent() : 0;
     m->response = resp;
     memcpy(m->data, detail, len + 1);
     m->len = len;
@@ -353,6 +355,7 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     argv[argc++] = make_int(env, m->status);
     argv[argc++] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
     argv[argc++] = m->response ? response_object(env, m->response) : undefined;
+    napi_get_boolean(env, m->sent != 0, &argv[argc++]);
     break;
   }
   if (napi_get_reference_value(env, call->callback, &fn) == napi_ok && fn) {

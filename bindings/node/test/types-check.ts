@@ -25,7 +25,7 @@ export async function usage(signal: AbortSignal): Promise<string> {
     await client.request({ path: '/' });
   } catch (err) {
     if (err instanceof TimeoutError) text += err.code;
-    if (err instanceof EspError) text += String(err.status);
+    if (err instanceof EspError) text += String(err.status) + String(err.requestSent);
     if (err instanceof HttpStatusError) text += String(err.status) + err.response.text();
   }
   await client[Symbol.asyncDispose]();
