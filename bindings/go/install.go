@@ -20,11 +20,10 @@ var installDefaults = map[string]any{
 	// this client carries no credentials, so it names no real origin.
 	"base_url":           "http://localhost",
 	"name":               "net-http-default-transport",
-	"max_retries":        0,        // net/http does not retry; SDKs retry themselves
-	"breaker_failures":   0,        // net/http has no breaker: a server's 500s must not fail other calls
-	"connect_timeout_ms": 30000,    // DefaultTransport's dial timeout
-	"conn_max_idle_ms":   90000,    // DefaultTransport's IdleConnTimeout
-	"timeout_ms":         86400000, // net/http has no total limit; this is the longest libesp accepts
+	"max_retries":        0,     // net/http does not retry; SDKs retry themselves
+	"breaker_failures":   0,     // net/http has no breaker: a server's 500s must not fail other calls
+	"connect_timeout_ms": 30000, // DefaultTransport's dial timeout
+	"conn_max_idle_ms":   90000, // DefaultTransport's IdleConnTimeout
 }
 
 var (
@@ -77,7 +76,12 @@ func InstallConfig(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	t := &defaultTransport{esp: client.Transport(), previous: http.DefaultTransport}
+	// net/http has no total limit: requests get none unless cfg sets one.
+	rt := roundTripper{client: client}
+	if cfg.TimeoutMS == 0 {
+		rt.timeout = -1
+	}
+	t := &defaultTransport{esp: rt, previous: http.DefaultTransport}
 	t.active.Store(true)
 	http.DefaultTransport = t
 	installed = t

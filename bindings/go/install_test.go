@@ -230,3 +230,28 @@ func TestTransportSendsHostAndHeadersAsNetHTTPDoes(t *testing.T) {
 		t.Fatalf("host %q, want req.Host", host)
 	}
 }
+
+// A negative Request.Timeout is no total limit (ESP_NO_TIMEOUT), which is
+// what the installed transport gives every request unless its config sets
+// timeout_ms: net/http has no total limit either.
+func TestNegativeTimeoutMeansNoTotalLimit(t *testing.T) {
+	c := newClient(t, Config{BaseURL: mockURL(), MaxRetries: Ptr(0), TimeoutMS: 200})
+	slow := func() *Request {
+		return &Request{Path: "models", Header: faults("X-Mock-Delay-Ms", "500")}
+	}
+	if _, err := c.Do(background, slow()); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("the client's 200 ms: want ErrTimeout, got %v", err)
+	}
+	req := slow()
+	req.Timeout = -1
+	if resp, err := c.Do(background, req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("no limit: %v", err)
+	}
+	hreq, _ := http.NewRequest("GET", mockURL()+"/models", nil)
+	hreq.Header.Set("X-Mock-Delay-Ms", "500")
+	resp, err := roundTripper{client: c, timeout: -1}.RoundTrip(hreq)
+	if err != nil {
+		t.Fatalf("the installed transport's requests: %v", err)
+	}
+	resp.Body.Close()
+}

@@ -43,8 +43,8 @@ type Request struct {
 	Header http.Header
 	// Body is sent as is (nil: no body).
 	Body []byte
-	// Timeout bounds the whole request; 0 means the client's timeout_ms.
-	// A context deadline applies as well.
+	// Timeout bounds the whole request; 0 means the client's timeout_ms,
+	// a negative value no limit at all. A context deadline applies as well.
 	Timeout time.Duration
 	// NoRetry disables libesp's retries for this request, whatever the
 	// client's max_retries.
@@ -245,6 +245,9 @@ func newCRequest(req *Request) *C.esp_request_opts {
 // timeoutMillis converts a timeout to libesp's milliseconds, rounding a
 // positive sub-millisecond timeout up rather than to 0 (the client default).
 func timeoutMillis(d time.Duration) int64 {
+	if d < 0 {
+		return C.ESP_NO_TIMEOUT
+	}
 	if d > 0 && d < time.Millisecond {
 		return 1
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Transport returns an [http.RoundTripper] that sends requests through this
@@ -33,9 +34,14 @@ import (
 //
 // The RoundTripper keeps the Client alive; it stops working once the Client
 // is closed.
-func (c *Client) Transport() http.RoundTripper { return roundTripper{c} }
+func (c *Client) Transport() http.RoundTripper { return roundTripper{client: c} }
 
-type roundTripper struct{ client *Client }
+type roundTripper struct {
+	client *Client
+	// timeout is each request's Request.Timeout: 0 for the client's
+	// timeout_ms, negative for none (net/http's own default).
+	timeout time.Duration
+}
 
 // RoundTrip sends req and returns once the response head is in. Like
 // net/http's Transport, it sends only absolute http and https URLs, takes
@@ -60,11 +66,12 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		method = http.MethodGet
 	}
 	call, err := t.client.openStream(req.Context(), &Request{
-		Method: method,
-		Path:   req.URL.String(),
-		Header: outgoingHeader(req),
-		Body:   body,
-		Raw:    true,
+		Method:  method,
+		Path:    req.URL.String(),
+		Header:  outgoingHeader(req),
+		Body:    body,
+		Timeout: t.timeout,
+		Raw:     true,
 	}, kindRaw)
 	if err != nil {
 		return nil, err

@@ -44,8 +44,11 @@ const DISPATCHER_DEFAULTS = Object.freeze({
   connect_timeout_ms: 10_000, // undici's connect timeout
   first_byte_timeout_ms: 300_000, // undici's headersTimeout
   idle_timeout_ms: 300_000, // undici's bodyTimeout
-  timeout_ms: 86_400_000, // undici has no total limit; this is the longest libesp accepts
 });
+
+// esp.h ESP_NO_TIMEOUT, each request's total limit unless the config sets
+// timeout_ms: undici has none.
+const NO_TIMEOUT = -1;
 
 // Request headers undici refuses (lib/core/request.js); `connection` is
 // libesp's business, since its connections are shared.
@@ -230,7 +233,7 @@ class DispatchedCall {
   }
 
   /** Connects the handler, gathers the body and sends; every failure goes to the handler. */
-  async run(lease, opts) {
+  async run(lease, totalTimeoutMs, opts) {
     this.#handler.onConnect?.((reason) => this.#abort(reason));
     if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
     try {
@@ -239,7 +242,7 @@ class DispatchedCall {
       const headers = flatHeaders(opts.headers, body?.length ?? 0);
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const method = String(opts.method ?? 'GET').toUpperCase();
-      const call = native.request(lease, method, url, headers, body, 0, FLAG_STREAM_RAW, WANT_HEADERS | WANT_DATA,
+      const call = native.request(lease, method, url, headers, body, totalTimeoutMs, FLAG_STREAM_RAW, WANT_HEADERS | WANT_DATA,
         (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d));
       if (typeof call === 'number' && call < 0) {
         throw undiciErrorFor(errorFromStatus(call, native.lastError(), native.strerror(call)), false);
@@ -348,6 +351,7 @@ class DispatchedCall {
  */
 class Dispatcher extends EventEmitter {
   #handle;
+  #totalTimeoutMs; // 0: the config's timeout_ms; NO_TIMEOUT when it sets none
   #calls = new Set();
   #closed = false;
   #destroyed = false;
@@ -361,6 +365,7 @@ class Dispatcher extends EventEmitter {
     super();
     const overrides = typeof config === 'string' ? JSON.parse(config) : config;
     const json = JSON.stringify({ ...DISPATCHER_DEFAULTS, ...overrides });
+    this.#totalTimeoutMs = overrides.timeout_ms === undefined ? NO_TIMEOUT : 0;
     const handle = native.clientGet(json);
     if (typeof handle === 'number' && handle < 0) throw errorFromStatus(handle, native.lastError(), native.strerror(handle));
     this.#handle = handle;
@@ -400,7 +405,7 @@ class Dispatcher extends EventEmitter {
       return false;
     }
     this.#calls.add(call);
-    call.run(this.#handle, opts);
+    call.run(this.#handle, this.#totalTimeoutMs, opts);
     return true;
   }
 

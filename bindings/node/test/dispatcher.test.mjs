@@ -274,6 +274,14 @@ test("failures reach fetch as undici's errors, with libesp's error as their caus
   });
   await d.close();
 
+  const bounded = dispatcher({ timeout_ms: 200 });
+  await assert.rejects(fetch(`${mock.url}/echo`, { headers: { 'x-mock-delay-ms': '600' }, dispatcher: bounded }), (err) => {
+    assert.ok(err.cause instanceof undici.errors.HeadersTimeoutError, `${err.cause}`);
+    assert.match(err.cause.message, /total timeout/);
+    return true;
+  });
+  await bounded.close();
+
   const slow = dispatcher({ idle_timeout_ms: 200 });
   const res = await fetch(`${mock.url}/echo`, { headers: { 'x-mock-slowloris': '1000' }, dispatcher: slow });
   await assert.rejects(res.text(), (err) => {
