@@ -14,7 +14,9 @@
 //   - Requests run on libesp's I/O thread and complete through callbacks, so
 //     thousands of concurrent requests cost goroutines, not OS threads.
 //   - [Client.Transport] is an [net/http.RoundTripper], so Go SDKs that accept
-//     an *http.Client (openai-go, ...) run on libesp unchanged.
+//     an *http.Client (openai-go, ...) run on libesp unchanged; [Install]
+//     puts one under http.DefaultTransport, so SDKs given no client at all
+//     (openai-go, anthropic-sdk-go) and http.Get run on libesp too.
 //
 // Failures are [*Error] values that match the sentinels ([ErrTimeout],
 // [ErrConnect], ...) with [errors.Is]. An HTTP error status (404, 429, 500)

@@ -360,3 +360,20 @@ test('an installed dispatcher hands CONNECT and upgrades to the dispatcher it re
   await own.close();
   assert.notEqual(installed, own);
 });
+
+test("undici's own setGlobalDispatcher(dispatcher()) also puts Node's built-in fetch on libesp", async () => {
+  // undici 7 writes the dispatcher under Symbol.for('undici.globalDispatcher.1')
+  // (and .2); Node 20's built-in fetch (undici 6) reads .1.
+  const builtin = globalThis[GLOBAL_DISPATCHER];
+  const d = dispatcher();
+  undici.setGlobalDispatcher(d);
+  try {
+    const before = dispatcherRequests();
+    const res = await fetch(`${mock.url}/echo`, { method: 'POST', body: 'via setGlobalDispatcher' });
+    assert.equal((await res.json()).body, 'via setGlobalDispatcher');
+    assert.equal(dispatcherRequests() - before, 1);
+  } finally {
+    undici.setGlobalDispatcher(builtin ?? new undici.Agent());
+    await d.close();
+  }
+});
