@@ -74,10 +74,12 @@ function requestURL({ origin, path, query }) {
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new InvalidArgumentError(`unsupported URL scheme '${base.protocol.slice(0, -1)}' (only http and https)`);
   }
-  if (typeof path !== 'string' || (path[0] !== '/' && !path.startsWith('http://') && !path.startsWith('https://'))) {
+  // undici also takes an absolute-form target (for proxies), sent to the
+  // origin; libesp would send it to the host it names instead, so refuse it.
+  if (typeof path !== 'string' || path[0] !== '/') {
     throw new InvalidArgumentError('path must be a string starting with /');
   }
-  let url = path[0] === '/' ? `${base.protocol}//${base.host}${path}` : path;
+  let url = `${base.protocol}//${base.host}${path}`;
   if (query != null) {
     const search = new URLSearchParams(query).toString();
     if (search) url += (url.includes('?') ? '&' : '?') + search;

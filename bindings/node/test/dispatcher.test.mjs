@@ -310,6 +310,17 @@ test('a URL that is not http(s) is refused with a TypeError and nothing is sent'
   });
   assert.ok(refused instanceof undici.errors.InvalidArgumentError);
   assert.match(refused.message, /unsupported URL scheme 'invalid'/);
+  // An absolute-form path would name another host than the origin: refused too.
+  const absolute = await new Promise((resolve) => {
+    d.dispatch({ origin: mock.url, path: 'http://elsewhere.example/x', method: 'GET', headers }, {
+      onConnect() {},
+      onHeaders() {},
+      onData() {},
+      onComplete: () => resolve(null),
+      onError: resolve,
+    });
+  });
+  assert.ok(absolute instanceof undici.errors.InvalidArgumentError, `${absolute}`);
   await d.close();
 
   // client.fetch, on a client whose base_url is the mock: the same.
