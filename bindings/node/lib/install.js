@@ -32,7 +32,15 @@ function trustConfig(config) {
   const extra = process.env.NODE_EXTRA_CA_CERTS;
   if (!extra || config.ca_file !== undefined) return {};
   if (!extraCaBundle) {
-    const pem = `${tls.rootCertificates.join('\n')}\n${fs.readFileSync(extra, 'utf8')}\n`;
+    let extraPem;
+    try {
+      extraPem = fs.readFileSync(extra, 'utf8');
+    } catch (error) {
+      // Node itself only warns about an unreadable NODE_EXTRA_CA_CERTS.
+      process.emitWarning(`libesp: NODE_EXTRA_CA_CERTS not used: ${error.message}`);
+      return {};
+    }
+    const pem = `${tls.rootCertificates.join('\n')}\n${extraPem}\n`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'libesp-ca-'));
     extraCaBundle = path.join(dir, 'ca.pem');
     fs.writeFileSync(extraCaBundle, pem, { mode: 0o600 });
