@@ -165,7 +165,11 @@ func TestUnawareProgramCollapsesOntoTheSharedPool(t *testing.T) {
 		return out
 	}
 	plain, onESP := build("perrow", "-tags", "frameworks"), build("perrow-esp", "-tags", "frameworks,esp")
-	run := func(program, scheme string) (connections int, ms int64) {
+	type result struct {
+		connections, peakFds, rssGrowthMiB int
+		ms                                 int64
+	}
+	run := func(program, scheme string) result {
 		t.Helper()
 		root := fmt.Sprintf("http://127.0.0.1:%d", mock.HTTPPort)
 		if scheme == "https" {
@@ -173,11 +177,13 @@ func TestUnawareProgramCollapsesOntoTheSharedPool(t *testing.T) {
 		}
 		var stdout bytes.Buffer
 		var report struct {
-			Rows     int
-			Failures []string
-			MS       int64
+			Rows         int
+			Failures     []string
+			MS           int64
+			PeakFds      int `json:"peak_fds"`
+			RSSGrowthMiB int `json:"rss_growth_mib"`
 		}
-		connections, _ = mockConnections(t, func() {
+		connections, _ := mockConnections(t, func() {
 			cmd := exec.Command(program)
 			cmd.Env = append(os.Environ(), "ROWS=200", "BATCH=20", "SSL_CERT_FILE="+mock.CAFile,
 				"OPENAI_BASE_URL="+root+"/v1", "OPENAI_API_KEY=sk-test",
@@ -190,13 +196,12 @@ func TestUnawareProgramCollapsesOntoTheSharedPool(t *testing.T) {
 		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil || report.Rows != 200 || len(report.Failures) > 0 {
 			t.Fatalf("%s over %s: %v %s", filepath.Base(program), scheme, err, strings.TrimSpace(stdout.String()))
 		}
-		return connections, report.MS
+		return result{connections, report.PeakFds, report.RSSGrowthMiB, report.MS}
 	}
 	for _, scheme := range []string{"http", "https"} {
-		plainConns, plainMS := run(plain, scheme)
-		espConns, espMS := run(onESP, scheme)
-		t.Logf("%s, 200 rows in batches of 20: net/http %d connections (%d ms), libesp %d connections (%d ms)",
-			scheme, plainConns, plainMS, espConns, espMS)
+		p, e := run(plain, scheme), run(onESP, scheme)
+		t.Logf("%s, 200 rows in batches of 20: net/http %+v; libesp %+v", scheme, p, e)
+		plainConns, espConns := p.connections, e.connections
 		limit := 20 // HTTP/1.1: one connection per request in flight
 		if scheme == "https" {
 			limit = 4 // HTTP/2: multiplexed

@@ -25,6 +25,8 @@ func main() {
 	rows := envInt("ROWS", 200)
 	batch := envInt("BATCH", 20)
 	started := time.Now()
+	rssBefore := rssKiB()
+	peakFds := openFds()
 	var failures []string
 	var mu sync.Mutex
 	for first := 0; first < rows; first += batch {
@@ -41,10 +43,30 @@ func main() {
 			}()
 		}
 		wg.Wait()
+		peakFds = max(peakFds, openFds())
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"rows": rows, "failures": failures, "ms": time.Since(started).Milliseconds(),
+		"peak_fds": peakFds, "rss_growth_mib": (rssKiB() - rssBefore) / 1024,
 	})
+}
+
+// openFds counts this process's open descriptors.
+func openFds() int {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	return len(entries)
+}
+
+// rssKiB reads this process's resident set size.
+func rssKiB() int {
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
 }
 
 // answer asks one row's question of both providers, each through a client
