@@ -336,8 +336,11 @@ test('a URL that is not http(s) is refused with a TypeError and nothing is sent'
   assert.deepEqual(await receivedWithKey(key), [], 'the mock received none of them');
 });
 
-test('close() waits for calls in flight, destroy() fails them, and neither accepts new ones', async () => {
+test('close() waits for calls in flight, destroy() fails them, neither accepts new ones, and both release the lease', async () => {
+  const leases = () => stats().registry.leases_live;
+  const leasesBefore = leases();
   const d = dispatcher();
+  assert.equal(leases(), leasesBefore + 1);
   const slow = fetch(`${mock.url}/echo`, { headers: { 'x-mock-delay-ms': '200' }, dispatcher: d });
   await new Promise((r) => setTimeout(r, 20));
   const closing = d.close();
@@ -350,6 +353,11 @@ test('close() waits for calls in flight, destroy() fails them, and neither accep
   await new Promise((r) => setTimeout(r, 50));
   await e.destroy();
   await assert.rejects(hung, (err) => err.cause?.code === 'UND_ERR_DESTROYED');
+  assert.equal(leases(), leasesBefore, 'no lease left behind');
+  install();
+  assert.equal(leases(), leasesBefore + 1);
+  await uninstall();
+  assert.equal(leases(), leasesBefore, 'uninstall() released the installed lease');
 });
 
 test('an installed dispatcher hands CONNECT and upgrades to the dispatcher it replaced', async () => {
