@@ -54,8 +54,16 @@ export interface RequestOptions {
   body?: string | Buffer | ArrayBufferView | ArrayBuffer;
   /** A value sent as a JSON body (content-type: application/json unless set). */
   json?: unknown;
-  /** Total timeout of this request; default: the client's timeout_ms. */
+  /** Total timeout of this request; default (or 0): the client's timeout_ms; Infinity: none. */
   timeoutMs?: number;
+  /** DNS + TCP + TLS; default: the client's connect_timeout_ms; Infinity: none. */
+  connectTimeoutMs?: number;
+  /** Longest silence while waiting for response bytes (headers or body); default: the client's idle_timeout_ms. */
+  readTimeoutMs?: number;
+  /** Longest stall while sending the body; default: none. */
+  writeTimeoutMs?: number;
+  /** Longest wait for a connection slot (ESP_EPOOLTIMEOUT); default: the client's pool_timeout_ms. */
+  poolTimeoutMs?: number;
   /** false: never retry this request, whatever the client's max_retries. */
   retry?: boolean;
   /** Aborting it cancels the call, which rejects with an AbortError. */

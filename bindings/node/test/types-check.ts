@@ -10,7 +10,7 @@ export async function usage(signal: AbortSignal): Promise<string> {
   const contentType: string | null = res.headers.get('content-type');
   const parsed = res.json<{ id: string }>();
   let text = `${status} ${body.length} ${contentType} ${parsed.id} ${res.text()} ${res.attempts}`;
-  const stream = client.stream({ path: '/x', headers: [['a', 'b']], retry: false });
+  const stream = client.stream({ path: '/x', headers: [['a', 'b']], retry: false, readTimeoutMs: 500, poolTimeoutMs: 10, timeoutMs: Infinity });
   const head = await stream.response;
   text += head.headers.get('x');
   for await (const event of stream) {
