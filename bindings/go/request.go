@@ -46,6 +46,18 @@ type Request struct {
 	// Timeout bounds the whole request; 0 means the client's timeout_ms,
 	// a negative value no limit at all. A context deadline applies as well.
 	Timeout time.Duration
+	// ConnectTimeout bounds DNS, TCP and TLS (0: the client's
+	// connect_timeout_ms; negative: none).
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds the silence while waiting for response bytes,
+	// headers or body (0: the client's idle_timeout_ms; negative: none).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a stall while sending the body (0 or negative:
+	// none).
+	WriteTimeout time.Duration
+	// PoolTimeout bounds the wait for a connection slot, failing with
+	// [ErrPoolTimeout] (0: the client's pool_timeout_ms; negative: none).
+	PoolTimeout time.Duration
 	// NoRetry disables libesp's retries for this request, whatever the
 	// client's max_retries.
 	NoRetry bool
@@ -220,6 +232,11 @@ func newCRequest(req *Request) *C.esp_request_opts {
 		header_count: C.size_t(headerCount),
 		timeout_ms:   C.int64_t(timeoutMillis(req.Timeout)),
 		flags:        C.uint32_t(flags),
+		// The per-phase fields of libesp 0.2.0.
+		connect_timeout_ms: C.int64_t(timeoutMillis(req.ConnectTimeout)),
+		read_timeout_ms:    C.int64_t(timeoutMillis(req.ReadTimeout)),
+		write_timeout_ms:   C.int64_t(timeoutMillis(req.WriteTimeout)),
+		pool_timeout_ms:    C.int64_t(timeoutMillis(req.PoolTimeout)),
 	}
 	if req.Method != "" {
 		opts.method = put(req.Method)
