@@ -18,6 +18,7 @@
 #include "esp.h"
 #include "log.h"
 #include "status.h"
+#include "trust_store.h"
 
 namespace esp {
 
@@ -217,6 +218,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
     // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
     curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
     if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
+    else if (const char *system_ca = default_ca_file()) curl_easy_setopt(e, CURLOPT_CAINFO, system_ca);
     if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
     if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
     curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
@@ -409,6 +411,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
+    if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;
 }

@@ -24,7 +24,6 @@
 package esp
 
 /*
-#cgo pkg-config: esp
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

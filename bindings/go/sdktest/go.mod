@@ -4,7 +4,7 @@ go 1.24
 
 require (
 	github.com/anthropics/anthropic-sdk-go v1.84.0
-	github.com/libesp/libesp/bindings/go v0.0.0
+	github.com/libesp/libesp v0.0.0
 	github.com/openai/openai-go v1.12.0
 )
 
@@ -28,4 +28,4 @@ require (
 	golang.org/x/sync v0.16.0 // indirect
 )
 
-replace github.com/libesp/libesp/bindings/go => ../
+replace github.com/libesp/libesp => ../../..

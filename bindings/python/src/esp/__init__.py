@@ -14,6 +14,7 @@ esp.HTTPTransport / esp.AsyncHTTPTransport put the openai and anthropic SDKs
 from __future__ import annotations
 
 import json as _json
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from . import _native
@@ -43,7 +44,10 @@ from ._types import Headers, Response, ServerSentEvent
 if TYPE_CHECKING:
     from ._httpx import AsyncHTTPTransport, HTTPTransport
 
-__version__ = "0.1.0"
+try:  # the distribution's version, which setup.py takes from include/esp.h
+    __version__ = _metadata.version("libesp")
+except _metadata.PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncHTTPTransport",
