@@ -59,6 +59,11 @@ test-go test-rust test-node test-python: test-%: lib
 
 test-bindings: test-go test-rust test-node test-python
 
+# openai-go and anthropic-sdk-go on esp.Install (about a minute to compile on a
+# fresh machine, so not in test; CI runs it). Node's SDK tests are in test-node.
+test-frameworks-go: lib
+	$(MAKE) -C bindings/go test-frameworks ESP_ROOT=$(CURDIR)
+
 # `make install` into a staging prefix, then a C program built with nothing
 # but pkg-config runs a request against the mock server.
 test-install: lib
