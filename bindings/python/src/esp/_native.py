@@ -38,6 +38,7 @@ uint32_t esp_version(void);
 const char *esp_version_string(void);
 const char *esp_strerror(int status);
 const char *esp_last_error(void);
+int esp_last_error_sent(void);
 
 int esp_client_get(const char *config_json, esp_client *out);
 int esp_client_release(esp_client client);
@@ -57,6 +58,10 @@ typedef struct esp_request_opts {
   size_t body_len;
   int64_t timeout_ms;
   uint32_t flags;
+  int64_t connect_timeout_ms;
+  int64_t read_timeout_ms;
+  int64_t write_timeout_ms;
+  int64_t pool_timeout_ms;
 } esp_request_opts;
 
 typedef struct esp_response esp_response;
@@ -117,6 +122,9 @@ int esp_shutdown(int64_t timeout_ms);
 """
 
 ESP_EAGAIN = -16
+ESP_EHANDLE = -3
+#: A timeout field's value for "no limit" (timeout_ms and the per-phase ones).
+ESP_NO_TIMEOUT = -1
 ESP_REQ_NO_RETRY = 0x1
 ESP_REQ_STREAM_RAW = 0x2
 ESP_ITEM_EVENT = 1
@@ -142,6 +150,12 @@ class RequestSpec(NamedTuple):
     body: bytes | None
     timeout_ms: int
     flags: int
+    #: The per-phase timeouts (0: the client's); sent only to a libesp that
+    #: has them (backend.phase_timeouts).
+    connect_timeout_ms: int = 0
+    read_timeout_ms: int = 0
+    write_timeout_ms: int = 0
+    pool_timeout_ms: int = 0
 
 
 class _NoSink:
@@ -156,7 +170,7 @@ class _NoSink:
     def event(self, call_id: int, event: ServerSentEvent) -> None:
         pass
 
-    def complete(self, call_id: int, status: int, resp: Response | None, message: str) -> None:
+    def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
         pass
 
 
@@ -187,6 +201,9 @@ class _CffiBackend:
         self.lib = ffi.dlopen(path)
         self.sink: Any = _NoSink()
         self._opts_size = ffi.sizeof("esp_request_opts")
+        self._first_opts_size = ffi.offsetof("esp_request_opts", "connect_timeout_ms")
+        self._has_sent_flag = _has_symbol(self.lib, "esp_last_error_sent")
+        self.phase_timeouts = self._probe_phase_timeouts()
         self._item_size = ffi.sizeof("esp_stream_item")
         # The callbacks live as long as this backend, i.e. the process.
         self._c_headers = ffi.callback("void(void *, const esp_response *)", self._on_headers)
@@ -211,13 +228,27 @@ class _CffiBackend:
 
     # -- helpers ------------------------------------------------------------
 
+    def _probe_phase_timeouts(self) -> bool:
+        """Whether this libesp takes the per-phase timeout fields: it checks
+        struct_size before the client handle, so a request on handle 0 with
+        the long struct fails EHANDLE where the fields are known and EINVAL
+        where they are not."""
+        opts = self.ffi.new("esp_request_opts *")
+        opts.struct_size = self._opts_size
+        opts.path = self._probe_path = self.ffi.new("char[]", b"/")
+        out = self.ffi.new("esp_response **")
+        return self.lib.esp_request(0, opts, out) == ESP_EHANDLE
+
+    def _sent(self) -> bool:
+        return bool(self._has_sent_flag and self.lib.esp_last_error_sent())
+
     def _str(self, p: Any) -> str:
         return self.ffi.string(p).decode("utf-8", errors="replace")
 
     def _error(self, status: int) -> Exception:
         # esp_last_error is per thread and we are still on the failing thread.
         detail = self._str(self.lib.esp_last_error())
-        return error_for(status, detail or self.strerror(status))
+        return error_for(status, detail or self.strerror(status), self._sent())
 
     def _complete_message(self, status: int) -> str:
         # libesp sets the call's error as this thread's last error just
@@ -237,7 +268,7 @@ class _CffiBackend:
         ffi = self.ffi
         keep: list = []
         opts = ffi.new("esp_request_opts *")
-        opts.struct_size = self._opts_size
+        opts.struct_size = self._opts_size if self.phase_timeouts else self._first_opts_size
         if spec.method is not None:
             method = ffi.new("char[]", spec.method)
             keep.append(method)
@@ -262,8 +293,7 @@ class _CffiBackend:
             keep.append(body)
             opts.body = body
             opts.body_len = len(spec.body)
-        opts.timeout_ms = spec.timeout_ms
-        opts.flags = spec.flags
+        _fill_timeouts(opts, spec, self.phase_timeouts)
         return opts, keep
 
     def _response(self, r: Any, with_body: bool) -> Response:
@@ -400,9 +430,28 @@ class _CffiBackend:
             if resp != self.ffi.NULL:
                 response = self._response(resp, with_body=True)
             message = self._complete_message(status)
+            sent = status < 0 and self._sent()
         finally:
             self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message)
+        self.sink.complete(self._id(user), status, response, message, sent)
+
+
+def _has_symbol(lib: Any, name: str) -> bool:
+    try:
+        getattr(lib, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _fill_timeouts(opts: Any, spec: RequestSpec, phase_timeouts: bool) -> None:
+    opts.timeout_ms = spec.timeout_ms
+    opts.flags = spec.flags
+    if phase_timeouts:
+        opts.connect_timeout_ms = spec.connect_timeout_ms
+        opts.read_timeout_ms = spec.read_timeout_ms
+        opts.write_timeout_ms = spec.write_timeout_ms
+        opts.pool_timeout_ms = spec.pool_timeout_ms
 
 
 # ---- ctypes fallback -----------------------------------------------------------
@@ -425,6 +474,10 @@ class _Opts(ctypes.Structure):
         ("body_len", ctypes.c_size_t),
         ("timeout_ms", ctypes.c_int64),
         ("flags", ctypes.c_uint32),
+        ("connect_timeout_ms", ctypes.c_int64),
+        ("read_timeout_ms", ctypes.c_int64),
+        ("write_timeout_ms", ctypes.c_int64),
+        ("pool_timeout_ms", ctypes.c_int64),
     ]
 
 
@@ -511,8 +564,15 @@ class _CtypesBackend(_CffiBackend):
             fn = getattr(lib, fname)
             fn.restype = restype
             fn.argtypes = argtypes
+        self._has_sent_flag = _has_symbol(lib, "esp_last_error_sent")
+        if self._has_sent_flag:
+            lib.esp_last_error_sent.restype = c_int
+            lib.esp_last_error_sent.argtypes = []
         self.lib = lib
         self.sink = _NoSink()
+        self._opts_size = ctypes.sizeof(_Opts)
+        self._first_opts_size = _Opts.connect_timeout_ms.offset
+        self.phase_timeouts = self._probe_phase_timeouts()
         self._c_headers = _OnHeaders(self._on_headers)
         self._c_data = _OnData(self._on_data)
         self._c_event = _OnEvent(self._on_event)
@@ -526,6 +586,13 @@ class _CtypesBackend(_CffiBackend):
     def _callback_set(self, on_headers: Any, on_data: Any, on_event: Any) -> Any:
         return _Callbacks(ctypes.sizeof(_Callbacks), on_headers, on_data, on_event, self._c_complete)
 
+    def _probe_phase_timeouts(self) -> bool:
+        opts = _Opts()
+        opts.struct_size = self._opts_size
+        opts.path = b"/"
+        out = ctypes.c_void_p()
+        return self.lib.esp_request(0, ctypes.byref(opts), ctypes.byref(out)) == ESP_EHANDLE
+
     def _str(self, p: Any) -> str:
         raw = ctypes.string_at(p) if p else b""
         return raw.decode("utf-8", errors="replace")
@@ -533,7 +600,7 @@ class _CtypesBackend(_CffiBackend):
     def _opts(self, spec: RequestSpec) -> tuple[Any, list]:
         keep: list = []
         opts = _Opts()
-        opts.struct_size = ctypes.sizeof(_Opts)
+        opts.struct_size = self._opts_size if self.phase_timeouts else self._first_opts_size
         opts.method = spec.method
         opts.path = spec.path
         if spec.headers:
@@ -546,8 +613,7 @@ class _CtypesBackend(_CffiBackend):
             keep.append(body)
             opts.body = ctypes.cast(body, ctypes.c_void_p)
             opts.body_len = len(spec.body)
-        opts.timeout_ms = spec.timeout_ms
-        opts.flags = spec.flags
+        _fill_timeouts(opts, spec, self.phase_timeouts)
         # The Structure keeps the bytes it was given for char* fields alive.
         keep.append(spec)
         return ctypes.byref(opts), [opts] + keep
@@ -651,9 +717,10 @@ class _CtypesBackend(_CffiBackend):
         try:
             response = self._response(resp, with_body=True) if resp else None
             message = self._complete_message(status)
+            sent = status < 0 and self._sent()
         finally:
             self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message)
+        self.sink.complete(self._id(user), status, response, message, sent)
 
 
 # ---- finding and loading the library ------------------------------------------
