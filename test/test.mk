@@ -43,6 +43,13 @@ test-go test-rust test-node test-python: test-%: lib
 
 test-bindings: test-go test-rust test-node test-python
 
+# The framework recipes (openai, anthropic, LangChain, LlamaIndex, Esperanto,
+# Langroid at pinned versions): heavy installs in their own venv, so not in
+# `make test`; CI runs it on its own.
+.PHONY: test-frameworks
+test-frameworks: lib
+	$(MAKE) -C bindings/python test-frameworks ESP_ROOT=$(CURDIR)
+
 # `make install` into a staging prefix, then a C program built with nothing
 # but pkg-config runs a request against the mock server.
 test-install: lib
