@@ -36,6 +36,7 @@ $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 
 demo: $(B)/examples/demo
 	test/mock/with-mock.sh $(B)/examples/demo
+	@$(MAKE) -s -C bindings/python demo ESP_ROOT=$(CURDIR)
 
 # Each binding's own suite, against the freshly built library.
 test-go test-rust test-node test-python: test-%: lib
