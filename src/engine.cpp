@@ -1,6 +1,8 @@
 #include "engine.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -336,7 +338,8 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
   }
   if (!t->queued_since_us) {
     t->queued_since_us = now;
-    t->pool_deadline_us = std::min(now + cfg.effective_pool_timeout_ms() * 1000, t->deadline_us);
+    const int64_t pool_ms = t->spec.pool_timeout_ms;
+    t->pool_deadline_us = std::min(pool_ms > 0 ? now + pool_ms * 1000 : kNever, t->deadline_us);
     t->client->stats.note_queued(1);
     o.stats.note_queued(1);
     next_timer_us_ = min_deadline(next_timer_us_, t->pool_deadline_us);
@@ -384,6 +387,7 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
     return;
   }
   int64_t now = now_us();
+  retire_idle_connections(now);
   t->prepare_attempt(e, share_, now, set_up);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
@@ -399,13 +403,17 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
     return;
   }
   const ClientConfig &cfg = t->client->config;
+  const RequestSpec &spec = t->spec;
   if (cfg.first_byte_timeout_ms > 0)
     next_timer_us_ = min_deadline(next_timer_us_, now + cfg.first_byte_timeout_ms * 1000);
-  if (cfg.idle_timeout_ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + cfg.idle_timeout_ms * 1000);
+  for (int64_t ms : {spec.idle_timeout_ms, spec.read_timeout_ms, spec.write_timeout_ms})
+    if (ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + ms * 1000);
+  if (t->deadline_us != kNever) next_timer_us_ = min_deadline(next_timer_us_, t->deadline_us);
 }
 
 void Engine::detach_easy(Transfer *t, bool completed_ok) {
   if (!t->easy) return;
+  connection_released(t);
   aborting_ = !completed_ok;  // a transfer removed unfinished closes its connection
   curl_multi_remove_handle(multi_, t->easy);
   aborting_ = false;
@@ -524,35 +532,57 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kPool, kFirstByte, kIdle } what;
+    enum { kRetry, kPool, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
   };
   std::vector<Due> due;
   int64_t next = 0;
+  auto at = [&](Transfer *t, int64_t deadline, decltype(Due::kRetry) what) {
+    if (now >= deadline) {
+      due.push_back({t, what});
+      return true;
+    }
+    next = min_deadline(next, deadline);
+    return false;
+  };
   for (auto &kv : owned_) {
     Transfer *t = kv.first;
-    const ClientConfig &cfg = t->client->config;
+    const RequestSpec &spec = t->spec;
+    const int64_t first_byte_ms = t->client->config.first_byte_timeout_ms;
     if (t->retry_at_us) {
-      if (now >= t->retry_at_us) due.push_back({t, Due::kRetry});
-      else next = min_deadline(next, t->retry_at_us);
-    } else if (t->queued_since_us) {
-      if (now >= t->pool_deadline_us) due.push_back({t, Due::kPool});
-      else next = min_deadline(next, t->pool_deadline_us);
-    } else if (t->easy && !t->first_byte_us && cfg.first_byte_timeout_ms > 0) {
-      int64_t d = t->attempt_start_us + cfg.first_byte_timeout_ms * 1000;
-      if (now >= d) due.push_back({t, Due::kFirstByte});
-      else next = min_deadline(next, d);
-    } else if (t->easy && t->first_byte_us && cfg.idle_timeout_ms > 0 && !t->user_paused && !t->reader_paused) {
-      int64_t d = t->last_byte_us + cfg.idle_timeout_ms * 1000;
-      if (now >= d) due.push_back({t, Due::kIdle});
-      else next = min_deadline(next, d);
-    } else if (t->easy && cfg.idle_timeout_ms > 0) {
-      next = min_deadline(next, now + cfg.idle_timeout_ms * 1000);
+      at(t, t->retry_at_us, Due::kRetry);
+      continue;
+    }
+    if (t->queued_since_us) {
+      at(t, t->pool_deadline_us, Due::kPool);
+      continue;
+    }
+    if (!t->easy) continue;
+    // libesp's own total deadline: libcurl's may overrun (HTTP/2 waits).
+    if (t->deadline_us != kNever && at(t, t->deadline_us, Due::kTotal)) continue;
+    const bool paused = t->user_paused || t->reader_paused;
+    if (spec.write_timeout_ms > 0 && t->sent_us && !t->upload_done_us &&
+        at(t, std::max(t->sent_us, t->upload_progress_us) + spec.write_timeout_ms * 1000, Due::kWrite))
+      continue;
+    if (spec.read_timeout_ms > 0 && !paused) {
+      // From the end of the body on (or the send, without a body watcher).
+      int64_t since = t->last_byte_us ? t->last_byte_us : t->upload_done_us ? t->upload_done_us : 0;
+      if (since && at(t, since + spec.read_timeout_ms * 1000, Due::kRead)) continue;
+      if (!since) next = min_deadline(next, now + spec.read_timeout_ms * 1000);
+    }
+    if (!t->first_byte_us && first_byte_ms > 0) {
+      at(t, t->attempt_start_us + first_byte_ms * 1000, Due::kFirstByte);
+    } else if (t->first_byte_us && spec.idle_timeout_ms > 0 && !paused) {
+      at(t, t->last_byte_us + spec.idle_timeout_ms * 1000, Due::kIdle);
+    } else if (spec.idle_timeout_ms > 0) {
+      next = min_deadline(next, now + spec.idle_timeout_ms * 1000);
     }
   }
   next_timer_us_ = next;
   for (const Due &d : due) {
     Transfer *t = d.t;
+    if (t->finished) continue;
     const ClientConfig &cfg = t->client->config;
+    const RequestSpec &spec = t->spec;
     switch (d.what) {
       case Due::kRetry:
         t->retry_at_us = 0;
@@ -560,11 +590,11 @@ void Engine::check_timers() {
         break;
       case Due::kPool:
         t->timeout_kind = TimeoutKind::kPool;
-        finish(t, ESP_EPOOLTIMEOUT,
-               "pool timeout: no connection slot to " + t->origin->label + " within " +
-                   std::to_string((t->pool_deadline_us - t->queued_since_us) / 1000) + " ms (" +
-                   std::to_string(t->origin->active) + " requests in flight, max_connections " +
-                   std::to_string(cfg.max_connections) + ")");
+        finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
+        break;
+      case Due::kTotal:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kTotal,
+                     "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms");
         break;
       case Due::kFirstByte:
         attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
@@ -573,11 +603,80 @@ void Engine::check_timers() {
         break;
       case Due::kIdle:
         attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
-                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(cfg.idle_timeout_ms) +
+                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(spec.idle_timeout_ms) +
                          " ms) inside the response");
+        break;
+      case Due::kRead:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kRead,
+                     "read timeout: no response data for " + std::to_string(spec.read_timeout_ms) + " ms");
+        break;
+      case Due::kWrite:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kWrite,
+                     "write timeout: the request body stalled for " + std::to_string(spec.write_timeout_ms) + " ms");
         break;
     }
   }
+}
+
+std::string Engine::pool_timeout_message(const Transfer &t) const {
+  const Origin &o = *t.origin;
+  const int64_t waited_ms = (t.pool_deadline_us - t.queued_since_us) / 1000;
+  if (o.opener && o.active < t.client->config.max_connections * kStreamsPerConnection)
+    return "pool timeout: waited " + std::to_string(waited_ms) + " ms for a new HTTP/2 connection to " + o.label +
+           " that is still being opened (" + std::to_string(o.sockets_open.load()) + " open, max_connections " +
+           std::to_string(t.client->config.max_connections) + ")";
+  return "pool timeout: no connection slot to " + o.label + " within " + std::to_string(waited_ms) + " ms (" +
+         std::to_string(o.active) + " requests in flight, max_connections " +
+         std::to_string(t.client->config.max_connections) + ")";
+}
+
+// ---- connection idle age ---------------------------------------------------------------
+
+void Engine::connection_in_use(Transfer &t, int local_port) {
+  for (auto &kv : conn_use_) {
+    ConnUse &c = kv.second;
+    if (!c.local_port) {
+      struct sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      if (::getsockname(kv.first, reinterpret_cast<struct sockaddr *>(&ss), &len) != 0) continue;
+      c.local_port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port)
+                                              : ntohs(reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port);
+    }
+    if (c.local_port != local_port) continue;
+    ++c.users;
+    c.idle_since_us = 0;
+    t.conn_fd = kv.first;
+    return;
+  }
+}
+
+void Engine::connection_released(Transfer *t) {
+  if (t->conn_fd < 0) return;
+  auto it = conn_use_.find(t->conn_fd);
+  t->conn_fd = -1;
+  if (it == conn_use_.end() || --it->second.users > 0) return;
+  it->second.idle_since_us = now_us();
+  it->second.max_idle_us = t->client->config.conn_max_idle_ms * 1000;
+  next_idle_expiry_us_ = min_deadline(next_idle_expiry_us_, it->second.idle_since_us + it->second.max_idle_us);
+}
+
+void Engine::retire_idle_connections(int64_t now) {
+  if (!next_idle_expiry_us_ || now <= next_idle_expiry_us_) return;
+  int64_t next = 0;
+  for (auto &kv : conn_use_) {
+    ConnUse &c = kv.second;
+    if (c.users > 0 || !c.idle_since_us) continue;
+    int64_t expiry = c.idle_since_us + c.max_idle_us;
+    if (now > expiry) {
+      // libcurl finds the connection dead when it next looks at it and
+      // closes it instead of sending on it.
+      ::shutdown(kv.first, SHUT_RDWR);
+      c.idle_since_us = 0;
+    } else {
+      next = min_deadline(next, expiry);
+    }
+  }
+  next_idle_expiry_us_ = next;
 }
 
 // ---- sockets ------------------------------------------------------------------------
@@ -593,6 +692,7 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
     std::lock_guard<std::mutex> lock(e->sockets_mu_);
     e->sockets_.insert(fd);
   }
+  e->conn_use_[fd];
   // Never log under sockets_mu_: fork() takes it, and a logger may need a
   // lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
@@ -605,6 +705,7 @@ int Engine::close_socket(void *clientp, curl_socket_t fd) {
   o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
   if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
+  e->conn_use_.erase(fd);
   e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(e->sockets_mu_);

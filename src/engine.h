@@ -96,6 +96,9 @@ class Engine {
 
   // An opener's connection is up: its origin may admit more (driver only).
   void connection_ready(Transfer &t);
+  // t's request is about to go out on the connection with this local
+  // address: it is busy, not idle (driver only, from the pre-request callback).
+  void connection_in_use(Transfer &t, int local_port);
 
   // True on any engine's I/O thread: blocking calls are refused there.
   static bool on_io_thread();
@@ -128,9 +131,16 @@ class Engine {
   void finish(Transfer *t, int status, const std::string &error);
   void breaker_record(Transfer *t, bool failure);
   void check_timers();
+  std::string pool_timeout_message(const Transfer &t) const;
   long poll_timeout_ms();
   // A pooled easy handle, preferably one last set up for this client.
   CURL *take_easy(uint64_t client_id, bool *set_up_for_client);
+
+  // The connection t ran on is idle from now (t's attempt ended).
+  void connection_released(Transfer *t);
+  // Closes the connections idle for longer than their client's
+  // conn_max_idle_ms before libcurl can pick one for a new transfer.
+  void retire_idle_connections(int64_t now);
 
   static curl_socket_t open_socket(void *origin, curlsocktype purpose, struct curl_sockaddr *addr);
   static int close_socket(void *origin, curl_socket_t fd);
@@ -161,6 +171,16 @@ class Engine {
 
   std::mutex origins_mu_;
   std::map<std::string, std::unique_ptr<Origin>> origins_;
+
+  // Connections by socket, for the idle-age rule (driver only).
+  struct ConnUse {
+    int local_port = 0;        // 0 until looked up
+    int users = 0;             // attempts running on it
+    int64_t idle_since_us = 0; // when the last one ended
+    int64_t max_idle_us = 0;   // conn_max_idle_ms of the client that used it last
+  };
+  std::unordered_map<curl_socket_t, ConnUse> conn_use_;
+  int64_t next_idle_expiry_us_ = 0;  // 0: no idle connection tracked
 
   std::mutex sockets_mu_;
   std::set<curl_socket_t> sockets_;
