@@ -31,22 +31,9 @@ def _declarations(c_text: str) -> dict[str, str]:
     return found
 
 
-# Declared by the binding from the agreed interface contract (per-request
-# phase timeouts, esp_last_error_sent) before the header has them; the
-# binding probes the library and uses them only where it has them.
-_CONTRACT_FIELDS = re.compile(r"int64_t (connect|read|write|pool)_timeout_ms;\s*")
-_CONTRACT_FUNCTIONS = re.compile(r"int esp_last_error_sent\(void\);\s*")
-
-
 def test_cdef_matches_the_public_header():
-    header_text = (ESP_ROOT / "include" / "esp.h").read_text()
-    header = _declarations(header_text)
-    cdef_text = _native.CDEF
-    if "connect_timeout_ms;" not in header_text:
-        cdef_text = _CONTRACT_FIELDS.sub("", cdef_text)
-    if "esp_last_error_sent" not in header_text:
-        cdef_text = _CONTRACT_FUNCTIONS.sub("", cdef_text)
-    cdef = _declarations(cdef_text)
+    header = _declarations((ESP_ROOT / "include" / "esp.h").read_text())
+    cdef = _declarations(_native.CDEF)
     assert len(cdef) > 30
     for name, declaration in cdef.items():
         assert header.get(name) == declaration, f"{name} differs from include/esp.h"

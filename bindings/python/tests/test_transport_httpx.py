@@ -220,12 +220,6 @@ def test_libesp_errors_reaching_the_sdk_are_its_exceptions_with_the_message(mock
 
 # ---- per-phase timeouts (contracts.md #1) ------------------------------------------
 
-needs_phase_timeouts = pytest.mark.skipif(
-    not _native.backend().phase_timeouts, reason="this libesp has no per-request phase timeouts yet"
-)
-
-
-@needs_phase_timeouts
 def test_read_timeout_is_the_read_phase_not_the_largest(mock, flavour):
     with flavour.Client(transport=esp.HTTPTransport()) as client:
         started = time.monotonic()
@@ -234,7 +228,6 @@ def test_read_timeout_is_the_read_phase_not_the_largest(mock, flavour):
         assert time.monotonic() - started < 1.5
 
 
-@needs_phase_timeouts
 def test_pool_timeout_per_request(mock, flavour):
     transport = esp.HTTPTransport(limits=flavour.Limits(max_connections=1), isolate=True)
     with flavour.Client(transport=transport) as client:
@@ -247,57 +240,60 @@ def test_pool_timeout_per_request(mock, flavour):
             assert time.monotonic() - started < 0.9
 
 
-@needs_phase_timeouts
-def test_connect_timeout_is_connect_timeout(flavour):
-    # A listener whose accept queue is full: further SYNs go unanswered.
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts and then neither reads nor writes: a TLS
+    handshake with it stalls, and so does a large request body."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    try:
-        for _ in range(8):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.1", port))
-            fillers.append(filler)
-        time.sleep(0.1)
-        with flavour.Client(transport=esp.HTTPTransport()) as client:
-            with pytest.raises(flavour.ConnectTimeout):
-                client.get(f"http://127.0.0.1:{port}/", timeout=flavour.Timeout(5, connect=0.3))
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
 
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
 
-@needs_phase_timeouts
-def test_write_timeout_is_write_timeout(flavour):
-    # A server that accepts and never reads: the body stalls in the buffers.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    port = listener.getsockname()[1]
-    accepted = []
-    acceptor = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()
-    try:
-        with flavour.Client(transport=esp.HTTPTransport()) as client:
-            with pytest.raises(flavour.WriteTimeout):
-                client.post(f"http://127.0.0.1:{port}/", content=b"x" * (64 << 20), timeout=flavour.Timeout(5, write=0.3))
-    finally:
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    yield listener.getsockname()[1]
+    stop.set()
+    acceptor.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_connect_timeout_is_connect_timeout(flavour, silent_server):
+    with flavour.Client(transport=esp.HTTPTransport()) as client:
+        started = time.monotonic()
+        with pytest.raises(flavour.ConnectTimeout, match="connect timeout"):
+            client.get(f"https://127.0.0.1:{silent_server}/", timeout=flavour.Timeout(5, connect=0.3))
+        assert time.monotonic() - started < 1.5
+
+
+def test_write_timeout_is_write_timeout(flavour, silent_server):
+    with flavour.Client(transport=esp.HTTPTransport()) as client:
+        started = time.monotonic()
+        with pytest.raises(flavour.WriteTimeout, match="write timeout"):
+            client.post(f"http://127.0.0.1:{silent_server}/", content=b"x" * (64 << 20), timeout=flavour.Timeout(5, write=0.3))
+        assert time.monotonic() - started < 2.5
 
 
 def test_no_timeout_means_no_total_limit(mock, flavour):
     request = flavour.Request("GET", mock.url("/echo"), extensions={"timeout": flavour.Timeout(None).as_dict()})
     from esp import _httpx
 
-    spec = _httpx._spec(request, b"", phase_timeouts=True, total_from_config=False)
+    spec = _httpx._spec(request, b"", frozenset())
     assert spec.timeout_ms == _native.ESP_NO_TIMEOUT
     assert spec.read_timeout_ms == spec.connect_timeout_ms == _native.ESP_NO_TIMEOUT
+    # Keys the transport's caller set win: 0 sends the client's own.
+    spec = _httpx._spec(request, b"", frozenset({"timeout_ms", "pool_timeout_ms"}))
+    assert spec.timeout_ms == 0 and spec.pool_timeout_ms == 0 and spec.read_timeout_ms == _native.ESP_NO_TIMEOUT
 
 
 # ---- trio ---------------------------------------------------------------------------
@@ -333,7 +329,6 @@ def test_openai_async_on_trio(mock):
     assert anyio.run(main, backend="trio") == "echo: hello"
 
 
-@pytest.mark.skipif(not _native.backend()._has_sent_flag, reason="this libesp has no esp_last_error_sent yet")
 def test_a_failure_after_the_request_went_out_says_so(mock, flavour):
     with flavour.Client(transport=esp.HTTPTransport()) as client:
         with pytest.raises(flavour.ReadError) as caught:

@@ -24,10 +24,11 @@ whose text names it.
 
 Timeouts: httpx's per-request connect, read, write and pool timeouts become
 libesp's per-request ones (None: no limit), and httpx has no total limit,
-so neither does the request unless the transport's config sets timeout_ms.
+so neither does the request. Timeout keys set explicitly in the transport's
+config (timeout_ms, connect_timeout_ms, idle_timeout_ms for reads,
+pool_timeout_ms) win over the request's.
 Each firing raises its httpx exception (ConnectTimeout, ReadTimeout,
-WriteTimeout, PoolTimeout). A libesp without per-request phase timeouts gets
-the largest of them as the whole-request timeout instead.
+WriteTimeout, PoolTimeout).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from . import _errors, _native
+from . import _errors
 from ._client import AsyncStream, Client, Stream
 from ._native import ESP_NO_TIMEOUT, ESP_REQ_STREAM_RAW, MODE_RAW, RequestSpec
 from ._types import Response
@@ -230,24 +231,28 @@ def _ms(seconds: float | None) -> int:
     return ESP_NO_TIMEOUT if seconds is None else max(1, round(seconds * 1000))
 
 
-def _spec(request: Any, body: bytes, phase_timeouts: bool, total_from_config: bool) -> RequestSpec:
+#: httpx's timeout phases, and the libesp config key that, set explicitly on
+#: a transport, wins over the request's value for that phase.
+_PHASE_CONFIG_KEYS = {"connect": "connect_timeout_ms", "read": "idle_timeout_ms", "write": None, "pool": "pool_timeout_ms"}
+
+
+def _spec(request: Any, body: bytes, configured: frozenset[str]) -> RequestSpec:
+    """The request for libesp; ``configured`` holds the timeout config keys
+    the transport's caller set (their values win: 0 means the client's)."""
     headers = [(name, value) for name, value in request.headers.raw if name.lower() not in _DROPPED_REQUEST_HEADERS]
     timeout = request.extensions.get("timeout") or {}
-    phases: dict[str, int] = {}
-    if phase_timeouts:
-        # httpx has no whole-request limit: only the phases are bounded.
-        total = 0 if total_from_config else ESP_NO_TIMEOUT
-        phases = {f"{phase}_timeout_ms": _ms(timeout[phase]) for phase in ("connect", "read", "write", "pool") if phase in timeout}
-    elif timeout.get("read") is None:
-        total = 0
-    else:
-        total = _ms(max(value for value in timeout.values() if value is not None))
+    phases = {
+        f"{phase}_timeout_ms": _ms(timeout[phase])
+        for phase, key in _PHASE_CONFIG_KEYS.items()
+        if phase in timeout and key not in configured
+    }
     return RequestSpec(
         method=request.method.encode("ascii"),
         path=str(request.url).encode("utf-8"),
         headers=headers,
         body=body if body or request.method not in ("GET", "HEAD") else None,
-        timeout_ms=total,
+        # httpx has no whole-request limit: only the phases are bounded.
+        timeout_ms=0 if "timeout_ms" in configured else ESP_NO_TIMEOUT,
         flags=ESP_REQ_STREAM_RAW,
         **phases,
     )
@@ -440,12 +445,14 @@ class HTTPTransport(
             if config or kwargs:
                 raise ValueError("pass either client= or a config, not both")
             self._config: dict[str, Any] = {}
-            self._total_from_config = False
+            self._configured_timeouts: frozenset[str] = frozenset()
             return
         httpx_keys = httpx_config(verify, cert, trust_env, http1, http2, limits, proxy, uds, local_address, socket_options)
         merged = {**_TRANSPORT_DEFAULTS, **httpx_keys, **(config or {}), **kwargs}
         self._config = merged
-        self._total_from_config = "timeout_ms" in (config or {}) or "timeout_ms" in kwargs
+        self._configured_timeouts = frozenset(
+            key for key in ("timeout_ms", *_PHASE_CONFIG_KEYS.values()) if key and key in {**(config or {}), **kwargs}
+        )
         # Take the lease now, so that a bad config fails here, not at the
         # first request.
         self._client()
@@ -459,7 +466,7 @@ class HTTPTransport(
             return self._lease
 
     def _spec(self, request: Any, body: bytes) -> RequestSpec:
-        return _spec(request, body, _native.backend().phase_timeouts, self._total_from_config)
+        return _spec(request, body, self._configured_timeouts)
 
     def handle_request(self, request: Any) -> Any:
         """Send the request; the body is streamed as it arrives."""

@@ -105,6 +105,7 @@ typedef struct esp_stream_item {
   esp_sse_event event;
   const void *chunk;
   size_t chunk_len;
+  const esp_sse_event *ev;
 } esp_stream_item;
 
 int esp_stream_open(esp_client client, const esp_request_opts *req,
@@ -122,7 +123,6 @@ int esp_shutdown(int64_t timeout_ms);
 """
 
 ESP_EAGAIN = -16
-ESP_EHANDLE = -3
 #: A timeout field's value for "no limit" (timeout_ms and the per-phase ones).
 ESP_NO_TIMEOUT = -1
 ESP_REQ_NO_RETRY = 0x1
@@ -150,8 +150,7 @@ class RequestSpec(NamedTuple):
     body: bytes | None
     timeout_ms: int
     flags: int
-    #: The per-phase timeouts (0: the client's); sent only to a libesp that
-    #: has them (backend.phase_timeouts).
+    #: The per-phase timeouts (0: the client's; ESP_NO_TIMEOUT: none).
     connect_timeout_ms: int = 0
     read_timeout_ms: int = 0
     write_timeout_ms: int = 0
@@ -201,9 +200,6 @@ class _CffiBackend:
         self.lib = ffi.dlopen(path)
         self.sink: Any = _NoSink()
         self._opts_size = ffi.sizeof("esp_request_opts")
-        self._first_opts_size = ffi.offsetof("esp_request_opts", "connect_timeout_ms")
-        self._has_sent_flag = _has_symbol(self.lib, "esp_last_error_sent")
-        self.phase_timeouts = self._probe_phase_timeouts()
         self._item_size = ffi.sizeof("esp_stream_item")
         # The callbacks live as long as this backend, i.e. the process.
         self._c_headers = ffi.callback("void(void *, const esp_response *)", self._on_headers)
@@ -228,19 +224,8 @@ class _CffiBackend:
 
     # -- helpers ------------------------------------------------------------
 
-    def _probe_phase_timeouts(self) -> bool:
-        """Whether this libesp takes the per-phase timeout fields: it checks
-        struct_size before the client handle, so a request on handle 0 with
-        the long struct fails EHANDLE where the fields are known and EINVAL
-        where they are not."""
-        opts = self.ffi.new("esp_request_opts *")
-        opts.struct_size = self._opts_size
-        opts.path = self._probe_path = self.ffi.new("char[]", b"/")
-        out = self.ffi.new("esp_response **")
-        return self.lib.esp_request(0, opts, out) == ESP_EHANDLE
-
     def _sent(self) -> bool:
-        return bool(self._has_sent_flag and self.lib.esp_last_error_sent())
+        return bool(self.lib.esp_last_error_sent())
 
     def _str(self, p: Any) -> str:
         return self.ffi.string(p).decode("utf-8", errors="replace")
@@ -268,7 +253,7 @@ class _CffiBackend:
         ffi = self.ffi
         keep: list = []
         opts = ffi.new("esp_request_opts *")
-        opts.struct_size = self._opts_size if self.phase_timeouts else self._first_opts_size
+        opts.struct_size = self._opts_size
         if spec.method is not None:
             method = ffi.new("char[]", spec.method)
             keep.append(method)
@@ -293,7 +278,7 @@ class _CffiBackend:
             keep.append(body)
             opts.body = body
             opts.body_len = len(spec.body)
-        _fill_timeouts(opts, spec, self.phase_timeouts)
+        _fill_timeouts(opts, spec)
         return opts, keep
 
     def _response(self, r: Any, with_body: bool) -> Response:
@@ -436,22 +421,13 @@ class _CffiBackend:
         self.sink.complete(self._id(user), status, response, message, sent)
 
 
-def _has_symbol(lib: Any, name: str) -> bool:
-    try:
-        getattr(lib, name)
-    except AttributeError:
-        return False
-    return True
-
-
-def _fill_timeouts(opts: Any, spec: RequestSpec, phase_timeouts: bool) -> None:
+def _fill_timeouts(opts: Any, spec: RequestSpec) -> None:
     opts.timeout_ms = spec.timeout_ms
     opts.flags = spec.flags
-    if phase_timeouts:
-        opts.connect_timeout_ms = spec.connect_timeout_ms
-        opts.read_timeout_ms = spec.read_timeout_ms
-        opts.write_timeout_ms = spec.write_timeout_ms
-        opts.pool_timeout_ms = spec.pool_timeout_ms
+    opts.connect_timeout_ms = spec.connect_timeout_ms
+    opts.read_timeout_ms = spec.read_timeout_ms
+    opts.write_timeout_ms = spec.write_timeout_ms
+    opts.pool_timeout_ms = spec.pool_timeout_ms
 
 
 # ---- ctypes fallback -----------------------------------------------------------
@@ -498,6 +474,7 @@ class _StreamItem(ctypes.Structure):
         ("event", _SseEvent),
         ("chunk", ctypes.c_void_p),
         ("chunk_len", ctypes.c_size_t),
+        ("ev", ctypes.POINTER(_SseEvent)),
     ]
 
 
@@ -535,6 +512,7 @@ class _CtypesBackend(_CffiBackend):
             "esp_version_string": (vp, []),
             "esp_strerror": (vp, [c_int]),
             "esp_last_error": (vp, []),
+            "esp_last_error_sent": (c_int, []),
             "esp_client_get": (c_int, [ctypes.c_char_p, ctypes.POINTER(u64)]),
             "esp_client_release": (c_int, [u64]),
             "esp_request": (c_int, [u64, ctypes.POINTER(_Opts), ctypes.POINTER(vp)]),
@@ -564,15 +542,8 @@ class _CtypesBackend(_CffiBackend):
             fn = getattr(lib, fname)
             fn.restype = restype
             fn.argtypes = argtypes
-        self._has_sent_flag = _has_symbol(lib, "esp_last_error_sent")
-        if self._has_sent_flag:
-            lib.esp_last_error_sent.restype = c_int
-            lib.esp_last_error_sent.argtypes = []
         self.lib = lib
         self.sink = _NoSink()
-        self._opts_size = ctypes.sizeof(_Opts)
-        self._first_opts_size = _Opts.connect_timeout_ms.offset
-        self.phase_timeouts = self._probe_phase_timeouts()
         self._c_headers = _OnHeaders(self._on_headers)
         self._c_data = _OnData(self._on_data)
         self._c_event = _OnEvent(self._on_event)
@@ -586,13 +557,6 @@ class _CtypesBackend(_CffiBackend):
     def _callback_set(self, on_headers: Any, on_data: Any, on_event: Any) -> Any:
         return _Callbacks(ctypes.sizeof(_Callbacks), on_headers, on_data, on_event, self._c_complete)
 
-    def _probe_phase_timeouts(self) -> bool:
-        opts = _Opts()
-        opts.struct_size = self._opts_size
-        opts.path = b"/"
-        out = ctypes.c_void_p()
-        return self.lib.esp_request(0, ctypes.byref(opts), ctypes.byref(out)) == ESP_EHANDLE
-
     def _str(self, p: Any) -> str:
         raw = ctypes.string_at(p) if p else b""
         return raw.decode("utf-8", errors="replace")
@@ -600,7 +564,7 @@ class _CtypesBackend(_CffiBackend):
     def _opts(self, spec: RequestSpec) -> tuple[Any, list]:
         keep: list = []
         opts = _Opts()
-        opts.struct_size = self._opts_size if self.phase_timeouts else self._first_opts_size
+        opts.struct_size = ctypes.sizeof(_Opts)
         opts.method = spec.method
         opts.path = spec.path
         if spec.headers:
@@ -613,7 +577,7 @@ class _CtypesBackend(_CffiBackend):
             keep.append(body)
             opts.body = ctypes.cast(body, ctypes.c_void_p)
             opts.body_len = len(spec.body)
-        _fill_timeouts(opts, spec, self.phase_timeouts)
+        _fill_timeouts(opts, spec)
         # The Structure keeps the bytes it was given for char* fields alive.
         keep.append(spec)
         return ctypes.byref(opts), [opts] + keep
