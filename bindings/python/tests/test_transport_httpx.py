@@ -338,3 +338,19 @@ def test_a_failure_after_the_request_went_out_says_so(mock, flavour):
         with pytest.raises(flavour.ConnectError) as caught:
             client.get("http://127.0.0.1:1/")
     assert caught.value.__cause__.request_sent is False
+
+
+async def test_the_trace_extension_sees_the_response_head(mock, flavour):
+    seen = []
+    with flavour.Client(transport=esp.HTTPTransport()) as client:
+        client.get(mock.url("/echo"), extensions={"trace": lambda name, info: seen.append((name, info))})
+
+    async def async_trace(name, info):
+        seen.append((name, info))
+
+    async with flavour.AsyncClient(transport=esp.HTTPTransport()) as client:
+        await client.get(mock.url("/echo"), extensions={"trace": async_trace})
+    completes = [info["return_value"] for name, info in seen if name == "http11.receive_response_headers.complete"]
+    assert len(completes) == 2
+    version, status, reason, headers = completes[0]
+    assert (version, status, reason) == (b"HTTP/1.1", 200, b"OK") and (b"content-type", b"application/json") in headers

@@ -200,6 +200,23 @@ def _kit_for(request: Any) -> _FlavourKit:
     return _flavour_kit(sys.modules[type(request).__module__.partition(".")[0]])
 
 
+def _head_trace(kit: _FlavourKit, head: Response, request: Any) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    """The request's httpcore-style ``trace`` callback and the response-head
+    events for it (what httpx's CLI and tracing tools read); libesp has no
+    connection-level events to report."""
+    trace = request.extensions.get("trace")
+    if trace is None:
+        return None, []
+    prefix = "http2" if head.http_version == 20 else "http11"
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in head.headers.multi_items()]
+    reason = kit.module.codes.get_reason_phrase(head.status).encode("ascii")
+    version = _HTTP_VERSIONS.get(head.http_version, b"HTTP/1.1")
+    return trace, [
+        (f"{prefix}.receive_response_headers.started", {"request": request}),
+        (f"{prefix}.receive_response_headers.complete", {"request": request, "return_value": (version, head.status, reason, headers)}),
+    ]
+
+
 def _response(kit: _FlavourKit, head: Response, body: Any, request: Any) -> Any:
     return kit.module.Response(
         head.status,
@@ -483,6 +500,9 @@ class HTTPTransport(
                     raise _httpx_error(exc, request) from exc
             attempt += 1
             time.sleep(_backoff(attempt))
+        trace, events = _head_trace(kit, stream.head, request)
+        for name, info in events:
+            trace(name, info)
         return _response(kit, stream.head, kit.sync_body(stream, request), request)
 
     async def handle_async_request(self, request: Any) -> Any:
@@ -504,6 +524,9 @@ class HTTPTransport(
             import anyio  # httpx's own dependency, so there whenever httpx is
 
             await anyio.sleep(_backoff(attempt))
+        trace, events = _head_trace(kit, stream.head, request)
+        for name, info in events:
+            await trace(name, info)
         return _response(kit, stream.head, kit.async_body(stream, request), request)
 
     def close(self) -> None:
