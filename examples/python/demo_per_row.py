@@ -37,8 +37,19 @@ def server(path: str, method: str = "GET") -> dict:
 def run(mode: str, runner: list[str], extra_env: dict[str, str]) -> dict:
     server("/_mock/reset", "POST")
     env = dict(os.environ, SSL_CERT_FILE=os.environ["ESP_MOCK_CA_FILE"], **extra_env)
-    command = [sys.executable, *runner, str(PER_ROW), "--base-url", os.environ["ESP_MOCK_HTTPS_BASE_URL"],
-               "--rows", str(ROWS), "--mode", mode, "--concurrency", "50"]
+    command = [
+        sys.executable,
+        *runner,
+        str(PER_ROW),
+        "--base-url",
+        os.environ["ESP_MOCK_HTTPS_BASE_URL"],
+        "--rows",
+        str(ROWS),
+        "--mode",
+        mode,
+        "--concurrency",
+        "50",
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     seen["connections"] = server("/_mock/stats")["connections"]

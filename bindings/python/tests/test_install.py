@@ -119,9 +119,24 @@ def _per_row(mock, *runner: str, mode: str, rows: int, extra_env: dict | None = 
         plain.post(mock.url("/_mock/reset"))
     env = dict(os.environ, SSL_CERT_FILE=mock.ca_file, **(extra_env or {}))
     result = subprocess.run(
-        [sys.executable, *runner, str(PER_ROW), "--base-url", mock.https_base_url, "--rows", str(rows), "--mode", mode,
-         "--concurrency", "10"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            *runner,
+            str(PER_ROW),
+            "--base-url",
+            mock.https_base_url,
+            "--rows",
+            str(rows),
+            "--mode",
+            mode,
+            "--concurrency",
+            "10",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), mock.stats()
@@ -143,7 +158,9 @@ def test_an_unchanged_program_collapses_to_the_shared_pool_under_esp_run(mock, m
     in_flight = 1 if mode == "sync" else 10
     assert ours["fds_peak"] <= ours["fds_before"] + in_flight + 8
 
-    multiplexed, server = _per_row(mock, "-m", "esp.run", mode=mode, rows=rows, extra_env={"ESP_INSTALL_CONFIG": '{"http2": true}'})
+    multiplexed, server = _per_row(
+        mock, "-m", "esp.run", mode=mode, rows=rows, extra_env={"ESP_INSTALL_CONFIG": '{"http2": true}'}
+    )
     assert multiplexed["ok"] == rows and server["connections"] == 1
     assert multiplexed["fds_peak"] <= multiplexed["fds_before"] + 8
 
@@ -151,9 +168,13 @@ def test_an_unchanged_program_collapses_to_the_shared_pool_under_esp_run(mock, m
 def test_esp_run_passes_arguments_and_runs_modules(tmp_path: Path):
     script = tmp_path / "app.py"
     script.write_text("import sys, esp\nprint(sys.argv[1:], esp.installed(), __name__)\n")
-    out = subprocess.run([sys.executable, "-m", "esp.run", str(script), "a", "--b"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "esp.run", str(script), "a", "--b"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "['a', '--b'] True __main__"
-    out = subprocess.run([sys.executable, "-m", "esp.run", "-m", "json.tool", "--help"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "esp.run", "-m", "json.tool", "--help"], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0 and "json.tool" in out.stdout
     usage = subprocess.run([sys.executable, "-m", "esp.run"], capture_output=True, text=True, check=False)
     assert usage.returncode == 2 and "usage" in usage.stderr

@@ -209,7 +209,11 @@ def test_an_opted_in_breaker_names_itself_in_the_exception_text(flavour):
 
 def test_libesp_errors_reaching_the_sdk_are_its_exceptions_with_the_message(mock):
     client = openai.OpenAI(
-        base_url=mock.base_url, api_key="sk-test", max_retries=0, timeout=0.3, http_client=httpx2.Client(transport=esp.HTTPTransport())
+        base_url=mock.base_url,
+        api_key="sk-test",
+        max_retries=0,
+        timeout=0.3,
+        http_client=httpx2.Client(transport=esp.HTTPTransport()),
     )
     with pytest.raises(openai.APITimeoutError) as caught:
         client.models.list(extra_headers={"x-mock-hang": "1"})
@@ -219,6 +223,7 @@ def test_libesp_errors_reaching_the_sdk_are_its_exceptions_with_the_message(mock
 
 
 # ---- per-phase timeouts (contracts.md #1) ------------------------------------------
+
 
 def test_read_timeout_is_the_read_phase_not_the_largest(mock, flavour):
     with flavour.Client(transport=esp.HTTPTransport()) as client:
@@ -280,7 +285,9 @@ def test_write_timeout_is_write_timeout(flavour, silent_server):
     with flavour.Client(transport=esp.HTTPTransport()) as client:
         started = time.monotonic()
         with pytest.raises(flavour.WriteTimeout, match="write timeout"):
-            client.post(f"http://127.0.0.1:{silent_server}/", content=b"x" * (64 << 20), timeout=flavour.Timeout(5, write=0.3))
+            client.post(
+                f"http://127.0.0.1:{silent_server}/", content=b"x" * (64 << 20), timeout=flavour.Timeout(5, write=0.3)
+            )
         assert time.monotonic() - started < 2.5
 
 
@@ -305,7 +312,9 @@ def test_async_transport_runs_on_every_anyio_backend(mock, flavour, backend):
         async with flavour.AsyncClient(transport=esp.HTTPTransport()) as client:
             response = await client.get(mock.url("/echo"), headers={"x-mock-body-bytes": "200000"})
             assert len(response.content) == 200000
-            async with client.stream("POST", mock.base_url + "/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True}) as stream:
+            async with client.stream(
+                "POST", mock.base_url + "/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True}
+            ) as stream:
                 lines = [line async for line in stream.aiter_lines() if line.startswith("data:")]
             assert lines[-1] == "data: [DONE]"
             with pytest.raises(flavour.ConnectError):
@@ -321,7 +330,9 @@ def test_async_transport_runs_on_every_anyio_backend(mock, flavour, backend):
 
 def test_openai_async_on_trio(mock):
     async def main():
-        client = openai.AsyncOpenAI(base_url=mock.base_url, api_key="sk-test", http_client=httpx2.AsyncClient(transport=esp.HTTPTransport()))
+        client = openai.AsyncOpenAI(
+            base_url=mock.base_url, api_key="sk-test", http_client=httpx2.AsyncClient(transport=esp.HTTPTransport())
+        )
         completion = await client.chat.completions.create(model="gpt-mock", messages=MESSAGES)
         await client.close()
         return completion.choices[0].message.content

@@ -22,8 +22,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from mockserver import start  # noqa: E402
 from scenarios import FRAMEWORKS  # noqa: E402
+
+from mockserver import start  # noqa: E402
 
 
 def _limit_fds() -> None:
@@ -32,10 +33,29 @@ def _limit_fds() -> None:
 
 def measure(mock, framework: str, mode: str, on_libesp: bool, rows: int, limited: bool = False) -> dict:
     urllib.request.urlopen(urllib.request.Request(mock.url("/_mock/reset"), method="POST"), timeout=10).read()
-    command = [sys.executable, str(HERE / "scenarios.py"), framework, mode, "--base-url", mock.https_base_url,
-               "--rows", str(rows), "--concurrency", "50", "--batches", "4"] + (["--esp"] if on_libesp else [])
-    result = subprocess.run(command, env=dict(os.environ, SSL_CERT_FILE=mock.ca_file), capture_output=True, text=True,
-                            timeout=900, check=False, preexec_fn=_limit_fds if limited else None)
+    command = [
+        sys.executable,
+        str(HERE / "scenarios.py"),
+        framework,
+        mode,
+        "--base-url",
+        mock.https_base_url,
+        "--rows",
+        str(rows),
+        "--concurrency",
+        "50",
+        "--batches",
+        "4",
+    ] + (["--esp"] if on_libesp else [])
+    result = subprocess.run(
+        command,
+        env=dict(os.environ, SSL_CERT_FILE=mock.ca_file),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        preexec_fn=_limit_fds if limited else None,
+    )
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:120] if result.stderr.strip() else "exit"}
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -47,14 +67,18 @@ def cell(seen: dict, limited: dict | None) -> str:
     if "error" in seen:
         return f"error: {seen['error']}"
     failed = seen["rows"] - seen["ok"]
-    text = (f"{seen['connections']} conn, {seen['fds_peak']} fds, {seen['seconds']:.1f} s, "
-            f"+{seen['rss_growth_mib']:.0f} MiB, {seen['resource_warnings']} ResourceWarnings")
+    text = (
+        f"{seen['connections']} conn, {seen['fds_peak']} fds, {seen['seconds']:.1f} s, "
+        f"+{seen['rss_growth_mib']:.0f} MiB, {seen['resource_warnings']} ResourceWarnings"
+    )
     if failed:
         text += f", {failed} rows failed"
     if seen["event_loop_closed"]:
         text += f", {seen['event_loop_closed']} 'Event loop is closed'"
     if limited is not None:
-        text += f"; ulimit -n 256: {limited['rows'] - limited['ok'] if 'rows' in limited else limited['error']} rows fail"
+        text += (
+            f"; ulimit -n 256: {limited['rows'] - limited['ok'] if 'rows' in limited else limited['error']} rows fail"
+        )
     return text
 
 
@@ -73,7 +97,9 @@ def main() -> int:
                 row = []
                 for on_libesp in (False, True):
                     seen = measure(mock, framework, mode, on_libesp, args.rows)
-                    limited = measure(mock, framework, mode, on_libesp, args.rows, limited=True) if mode == "async" else None
+                    limited = (
+                        measure(mock, framework, mode, on_libesp, args.rows, limited=True) if mode == "async" else None
+                    )
                     row.append(cell(seen, limited))
                 print(f"| {framework} {mode} | {row[0]} | {row[1]} |", flush=True)
     finally:

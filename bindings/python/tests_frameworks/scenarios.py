@@ -211,7 +211,8 @@ def run(framework: str, mode: str, base_url: str, rows: int, concurrency: int, b
         "fds_after": open_fds(),
         "rss_growth_mib": round(rss_mib() - rss_before, 1),
         "resource_warnings": sum(1 for w in caught if issubclass(w.category, ResourceWarning)),
-        "event_loop_closed": loop_closed.count + sum(n for text, n in failures.items() if "Event loop is closed" in text),
+        "event_loop_closed": loop_closed.count
+        + sum(n for text, n in failures.items() if "Event loop is closed" in text),
     }
 
 

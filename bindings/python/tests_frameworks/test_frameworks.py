@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from scenarios import FRAMEWORKS
 
 HERE = Path(__file__).resolve().parent
@@ -26,12 +25,30 @@ def run_scenario(mock, framework: str, mode: str, *, on_libesp: bool, rows: int 
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(mock.url("/_mock/reset"), method="POST"), timeout=10).read()
-    command = [sys.executable, str(HERE / "scenarios.py"), framework, mode, "--base-url", mock.https_base_url,
-               "--rows", str(rows), "--concurrency", "50", "--batches", "4"]
+    command = [
+        sys.executable,
+        str(HERE / "scenarios.py"),
+        framework,
+        mode,
+        "--base-url",
+        mock.https_base_url,
+        "--rows",
+        str(rows),
+        "--concurrency",
+        "50",
+        "--batches",
+        "4",
+    ]
     if on_libesp:
         command.append("--esp")
-    result = subprocess.run(command, env=dict(os.environ, SSL_CERT_FILE=mock.ca_file), capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        command,
+        env=dict(os.environ, SSL_CERT_FILE=mock.ca_file),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), mock.stats()
 

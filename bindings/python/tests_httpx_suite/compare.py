@@ -42,8 +42,18 @@ def isolated(command: list[str]) -> list[str]:
 def run(source: Path, with_libesp: bool) -> dict[str, str]:
     """Test id -> passed / failed / skipped."""
     report = source / ("junit-libesp.xml" if with_libesp else "junit-httpx.xml")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not network",
-               f"--junitxml={report}", "tests"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not network",
+        f"--junitxml={report}",
+        "tests",
+    ]
     if with_libesp:
         command[3:3] = ["-p", "esp_swap"]
     env = dict(os.environ, PYTHONPATH=str(HERE))
@@ -60,26 +70,32 @@ def run(source: Path, with_libesp: bool) -> dict[str, str]:
     return outcomes
 
 
+def _counts(outcomes: dict[str, str]) -> str:
+    return ", ".join(f"{sum(o == kind for o in outcomes.values())} {kind}" for kind in ("passed", "failed", "skipped"))
+
+
 def main(argv: list[str]) -> int:
     source = Path(argv[0]).resolve()
     baseline = run(source, with_libesp=False)
     ours = run(source, with_libesp=True)
     listed = known_differences()
+
     def is_listed(test: str) -> bool:
         return any(test == entry or (entry.endswith("*") and test.startswith(entry[:-1])) for entry in listed)
 
-    regressions = [t for t, outcome in baseline.items() if outcome == "passed" and ours.get(t) != "passed" and not is_listed(t)]
+    regressions = [
+        t for t, outcome in baseline.items() if outcome == "passed" and ours.get(t) != "passed" and not is_listed(t)
+    ]
     stale = [t for t in ours if is_listed(t) and ours[t] == "passed"]
     compared = [t for t, outcome in baseline.items() if outcome == "passed"]
-    print(f"\nbaseline (httpx's transport): {sum(o == 'passed' for o in baseline.values())} passed, "
-          f"{sum(o == 'failed' for o in baseline.values())} failed, {sum(o == 'skipped' for o in baseline.values())} skipped")
-    print(f"libesp's transport: {sum(o == 'passed' for o in ours.values())} passed, "
-          f"{sum(o == 'failed' for o in ours.values())} failed; {len(listed)} listed in known_differences.txt")
+    print(f"\nbaseline (httpx's transport): {_counts(baseline)}")
+    print(f"libesp's transport: {_counts(ours)}; {len(listed)} entries in known_differences.txt")
     for test in regressions:
         print(f"REGRESSION (passes on httpx, not on libesp, not listed): {test}")
     print(f"{len(stale)} of the listed tests passed this time")
     on_both = sum(ours.get(t) == "passed" for t in compared)
-    print(f"{len(compared) - on_both - len(regressions)} tests passing on httpx's transport failed on libesp's, all listed")
+    listed_failures = len(compared) - on_both - len(regressions)
+    print(f"{listed_failures} tests passing on httpx's transport failed on libesp's, all listed")
     print(f"httpx suite: {on_both} passed, {len(regressions)} failed")
     return 1 if regressions else 0
 

@@ -213,7 +213,10 @@ def _head_trace(kit: _FlavourKit, head: Response, request: Any) -> tuple[Any, li
     version = _HTTP_VERSIONS.get(head.http_version, b"HTTP/1.1")
     return trace, [
         (f"{prefix}.receive_response_headers.started", {"request": request}),
-        (f"{prefix}.receive_response_headers.complete", {"request": request, "return_value": (version, head.status, reason, headers)}),
+        (
+            f"{prefix}.receive_response_headers.complete",
+            {"request": request, "return_value": (version, head.status, reason, headers)},
+        ),
     ]
 
 
@@ -238,7 +241,9 @@ def _check_url(request: Any) -> None:
     url = request.url
     if url.scheme not in ("http", "https"):
         if not url.scheme:
-            raise module.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.", request=request)
+            raise module.UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol.", request=request
+            )
         raise module.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.", request=request)
     if url.port is not None and not 0 < url.port < 65536:
         raise module.ConnectError(f"port {url.port} is out of range (1-65535)", request=request)
@@ -250,7 +255,12 @@ def _ms(seconds: float | None) -> int:
 
 #: httpx's timeout phases, and the libesp config key that, set explicitly on
 #: a transport, wins over the request's value for that phase.
-_PHASE_CONFIG_KEYS = {"connect": "connect_timeout_ms", "read": "idle_timeout_ms", "write": None, "pool": "pool_timeout_ms"}
+_PHASE_CONFIG_KEYS = {
+    "connect": "connect_timeout_ms",
+    "read": "idle_timeout_ms",
+    "write": None,
+    "pool": "pool_timeout_ms",
+}
 
 
 def _spec(request: Any, body: bytes, configured: frozenset[str]) -> RequestSpec:
@@ -464,7 +474,9 @@ class HTTPTransport(
             self._config: dict[str, Any] = {}
             self._configured_timeouts: frozenset[str] = frozenset()
             return
-        httpx_keys = httpx_config(verify, cert, trust_env, http1, http2, limits, proxy, uds, local_address, socket_options)
+        httpx_keys = httpx_config(
+            verify, cert, trust_env, http1, http2, limits, proxy, uds, local_address, socket_options
+        )
         merged = {**_TRANSPORT_DEFAULTS, **httpx_keys, **(config or {}), **kwargs}
         self._config = merged
         self._configured_timeouts = frozenset(
