@@ -26,6 +26,9 @@ from scenarios import FRAMEWORKS  # noqa: E402
 
 from mockserver import start  # noqa: E402
 
+#: A run still going after this long is reported as hung.
+RUN_TIMEOUT_S = 300
+
 
 def _limit_fds() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
@@ -47,15 +50,18 @@ def measure(mock, framework: str, mode: str, on_libesp: bool, rows: int, limited
         "--batches",
         "4",
     ] + (["--esp"] if on_libesp else [])
-    result = subprocess.run(
-        command,
-        env=dict(os.environ, SSL_CERT_FILE=mock.ca_file),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        preexec_fn=_limit_fds if limited else None,
-    )
+    try:
+        result = subprocess.run(
+            command,
+            env=dict(os.environ, SSL_CERT_FILE=mock.ca_file),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+            preexec_fn=_limit_fds if limited else None,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"still running after {RUN_TIMEOUT_S} s (hung)"}
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:120] if result.stderr.strip() else "exit"}
     seen = json.loads(result.stdout.strip().splitlines()[-1])
