@@ -39,6 +39,7 @@ import hashlib
 import importlib
 import os
 import ssl
+import stat
 import sys
 import tempfile
 import threading
@@ -288,12 +289,23 @@ def _spec(request: Any, body: bytes, configured: frozenset[str]) -> RequestSpec:
 # ---- httpx's transport arguments -> a libesp config ---------------------------
 
 
+def _private_dir() -> str:
+    """A directory only this user can write (CA bundles in a shared temp dir
+    could be planted by another user)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = os.path.join(tempfile.gettempdir(), f"libesp-{uid}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != uid) or info.st_mode & 0o022:
+        raise PermissionError(f"{path} is not a private directory of this user")
+    return path
+
+
 def _pem_bundle(pems: Iterable[bytes]) -> str:
     """A CA file holding pems, for libcurl (which takes files, not
-    SSLContexts): written once per distinct content, under the temp dir."""
+    SSLContexts): written once per distinct content, in a private directory."""
     data = b"".join(pem if pem.endswith(b"\n") else pem + b"\n" for pem in pems)
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    path = os.path.join(tempfile.gettempdir(), f"libesp-ca-{os.getuid() if hasattr(os, 'getuid') else 0}-{digest}.pem")
+    path = os.path.join(_private_dir(), f"ca-{hashlib.sha256(data).hexdigest()[:32]}.pem")
     if not os.path.exists(path):
         partial = f"{path}.{os.getpid()}.{threading.get_ident()}"
         with open(partial, "wb") as f:
