@@ -16,9 +16,14 @@ CXX ?= g++
 CC ?= gcc
 B := build
 CXXFLAGS ?= -O2 -g
+# The one list of libraries libesp builds against: pkg-config names, the
+# link flags to use before they are installed, and their Debian packages.
+DEP_PC := libcurl libcjson libcrypto
+DEP_FALLBACK_LIBS := -lcurl -lcjson -lcrypto
+DEP_DEBS := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config
 ESP_CXXFLAGS := -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
-  -Iinclude $(shell pkg-config --cflags libcurl libcjson 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs libcurl libcjson 2>/dev/null || echo -lcurl -lcjson) -pthread
+  -Iinclude $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs $(DEP_PC) 2>/dev/null || echo $(DEP_FALLBACK_LIBS)) -pthread
 
 SRCS := $(wildcard src/*.cpp)
 OBJS := $(SRCS:src/%.cpp=$(B)/obj/%.o)
@@ -31,9 +36,9 @@ lib: $(B)/libesp.so $(B)/libesp.a $(B)/pkgconfig/esp.pc
 
 # Debian packages the build needs, installed only when missing.
 deps:
-	@pkg-config --exists libcurl libcjson 2>/dev/null && command -v node >/dev/null || { \
-	  echo "installing build dependencies (libcurl, cJSON, pkg-config)"; \
-	  pkgs="libcurl4-openssl-dev libcjson-dev pkg-config"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	@pkg-config --exists $(DEP_PC) 2>/dev/null && command -v node >/dev/null || { \
+	  echo "installing build dependencies ($(DEP_DEBS))"; \
+	  pkgs="$(DEP_DEBS)"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	  $(SUDO) apt-get install -y -q $$pkgs >/dev/null || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$pkgs >/dev/null; }; }
 

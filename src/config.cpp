@@ -89,6 +89,26 @@ bool valid_header_name(const std::string &n) {
 
 constexpr int64_t kDay = 86400000;
 
+RateLimitConfig get_rate_limit(const cJSON *item) {
+  if (!cJSON_IsObject(item)) config_error("'rate_limit' must be an object");
+  RateLimitConfig r;
+  r.enabled = true;
+  for (const cJSON *k = item->child; k; k = k->next) {
+    const std::string name = k->string;
+    if (cJSON_GetObjectItemCaseSensitive(item, k->string) != k) config_error("'rate_limit' has a duplicate key '" + name + "'");
+    try {
+      if (name == "requests_per_minute") r.requests_per_minute = get_int(k, 0, int64_t{1} << 40);
+      else if (name == "tokens_per_minute") r.tokens_per_minute = get_int(k, 0, int64_t{1} << 40);
+      else config_error("'rate_limit' has unknown key '" + name + "'");
+    } catch (const Error &e) {
+      if (name == "requests_per_minute" || name == "tokens_per_minute")
+        fail(ESP_ECONFIG, std::string(e.what()) + " (in 'rate_limit')");
+      throw;
+    }
+  }
+  return r;
+}
+
 void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
   const std::string key = item->string;
   if (key == "provider") {
@@ -139,6 +159,7 @@ void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
   else if (key == "isolate") c.isolate = get_bool(item);
   else if (key == "max_response_bytes") c.max_response_bytes = get_int(item, 1, int64_t{1} << 40);
   else if (key == "slow_request_ms") c.slow_request_ms = get_int(item, 0, kDay);
+  else if (key == "rate_limit") c.rate_limit = get_rate_limit(item);  // fleet17: rate limits
   else config_error("unknown key '" + key + "'");
 }
 
@@ -218,6 +239,11 @@ std::string canonical_form(const ClientConfig &c) {
   cJSON_AddBoolToObject(j, "isolate", c.isolate);
   add_int(j, "max_response_bytes", c.max_response_bytes);
   add_int(j, "slow_request_ms", c.slow_request_ms);
+  if (c.rate_limit.enabled) {
+    cJSON *rl = cJSON_AddObjectToObject(j, "rate_limit");
+    add_int(rl, "requests_per_minute", c.rate_limit.requests_per_minute);
+    add_int(rl, "tokens_per_minute", c.rate_limit.tokens_per_minute);
+  }
   char *text = cJSON_PrintUnformatted(j);
   if (!text) fail(ESP_ENOMEM, "out of memory");
   std::string out(text);

@@ -11,6 +11,14 @@ namespace esp {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+// The "rate_limit" key (ratelimit.h). Present, even empty, it turns on
+// limiting, header learning and usage accounting for the client's credential.
+struct RateLimitConfig {
+  bool enabled = false;
+  int64_t requests_per_minute = 0;  // 0: none configured (learnt ones still apply)
+  int64_t tokens_per_minute = 0;
+};
+
 struct ClientConfig {
   std::string provider = "openai";
   std::string name;
@@ -44,6 +52,7 @@ struct ClientConfig {
   bool isolate = false;
   int64_t max_response_bytes = int64_t{64} << 20;
   int64_t slow_request_ms = 10000;
+  RateLimitConfig rate_limit;
 
   // Derived by parse_config.
   HeaderList default_headers;  // auth + provider + user headers, secrets included

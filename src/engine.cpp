@@ -301,6 +301,35 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
     t->is_probe = true;
     log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
   }
+  admit(t);
+}
+
+// Rate limits (fleet17): every attempt reserves its place with the
+// credential's limiter and waits for its turn before it takes a slot.
+void Engine::admit(const std::shared_ptr<Transfer> &t) {
+  Limiter *limiter = t->client->limiter.get();
+  if (!limiter) return try_slot(t);
+  const int64_t now = now_us();
+  if (!t->rate_reserved) {
+    if (!t->rate_tokens) t->rate_tokens = estimate_tokens(t->spec.body);
+    t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
+    if (!t->rate.ok) return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
+    t->rate_reserved = true;
+  } else if (int64_t paused = limiter->paused_until(); paused > t->rate.at_us) {
+    // A pause (a 429 somewhere) came in while this one waited.
+    if (paused > t->deadline_us)
+      return finish(t.get(), ESP_ERATELIMITED,
+                    "rate limited: the provider paused this credential for another " +
+                        std::to_string((paused - now) / 1000) + " ms, past this request's timeout");
+    t->rate.at_us = paused;
+  }
+  if (t->rate.at_us > now) {
+    t->rate_wait_until_us = t->rate.at_us;
+    next_timer_us_ = min_deadline(next_timer_us_, t->rate_wait_until_us);
+    return;
+  }
+  t->rate_wait_until_us = 0;
+  t->rate_reserved = false;  // used by this attempt
   try_slot(t);
 }
 
@@ -509,6 +538,10 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
   detach_easy(t, false);
   release_slot(t);
   leave_queue(t);
+  if (t->rate_reserved) {  // never sent: the budget goes back
+    t->client->limiter->cancel(t->rate);
+    t->rate_reserved = false;
+  }
   if (t->is_probe) {
     t->origin->probe_in_flight = false;
     t->is_probe = false;
@@ -524,7 +557,7 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kPool, kFirstByte, kIdle } what;
+    enum { kRetry, kRateTurn, kPool, kFirstByte, kIdle } what;
   };
   std::vector<Due> due;
   int64_t next = 0;
@@ -534,6 +567,9 @@ void Engine::check_timers() {
     if (t->retry_at_us) {
       if (now >= t->retry_at_us) due.push_back({t, Due::kRetry});
       else next = min_deadline(next, t->retry_at_us);
+    } else if (t->rate_wait_until_us) {
+      if (now >= t->rate_wait_until_us) due.push_back({t, Due::kRateTurn});
+      else next = min_deadline(next, t->rate_wait_until_us);
     } else if (t->queued_since_us) {
       if (now >= t->pool_deadline_us) due.push_back({t, Due::kPool});
       else next = min_deadline(next, t->pool_deadline_us);
@@ -556,7 +592,11 @@ void Engine::check_timers() {
     switch (d.what) {
       case Due::kRetry:
         t->retry_at_us = 0;
-        try_slot(owned_[t]);
+        admit(owned_[t]);
+        break;
+      case Due::kRateTurn:
+        t->rate_wait_until_us = 0;
+        admit(owned_[t]);
         break;
       case Due::kPool:
         t->timeout_kind = TimeoutKind::kPool;

@@ -24,7 +24,10 @@ Registry &registry() {
 
 Client::Client(ClientConfig cfg, uint64_t client_id)
     : config(std::move(cfg)), id(client_id),
-      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name) {}
+      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name),
+      limiter(config.rate_limit.enabled
+                  ? limiter_for(credential_id(config.api_key, config.canonical), config.rate_limit)
+                  : nullptr) {}
 
 Client::~Client() { curl_slist_free_all(default_headers_); }
 
