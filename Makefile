@@ -18,9 +18,9 @@ B := build
 CXXFLAGS ?= -O2 -g
 # The one list of libraries libesp builds against: pkg-config names, the
 # link flags to use before they are installed, and their Debian packages.
-DEP_PC := libcurl libcjson libcrypto
-DEP_FALLBACK_LIBS := -lcurl -lcjson -lcrypto
-DEP_DEBS := libcurl4-openssl-dev libcjson-dev libssl-dev pkg-config
+DEP_PC := libcurl libcjson libcrypto hiredis
+DEP_FALLBACK_LIBS := -lcurl -lcjson -lcrypto -lhiredis
+DEP_DEBS := libcurl4-openssl-dev libcjson-dev libssl-dev libhiredis-dev pkg-config
 ESP_CXXFLAGS := -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
   -Iinclude $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(DEP_PC) 2>/dev/null || echo $(DEP_FALLBACK_LIBS)) -pthread

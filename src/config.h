@@ -19,6 +19,17 @@ struct RateLimitConfig {
   int64_t tokens_per_minute = 0;
 };
 
+// The "shared_state" key (shared_state.h): Redis shared by a fleet.
+struct SharedStateConfig {
+  bool enabled = false;
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string password;  // secret: never printed
+  std::string ns = "esp";
+  int64_t timeout_ms = 50;  // longest wait for Redis before deciding locally
+};
+
 struct ClientConfig {
   std::string provider = "openai";
   std::string name;
@@ -53,6 +64,7 @@ struct ClientConfig {
   int64_t max_response_bytes = int64_t{64} << 20;
   int64_t slow_request_ms = 10000;
   RateLimitConfig rate_limit;
+  SharedStateConfig shared_state;
 
   // Derived by parse_config.
   HeaderList default_headers;  // auth + provider + user headers, secrets included

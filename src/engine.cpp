@@ -283,6 +283,15 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
   auto state = static_cast<BreakerState>(o.breaker_state.load());
+  if (cfg.breaker_failures > 0 && state == BreakerState::kClosed && t->client->shared) {
+    // fleet17: a breaker opened by another process of the fleet.
+    if (int64_t left_ms = t->client->shared->breaker_open_ms(o.label); left_ms > 0) {
+      finish(t.get(), ESP_ECIRCUIT,
+             "circuit breaker open for " + o.label + " for another " + std::to_string(left_ms) +
+                 " ms, opened by a process of the fleet (shared_state)");
+      return;
+    }
+  }
   if (cfg.breaker_failures > 0 && state != BreakerState::kClosed) {
     int64_t now = now_us();
     if (state == BreakerState::kOpen && now < o.open_until_us) {
@@ -315,7 +324,7 @@ void Engine::admit(const std::shared_ptr<Transfer> &t) {
     t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
     if (!t->rate.ok) return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
     t->rate_reserved = true;
-  } else if (int64_t paused = limiter->paused_until(); paused > t->rate.at_us) {
+  } else if (int64_t paused = limiter->paused_until(now); paused > t->rate.at_us) {
     // A pause (a 429 somewhere) came in while this one waited.
     if (paused > t->deadline_us)
       return finish(t.get(), ESP_ERATELIMITED,
@@ -516,15 +525,18 @@ void Engine::breaker_record(Transfer *t, bool failure) {
     if (state != BreakerState::kClosed) {
       o.breaker_state.store(static_cast<int>(BreakerState::kClosed));
       log_event(ESP_LOG_WARN, "breaker_closed", {{"origin", o.label}});
+      if (t->client->shared) t->client->shared->breaker_closed(o.label);
     }
     return;
   }
   ++o.consecutive_failures;
   if (state == BreakerState::kHalfOpen || o.consecutive_failures >= cfg.breaker_failures) {
-    if (state != BreakerState::kOpen)
+    if (state != BreakerState::kOpen) {
       log_event(ESP_LOG_WARN, "breaker_open",
                 {{"origin", o.label}, {"failures", std::to_string(o.consecutive_failures)},
                  {"cooldown_ms", std::to_string(cfg.breaker_cooldown_ms)}});
+      if (t->client->shared) t->client->shared->breaker_opened(o.label, cfg.breaker_cooldown_ms);
+    }
     o.breaker_state.store(static_cast<int>(BreakerState::kOpen));
     o.open_until_us = now_us() + cfg.breaker_cooldown_ms * 1000;
   }

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "response.h"
+#include "shared_state.h"
 
 namespace esp {
 
@@ -216,52 +217,113 @@ void Limiter::apply_limits_locked() {
   tokens_.set_limit(in_force(configured_tpm_, learned_tpm_));
 }
 
+void Limiter::attach_shared(std::shared_ptr<SharedState> shared) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!shared_) shared_ = std::move(shared);
+}
+
+bool Limiter::reserve_in_fleet(SharedState &shared, int64_t tokens, int64_t now, int64_t deadline_us,
+                               Reservation &r) {
+  int64_t rpm, tpm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rpm = requests_.limit();  // configured or learnt here; Redis may know smaller ones
+    tpm = tokens_.limit();
+  }
+  SharedState::Admission a;
+  if (!shared.reserve(id, rpm, tpm, tokens, deadline_us - now, &a)) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fleet_rpm_ = a.requests_per_minute;
+    fleet_tpm_ = a.tokens_per_minute;
+  }
+  r.fleet = true;
+  r.fleet_rpm = a.requests_per_minute;
+  r.fleet_tpm = a.tokens_per_minute;
+  if (!a.ok) {
+    if (a.paused)
+      r.why = "rate limited: the provider paused this credential for the fleet; resets " + when_text(a.wait_us) +
+              ", after this request's timeout";
+    else if (a.tokens_bound)
+      r.why = "rate limited: tokens_per_minute " + std::to_string(a.tokens_per_minute) +
+              " (shared by the fleet) leaves no budget for this request (" + std::to_string(tokens) +
+              " tokens) before its timeout; budget resets " + when_text(a.wait_us);
+    else
+      r.why = "rate limited: requests_per_minute " + std::to_string(a.requests_per_minute) +
+              " (shared by the fleet) leaves no budget for this request before its timeout; budget resets " +
+              when_text(a.wait_us);
+    return true;
+  }
+  r.ok = true;
+  r.at_us = now + a.wait_us;
+  r.tokens = tokens;
+  return true;
+}
+
 Reservation Limiter::reserve(int64_t tokens, int64_t now, int64_t deadline_us) {
   Reservation r;
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t by_requests = requests_.earliest(1, now);
-  const int64_t by_tokens = tokens_.earliest(tokens, now);
-  int64_t at = std::max({by_requests, by_tokens, paused_until_, now});
-  if (at > deadline_us) {
-    if (paused_until_ > std::max(by_requests, by_tokens))
-      r.why = "rate limited: the provider paused this credential (" + pause_reason_ + "); resets " +
-              when_text(at - now) + ", after this request's timeout";
-    else if (by_tokens > by_requests)
-      r.why = "rate limited: tokens_per_minute " + std::to_string(tokens_.limit()) + " leaves no budget for this request (" +
-              std::to_string(tokens) + " tokens) before its timeout; budget resets " + when_text(at - now);
-    else
-      r.why = "rate limited: requests_per_minute " + std::to_string(requests_.limit()) +
-              " leaves no budget for this request before its timeout; budget resets " + when_text(at - now);
+  std::shared_ptr<SharedState> shared;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shared = shared_;
+  }
+  if (!shared || !reserve_in_fleet(*shared, tokens, now, deadline_us, r)) {
+    // Alone, or Redis is down: the local buckets decide (fail open).
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t by_requests = requests_.earliest(1, now);
+    const int64_t by_tokens = tokens_.earliest(tokens, now);
+    const int64_t at = std::max({by_requests, by_tokens, paused_until_, now});
+    if (at > deadline_us) {
+      if (paused_until_ > std::max(by_requests, by_tokens))
+        r.why = "rate limited: the provider paused this credential (" + pause_reason_ + "); resets " +
+                when_text(at - now) + ", after this request's timeout";
+      else if (by_tokens > by_requests)
+        r.why = "rate limited: tokens_per_minute " + std::to_string(tokens_.limit()) +
+                " leaves no budget for this request (" + std::to_string(tokens) +
+                " tokens) before its timeout; budget resets " + when_text(at - now);
+      else
+        r.why = "rate limited: requests_per_minute " + std::to_string(requests_.limit()) +
+                " leaves no budget for this request before its timeout; budget resets " + when_text(at - now);
+    } else {
+      requests_.take(1, at);
+      tokens_.take(tokens, at);
+      r.ok = true;
+      r.at_us = at;
+      r.tokens = tokens;
+    }
+  }
+  if (!r.ok) {
     rejected.fetch_add(1, std::memory_order_relaxed);
     return r;
   }
-  requests_.take(1, at);
-  tokens_.take(tokens, at);
-  r.ok = true;
-  r.at_us = at;
-  r.tokens = tokens;
   admitted.fetch_add(1, std::memory_order_relaxed);
-  if (at > now) {
+  if (r.at_us > now) {
     delayed.fetch_add(1, std::memory_order_relaxed);
-    wait_us_total.fetch_add(static_cast<uint64_t>(at - now), std::memory_order_relaxed);
+    wait_us_total.fetch_add(static_cast<uint64_t>(r.at_us - now), std::memory_order_relaxed);
   }
   return r;
 }
 
 void Limiter::cancel(const Reservation &r) {
   if (!r.ok) return;
+  if (r.fleet) {
+    shared_->give_back_request(id, r.fleet_rpm);
+    shared_->adjust_tokens(id, -r.tokens, r.fleet_tpm);
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   requests_.give_back(1);
   tokens_.give_back(r.tokens);
 }
 
-void Limiter::settle(int64_t reserved_tokens, int64_t used_tokens) {
-  if (used_tokens < 0 || used_tokens == reserved_tokens) return;
+void Limiter::settle(const Reservation &r, int64_t used_tokens) {
+  if (used_tokens < 0 || used_tokens == r.tokens) return;
+  if (r.fleet) return shared_->adjust_tokens(id, used_tokens - r.tokens, r.fleet_tpm);
   std::lock_guard<std::mutex> lock(mu_);
-  if (used_tokens < reserved_tokens)
-    tokens_.give_back(reserved_tokens - used_tokens);
+  if (used_tokens < r.tokens)
+    tokens_.give_back(r.tokens - used_tokens);
   else
-    tokens_.take(used_tokens - reserved_tokens, 0);
+    tokens_.take(used_tokens - r.tokens, 0);
 }
 
 void Limiter::pause_locked(int64_t until, const std::string &reason) {
@@ -278,34 +340,55 @@ void Limiter::learn(const esp_response &head, int64_t now) {
   LearnedLimits l = learn_from_headers(head, wall);
   if (head.status == 429) server_429.fetch_add(1, std::memory_order_relaxed);
   if (l.requests_limit == 0 && l.tokens_limit == 0 && l.pause_us < 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (l.requests_limit > 0 && l.requests_limit != learned_rpm_) {
-    learned_rpm_ = l.requests_limit;
-    log_event(ESP_LOG_INFO, "rate_limit_learned", {{"credential", id}, {"requests_per_minute", std::to_string(learned_rpm_)}});
+  std::shared_ptr<SharedState> shared;
+  int64_t publish_rpm = 0, publish_tpm = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (l.requests_limit > 0 && l.requests_limit != learned_rpm_) {
+      learned_rpm_ = l.requests_limit;
+      log_event(ESP_LOG_INFO, "rate_limit_learned",
+                {{"credential", id}, {"requests_per_minute", std::to_string(learned_rpm_)}});
+    }
+    if (l.tokens_limit > 0 && l.tokens_limit != learned_tpm_) {
+      learned_tpm_ = l.tokens_limit;
+      log_event(ESP_LOG_INFO, "rate_limit_learned", {{"credential", id}, {"tokens_per_minute", std::to_string(learned_tpm_)}});
+    }
+    apply_limits_locked();
+    if (l.pause_us >= 0) {
+      const int64_t until = now + l.pause_us;
+      if (until > paused_until_)
+        log_event(ESP_LOG_INFO, "rate_limit_pause",
+                  {{"credential", id}, {"reason", l.pause_reason}, {"ms", std::to_string(l.pause_us / 1000)}});
+      pause_locked(until, l.pause_reason);
+    }
+    shared = shared_;
+    if (shared && (learned_rpm_ != pushed_rpm_ || learned_tpm_ != pushed_tpm_)) {
+      publish_rpm = pushed_rpm_ = learned_rpm_;
+      publish_tpm = pushed_tpm_ = learned_tpm_;
+    }
   }
-  if (l.tokens_limit > 0 && l.tokens_limit != learned_tpm_) {
-    learned_tpm_ = l.tokens_limit;
-    log_event(ESP_LOG_INFO, "rate_limit_learned", {{"credential", id}, {"tokens_per_minute", std::to_string(learned_tpm_)}});
-  }
-  apply_limits_locked();
-  if (l.pause_us >= 0) {
-    const int64_t until = now + l.pause_us;
-    if (until > paused_until_)
-      log_event(ESP_LOG_INFO, "rate_limit_pause",
-                {{"credential", id}, {"reason", l.pause_reason}, {"ms", std::to_string(l.pause_us / 1000)}});
-    pause_locked(until, l.pause_reason);
-  }
+  if (!shared) return;
+  if (publish_rpm || publish_tpm) shared->learn(id, publish_rpm, publish_tpm);
+  if (l.pause_us >= 0) shared->pause(id, l.pause_us);
 }
 
-int64_t Limiter::paused_until() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return paused_until_;
+int64_t Limiter::paused_until(int64_t now) const {
+  std::shared_ptr<SharedState> shared;
+  int64_t local;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    local = paused_until_;
+    shared = shared_;
+  }
+  const int64_t fleet_left = shared ? shared->pause_left_us(id) : 0;
+  return std::max(local, fleet_left > 0 ? now + fleet_left : 0);
 }
 
 Limiter::Snapshot Limiter::snapshot(int64_t now) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return {requests_.limit(), tokens_.limit(), configured_rpm_, configured_tpm_, learned_rpm_, learned_tpm_,
-          paused_until_ > now ? (paused_until_ - now) / 1000 : 0};
+  const bool fleet = shared_ && (fleet_rpm_ || fleet_tpm_);
+  return {fleet ? fleet_rpm_ : requests_.limit(), fleet ? fleet_tpm_ : tokens_.limit(), configured_rpm_, configured_tpm_,
+          learned_rpm_, learned_tpm_, paused_until_ > now ? (paused_until_ - now) / 1000 : 0};
 }
 
 // ---- credentials ------------------------------------------------------------------

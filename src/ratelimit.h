@@ -20,6 +20,8 @@ struct esp_response;
 
 namespace esp {
 
+class SharedState;
+
 // One GCRA bucket ("generic cell rate algorithm"): tat is the theoretical
 // arrival time of the next unit. It allows a burst of one second's worth of
 // the limit (at least one unit), which is never more than a provider's
@@ -68,6 +70,8 @@ struct Reservation {
   int64_t at_us = 0;     // when it may go (ok)
   int64_t tokens = 0;    // tokens reserved
   std::string why;       // !ok: which limit and when it resets
+  bool fleet = false;    // made in the fleet's buckets (shared_state), not the local ones
+  int64_t fleet_rpm = 0, fleet_tpm = 0;  // the fleet's limits in force then
 };
 
 // The shared view of one credential's limits, used by every client with
@@ -85,11 +89,15 @@ class Limiter {
   // A reservation that was never used (cancelled while waiting).
   void cancel(const Reservation &r);
   // Corrects a reservation's token estimate with what the response used.
-  void settle(int64_t reserved_tokens, int64_t used_tokens);
+  void settle(const Reservation &r, int64_t used_tokens);
   // Learns limits and pauses from a response head.
   void learn(const esp_response &head, int64_t now);
-  // Earliest instant anything may go (0: not paused).
-  int64_t paused_until() const;
+  // Earliest instant anything may go (0: not paused), the fleet's pause included.
+  int64_t paused_until(int64_t now) const;
+
+  // With shared_state: reservations, learnt limits and pauses go through
+  // the fleet's Redis first, and the local buckets only when it is down.
+  void attach_shared(std::shared_ptr<SharedState> shared);
 
   struct Snapshot {
     int64_t requests_per_minute, tokens_per_minute;  // in force
@@ -108,6 +116,7 @@ class Limiter {
 
  private:
   void apply_limits_locked();
+  bool reserve_in_fleet(SharedState &shared, int64_t tokens, int64_t now, int64_t deadline_us, Reservation &r);
   void pause_locked(int64_t until, const std::string &reason);
 
   mutable std::mutex mu_;
@@ -116,6 +125,9 @@ class Limiter {
   Gcra requests_, tokens_;
   int64_t paused_until_ = 0;
   std::string pause_reason_;
+  std::shared_ptr<SharedState> shared_;
+  int64_t fleet_rpm_ = 0, fleet_tpm_ = 0;      // in force in the fleet, as last seen
+  int64_t pushed_rpm_ = 0, pushed_tpm_ = 0;    // learnt limits last published
 };
 
 // The hash that names a credential: of the API key, or of the config's

@@ -101,6 +101,28 @@ void rate_limit_prometheus(const std::vector<std::shared_ptr<ClientState>> &stat
       {"esp_credential_server_429_total", "counter", "429 responses received.",
        [](const Limiter &l, const Limiter::Snapshot &) { return l.server_429.load(); }},
   };
+  auto shared = live_shared_states();
+  const struct {
+    const char *name, *type, *help;
+    uint64_t (*get)(const SharedState &);
+  } shared_metrics[] = {
+      {"esp_shared_state_up", "gauge", "1 while the fleet's Redis answers.",
+       [](const SharedState &s) { return static_cast<uint64_t>(s.up.load()); }},
+      {"esp_shared_state_calls_total", "counter", "Commands sent to the fleet's Redis.",
+       [](const SharedState &s) { return s.calls.load(); }},
+      {"esp_shared_state_errors_total", "counter", "Commands that failed or timed out.",
+       [](const SharedState &s) { return s.errors.load(); }},
+      {"esp_shared_state_fallbacks_total", "counter", "Decisions taken locally because Redis was down.",
+       [](const SharedState &s) { return s.fallbacks.load(); }},
+      {"esp_shared_state_outages_total", "counter", "Transitions of the fleet's Redis to down.",
+       [](const SharedState &s) { return s.outages.load(); }},
+  };
+  for (const auto &m : shared_metrics) {
+    family(m.name, m.type, m.help);
+    for (auto &s : shared)
+      out += std::string(m.name) + "{redis=\"" + prom_escape(s->label) + "\",namespace=\"" + prom_escape(s->ns) +
+             "\"} " + std::to_string(m.get(*s)) + "\n";
+  }
   const int64_t now = now_us();
   std::vector<Limiter::Snapshot> snaps;
   for (auto &l : limiters) snaps.push_back(l->snapshot(now));
@@ -160,6 +182,16 @@ std::string process_stats_json() {
     if (!first) out += ',';
     first = false;
     limiter_json(*l, out);
+  }
+  out += "],\"shared_state\":[";  // fleet17: the fleet's Redis
+  first = true;
+  for (auto &s : live_shared_states()) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"redis\":" + quoted(s->label) + ",\"namespace\":" + quoted(s->ns) +
+           ",\"up\":" + (s->up.load() ? "true" : "false") + ",\"calls\":" + std::to_string(s->calls.load()) +
+           ",\"errors\":" + std::to_string(s->errors.load()) + ",\"fallbacks\":" + std::to_string(s->fallbacks.load()) +
+           ",\"outages\":" + std::to_string(s->outages.load()) + "}";
   }
   out += "]}";
   return out;

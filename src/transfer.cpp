@@ -573,7 +573,7 @@ void Transfer::settle_usage() {
   const Usage u = usage.result();
   client->usage.add(u);
   client->limiter->usage.add(u);
-  if (u.known()) client->limiter->settle(rate_tokens, u.total);
+  if (u.known()) client->limiter->settle(rate, u.total);
 }
 
 void Transfer::fail_now(int status, TimeoutKind kind, const std::string &error) {
