@@ -54,6 +54,8 @@ class RedisServer {
     waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
+  // SIGSTOP / SIGCONT: a Redis that accepts connections and never answers.
+  void freeze(bool frozen) { ::kill(pid_, frozen ? SIGSTOP : SIGCONT); }
   bool ping() const { return command("PING\r\n").rfind("+PONG", 0) == 0; }
   // One inline command on a fresh connection; the raw reply ("" when none).
   std::string command(const std::string &inline_cmd) const {

@@ -150,6 +150,30 @@ TEST(Fleet, RedisKilledMidRunStopsNothingAndTheFleetRejoins) {
   EXPECT_NE(redis.command("KEYS *\r\n").find("esp:{"), std::string::npos);  // state written again
 }
 
+TEST(Fleet, AFrozenRedisCostsOneBoundedWaitThenLocalLimitsDecide) {
+  RedisServer redis;
+  Lease lease(fleet_config(mock(), unique("sk-frozen") + "-SECRET", redis, unique("ns"),
+                           "\"rate_limit\":{\"requests_per_minute\":6000}"));
+  ASSERT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
+  redis.freeze(true);
+  auto t0 = Clock::now();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  redis.freeze(false);
+  EXPECT_LT(ms, 1000);  // one 50 ms timeout, then local decisions (Redis retried after a second)
+  const std::string stats = process_stats();
+  cJSON *j = cJSON_Parse(stats.c_str());
+  double fallbacks = 0, outages = 0;
+  for (const cJSON *s = cJSON_GetObjectItem(j, "shared_state")->child; s; s = s->next)
+    if (std::string(cJSON_GetObjectItem(s, "redis")->valuestring) == redis.url()) {
+      fallbacks = cJSON_GetObjectItem(s, "fallbacks")->valuedouble;
+      outages = cJSON_GetObjectItem(s, "outages")->valuedouble;
+    }
+  cJSON_Delete(j);
+  EXPECT_GE(fallbacks, 9);
+  EXPECT_EQ(outages, 1);  // one transition, logged once
+}
+
 TEST(Fleet, ABreakerOpenedByOneProcessIsOpenForAnother) {
   RedisServer redis;
   const std::string ns = unique("ns");
