@@ -139,7 +139,7 @@ function rateLimitJson() {
                    first_ms: s.firstMs, last_ms: s.lastMs };
   }
   return { rpm: rl.rpm, tpm: rl.tpm, window_ms: rl.windowMs, headers: rl.headers,
-           sent_429: rl.sent429, keys: keysOut };
+           sent_429: rl.sent429, now_ms: nowMs(), keys: keysOut };
 }
 
 class Bucket {
