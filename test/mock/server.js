@@ -136,7 +136,7 @@ function rateLimitJson() {
   const keysOut = {};
   for (const [k, s] of rl.keys) {
     keysOut[k] = { requests: s.requests, tokens: s.tokens, rejected: s.rejected,
-                   first_ms: s.firstMs, last_ms: s.lastMs };
+                   first_ms: s.firstMs, last_ms: s.lastMs, admitted_per_second: Array.from(s.bySecond, (n) => n || 0) };
   }
   return { rpm: rl.rpm, tpm: rl.tpm, window_ms: rl.windowMs, headers: rl.headers,
            sent_429: rl.sent429, now_ms: nowMs(), keys: keysOut };
@@ -210,7 +210,7 @@ function rateLimited(ctx, body) {
   const now = nowMs();
   if (!s) {
     s = { req: rl.rpm ? new Bucket(rl.rpm) : null, tok: rl.tpm ? new Bucket(rl.tpm) : null,
-          requests: 0, tokens: 0, rejected: 0, firstMs: now, lastMs: now };
+          requests: 0, tokens: 0, rejected: 0, firstMs: now, lastMs: now, bySecond: [] };
     rl.keys.set(key, s);
   }
   const cost = tokensOf(ctx, body);
@@ -231,6 +231,8 @@ function rateLimited(ctx, body) {
   s.requests++;
   s.tokens += cost;
   s.lastMs = now;
+  const second = Math.floor((now - s.firstMs) / 1000);
+  s.bySecond[second] = (s.bySecond[second] || 0) + 1;
   rateLimitHeaders(ctx, s.req, s.tok);
   return false;
 }

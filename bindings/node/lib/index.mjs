@@ -19,6 +19,7 @@ export const {
   CircuitOpenError,
   ResponseTooLargeError,
   ClosedError,
+  RateLimitedError,
   HttpStatusError,
 } = binding;
 export default binding;
