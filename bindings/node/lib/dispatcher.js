@@ -236,9 +236,9 @@ class DispatchedCall {
 
   /** Connects the handler, gathers the body and sends; every failure goes to the handler. */
   async run(lease, totalTimeoutMs, opts) {
-    this.#handler.onConnect?.((reason) => this.#abort(reason));
-    if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
     try {
+      this.#handler.onConnect?.((reason) => this.#abort(reason));
+      if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const url = requestURL(opts);
       const body = await bodyBuffer(opts.body);
       const headers = flatHeaders(opts.headers, body?.length ?? 0);
@@ -263,6 +263,8 @@ class DispatchedCall {
   }
 
   #onMessage(kind, a, b, c, d) {
+    // The call is over for libesp even when the handler has already had its end.
+    if (kind === MSG_COMPLETE) this.#dispatcher.callEnded(this);
     if (this.#ended) return;
     try {
       if (kind === MSG_HEADERS) this.#onHead(a, b);
@@ -292,7 +294,6 @@ class DispatchedCall {
   }
 
   #onComplete(status, detail, raw, requestSent) {
-    this.#dispatcher.callEnded(this);
     if (status < 0) {
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const cause = errorFromStatus(status, detail, native.strerror(status), { requestSent });

@@ -396,3 +396,27 @@ test("undici's own setGlobalDispatcher(dispatcher()) also puts Node's built-in f
     await d.close();
   }
 });
+
+test('a handler that throws gets the error in onError, its call is cancelled, and close() still completes', async () => {
+  const d = dispatcher();
+  const boom = new Error('handler bug');
+  const got = await new Promise((resolve) => {
+    d.dispatch(
+      { origin: mock.baseURL.replace(/\/v1$/, ''), path: '/v1/chat/completions', method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-mock-events': '500', 'x-mock-chunk-delay-ms': '20' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [] }) },
+      {
+        onConnect() {},
+        onHeaders() {
+          throw boom;
+        },
+        onData() {},
+        onComplete: () => resolve(null),
+        onError: resolve,
+      },
+    );
+  });
+  assert.equal(got, boom);
+  await Promise.race([d.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung')), 5000))]);
+  assert.equal(stats().calls_live, 0);
+});
