@@ -228,6 +228,7 @@ class DispatchedCall {
   #paused = false;
   #backlog = []; // chunks received while paused
   #completeWhenDrained = false;
+  #completed = false; // libesp has completed the call
 
   constructor(dispatcher, handler) {
     this.#dispatcher = dispatcher;
@@ -264,16 +265,17 @@ class DispatchedCall {
 
   #onMessage(kind, a, b, c, d) {
     // The call is over for libesp even when the handler has already had its end.
-    if (kind === MSG_COMPLETE) this.#dispatcher.callEnded(this);
+    if (kind === MSG_COMPLETE) {
+      this.#completed = true;
+      this.#dispatcher.callEnded(this);
+    }
     if (this.#ended) return;
     try {
       if (kind === MSG_HEADERS) this.#onHead(a, b);
       else if (kind === MSG_DATA) this.#onData(a);
       else if (kind === MSG_COMPLETE) this.#onComplete(a, b, c, d);
     } catch (error) {
-      // A handler that throws gets the error and its call is stopped, as in undici.
-      if (this.#call !== null) native.cancel(this.#call);
-      this.#fail(error);
+      this.#fail(error); // a handler that throws gets the error, as in undici
     }
   }
 
@@ -307,14 +309,14 @@ class DispatchedCall {
   #pause() {
     if (this.#paused) return;
     this.#paused = true;
-    if (this.#call !== null && !this.#completeWhenDrained) native.pause(this.#call, true);
+    if (this.#call !== null && !this.#completed) native.pause(this.#call, true);
   }
 
   #resume() {
     if (!this.#paused || this.#ended) return;
     this.#paused = false;
     this.#drain();
-    if (!this.#paused && !this.#completeWhenDrained && this.#call !== null) native.pause(this.#call, false);
+    if (!this.#paused && !this.#completed && this.#call !== null) native.pause(this.#call, false);
   }
 
   /** Hands held-back chunks over until the handler pauses again; completes once all are out. */
@@ -332,11 +334,13 @@ class DispatchedCall {
     }
   }
 
+  /** Ends the handler with `error`; a call libesp is still running is cancelled. */
   #fail(error) {
     if (this.#ended) return;
     this.#ended = true;
     this.#backlog.length = 0;
     if (this.#call === null) this.#dispatcher.callEnded(this);
+    else if (!this.#completed) native.cancel(this.#call);
     this.#handler.onError(error);
   }
 

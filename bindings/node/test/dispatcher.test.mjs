@@ -420,3 +420,33 @@ test('a handler that throws gets the error in onError, its call is cancelled, an
   await Promise.race([d.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung')), 5000))]);
   assert.equal(stats().calls_live, 0);
 });
+
+test('a handler that throws while resuming gets the error and its paused call is cancelled', async () => {
+  const d = dispatcher();
+  let resume;
+  let chunks = 0;
+  const got = new Promise((resolve) => {
+    d.dispatch(
+      { origin: mock.url, path: '/echo', method: 'GET', headers: { 'x-mock-body-bytes': String(4 << 20) } },
+      {
+        onConnect() {},
+        onHeaders(status, headers, resumeFn) {
+          resume = resumeFn;
+          return true;
+        },
+        onData() {
+          if (++chunks > 1) throw new Error('second chunk');
+          return false;
+        },
+        onComplete: () => resolve(null),
+        onError: resolve,
+      },
+    );
+  });
+  for (let i = 0; i < 500 && chunks === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  resume();
+  assert.match(String(await got), /second chunk/);
+  await d.close();
+  for (let i = 0; i < 100 && stats().calls_live > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(stats().calls_live, 0);
+});
