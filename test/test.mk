@@ -52,6 +52,7 @@ $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 
 demo: $(B)/examples/demo
 	test/mock/with-mock.sh $(B)/examples/demo
+	@$(MAKE) -s -C bindings/python demo ESP_ROOT=$(CURDIR)
 
 # Each binding's own suite, against the freshly built library.
 test-go test-rust test-node test-python: test-%: lib
@@ -59,8 +60,14 @@ test-go test-rust test-node test-python: test-%: lib
 
 test-bindings: test-go test-rust test-node test-python
 
-# openai-go and anthropic-sdk-go on esp.Install (about a minute to compile on a
-# fresh machine, so not in test; CI runs it). Node's SDK tests are in test-node.
+# The framework recipes at pinned versions: heavy installs, so not in `make test`;
+# CI runs them on their own. Python: openai, anthropic, LangChain, LlamaIndex,
+# Esperanto, Langroid in a venv of their own. Go: openai-go and anthropic-sdk-go
+# on esp.Install. Node's SDK tests are quick and stay in test-node.
+.PHONY: test-frameworks test-frameworks-python test-frameworks-go
+test-frameworks: test-frameworks-python test-frameworks-go
+test-frameworks-python: lib
+	$(MAKE) -C bindings/python test-frameworks ESP_ROOT=$(CURDIR)
 test-frameworks-go: lib
 	$(MAKE) -C bindings/go test-frameworks ESP_ROOT=$(CURDIR)
 
