@@ -87,6 +87,16 @@ function requestURL({ origin, path, query }) {
   return url;
 }
 
+/**
+ * A dispatch's bodyTimeout as libesp's per-request read timeout (which also
+ * bounds the wait for the headers): absent, the config's; 0, none, as in undici.
+ */
+function readTimeoutMs(bodyTimeout) {
+  if (bodyTimeout === undefined || bodyTimeout === null) return 0;
+  if (!Number.isFinite(bodyTimeout) || bodyTimeout < 0) throw new InvalidArgumentError('invalid bodyTimeout');
+  return bodyTimeout === 0 ? NO_TIMEOUT : bodyTimeout;
+}
+
 /** [name, value, ...] from any header form undici accepts; validates what undici validates. */
 function flatHeaders(headers, bodyLength) {
   const pairs = [];
@@ -246,7 +256,7 @@ class DispatchedCall {
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const method = String(opts.method ?? 'GET').toUpperCase();
       const call = native.request(lease, method, url, headers, body, totalTimeoutMs, FLAG_STREAM_RAW, WANT_HEADERS | WANT_DATA,
-        (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d));
+        (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d), [0, readTimeoutMs(opts.bodyTimeout), 0, 0]);
       if (typeof call === 'number' && call < 0) {
         throw undiciErrorFor(errorFromStatus(call, native.lastError(), native.strerror(call)), false);
       }

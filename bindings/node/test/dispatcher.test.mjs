@@ -282,6 +282,20 @@ test("failures reach fetch as undici's errors, with libesp's error as their caus
   });
   await bounded.close();
 
+  // undici's per-request bodyTimeout is libesp's read timeout for that request.
+  const perRequest = dispatcher();
+  const { body } = await undici.request(`${mock.url}/echo`, {
+    dispatcher: perRequest,
+    headers: { 'x-mock-slowloris': '1000' },
+    bodyTimeout: 200,
+  });
+  await assert.rejects(body.text(), (err) => {
+    assert.ok(err instanceof undici.errors.BodyTimeoutError, `${err}`);
+    assert.match(err.message, /read timeout/);
+    return true;
+  });
+  await perRequest.close();
+
   const slow = dispatcher({ idle_timeout_ms: 200 });
   const res = await fetch(`${mock.url}/echo`, { headers: { 'x-mock-slowloris': '1000' }, dispatcher: slow });
   await assert.rejects(res.text(), (err) => {
