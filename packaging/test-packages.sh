@@ -112,6 +112,12 @@ test_node() {
     fi
     (cd "$app" && smoke_run "node-$mode" node chat.mjs)
   done
+  # One pool per process: a libesp.so.0 already loaded is the one the addon gets.
+  if [ -d "$work/c/prefix/lib" ]; then
+    cp "$smoke/shared_node.cjs" "$work/node-plain/"
+    (cd "$work/node-plain" && scrubbed node shared_node.cjs "$work/c/prefix/lib/libesp.so.0")
+    echo "PASS node shares a libesp.so.0 loaded before the addon"
+  fi
 }
 
 test_rust() {
