@@ -28,7 +28,7 @@ DEP_LIBS := $(shell pkg-config --libs $(C_DEPS) 2>/dev/null || echo $(addprefix 
 SRCS := $(wildcard src/*.cpp)
 OBJS := $(SRCS:src/%.cpp=$(B)/obj/%.o)
 
-.PHONY: all lib deps test test-c test-go test-rust test-node test-python test-mock test-sanitize \
+.PHONY: all lib deps test test-c test-go test-rust test-node test-python test-mock test-sanitize test-frameworks-go \
   check-abi check-header install uninstall demo bench fuzz coverage clean
 
 all: lib

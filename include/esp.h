@@ -57,11 +57,11 @@ typedef enum esp_status {
   ESP_ECONFIG = -2,      /* config JSON malformed, unknown key, wrong type   */
   ESP_EHANDLE = -3,      /* handle released, stale or never valid            */
   ESP_ENOMEM = -4,       /* out of memory                                    */
-  ESP_ETIMEDOUT = -5,    /* total, connect, first-byte or idle timeout       */
+  ESP_ETIMEDOUT = -5,    /* total, connect, read, write, first-byte or idle timeout */
   ESP_EPOOLTIMEOUT = -6, /* no connection slot within pool_timeout_ms        */
-  ESP_ECONNECT = -7,     /* DNS, TCP connect, connection refused or reset    */
-  ESP_ETLS = -8,         /* TLS handshake or certificate verification        */
-  ESP_EIO = -9,          /* send/receive failure on an established connection */
+  ESP_ECONNECT = -7,     /* DNS, connect refused, reset or cut before the request went out (TCP or TLS handshake) */
+  ESP_ETLS = -8,         /* TLS proper: certificate verification, TLS protocol */
+  ESP_EIO = -9,          /* connection failed after the request went out     */
   ESP_EPROTOCOL = -10,   /* the server did not speak HTTP                     */
   ESP_ECANCELLED = -11,  /* esp_call_cancel / esp_stream_close               */
   ESP_ECIRCUIT = -12,    /* the origin's circuit breaker is open             */
@@ -76,6 +76,10 @@ ESP_API const char *esp_strerror(int status);
 /** The detail of the last failure on this thread; "" if none. Never NULL.
  *  Valid until the next libesp call on this thread. */
 ESP_API const char *esp_last_error(void);
+/** 1 when the calling thread's last failure happened after the request may
+ *  have reached the server (so the server may have processed it), else 0.
+ *  Set together with esp_last_error(), also inside on_complete. */
+ESP_API int esp_last_error_sent(void);
 
 /* ---- handles ------------------------------------------------------------ */
 
@@ -109,6 +113,18 @@ typedef struct esp_header {
  *  responses. (Asynchronous calls choose with on_data / on_event.) */
 #define ESP_REQ_STREAM_RAW 0x2u
 
+/** A timeout value meaning "no limit" (timeout_ms and the per-phase ones). */
+#define ESP_NO_TIMEOUT (-1)
+
+/**
+ * One request. `path` is relative to the client's base_url ("chat/completions",
+ * "/v1/models?x=1") or an absolute http:// or https:// URL; any other scheme,
+ * or something like "localhost:8080/x", is ESP_EINVAL. The client's
+ * credentials (auth header, credential-like default headers) go only to its
+ * own origin and those its config lists in credential_origins.
+ * Fields after `flags` came in 0.2.0: a caller with an older struct_size gets
+ * their defaults (0).
+ */
 typedef struct esp_request_opts {
   uint32_t struct_size;      /* sizeof(esp_request_opts)                    */
   const char *method;        /* NULL: GET, or POST when there is a body      */
@@ -117,9 +133,21 @@ typedef struct esp_request_opts {
   size_t header_count;
   const void *body;
   size_t body_len;
-  int64_t timeout_ms;        /* total; 0: the client's timeout_ms            */
+  int64_t timeout_ms;        /* total; 0: the client's timeout_ms; ESP_NO_TIMEOUT: none */
   uint32_t flags;            /* ESP_REQ_*                                    */
+  /* 0: the client's connect_timeout_ms; ESP_NO_TIMEOUT: none */
+  int64_t connect_timeout_ms;
+  /* longest silence between response bytes; 0: the client's idle_timeout_ms */
+  int64_t read_timeout_ms;
+  /* longest stall while sending the request body; 0: none */
+  int64_t write_timeout_ms;
+  /* longest wait for a connection slot; 0: the client's pool_timeout_ms */
+  int64_t pool_timeout_ms;
 } esp_request_opts;
+
+/** Every field of esp_request_opts at its default, struct_size set. */
+#define ESP_REQUEST_OPTS_INIT \
+  { sizeof(esp_request_opts), NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, 0 }
 
 typedef struct esp_response esp_response;
 
@@ -186,6 +214,9 @@ typedef struct esp_callbacks {
   void (*on_complete)(void *user, int status, esp_response *resp);
 } esp_callbacks;
 
+/** An esp_callbacks with struct_size set and no callback (set on_complete). */
+#define ESP_CALLBACKS_INIT { sizeof(esp_callbacks), NULL, NULL, NULL, NULL }
+
 /** Start a request; returns at once, having copied everything `req`
  *  points to. `out` may be NULL. on_complete may run before this returns.
  *  On failure no callback is ever called. */
@@ -223,10 +254,17 @@ ESP_API int esp_call_run(esp_call call, esp_response **out);
 typedef struct esp_stream_item {
   uint32_t struct_size; /* sizeof(esp_stream_item), set by the caller */
   int kind;             /* ESP_ITEM_EVENT or ESP_ITEM_CHUNK */
-  esp_sse_event event;
+  esp_sse_event event;  /* the event's 0.1.0 fields (a copy of *ev's) */
   const void *chunk;
   size_t chunk_len;
+  /* 0.2.0: the whole event, library-owned, valid like the item. Read new
+     esp_sse_event fields through this pointer: it can grow, `event` cannot. */
+  const esp_sse_event *ev;
 } esp_stream_item;
+
+/** An esp_stream_item with struct_size set. */
+#define ESP_STREAM_ITEM_INIT \
+  { sizeof(esp_stream_item), 0, { NULL, NULL, 0, NULL, 0 }, NULL, 0, NULL }
 
 /**
  * Open a blocking pull reader: sends the request and returns once the

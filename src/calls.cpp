@@ -38,7 +38,8 @@ class CallbackSink : public Sink {
 
   void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
     calls().remove(t.call_handle);  // cancel from now on: ESP_EHANDLE
-    if (status != ESP_OK) set_last_error(error.c_str());  // on_complete may read esp_last_error()
+    // on_complete may read esp_last_error() and esp_last_error_sent()
+    if (status != ESP_OK) set_last_error(error.c_str(), t.ever_sent);
     cb_.on_complete(user_, status, resp.release());
   }
 

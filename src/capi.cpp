@@ -2,6 +2,7 @@
 // decisions live in the modules it calls.
 #include <curl/curl.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -28,7 +29,7 @@ int guarded(Fn fn) noexcept {
     fn();
     return ESP_OK;
   } catch (const Error &e) {
-    esp::set_last_error(e.what());
+    esp::set_last_error(e.what(), e.sent());
     return e.code();
   } catch (const std::bad_alloc &) {
     esp::set_last_error("out of memory");
@@ -42,13 +43,21 @@ int guarded(Fn fn) noexcept {
   }
 }
 
-// Structs grow by appending fields: accept any size from the first release
-// up to ours; a larger one comes from a newer header than this library.
+// Structs grow by appending fields: accept any size from the end of the
+// first release's last field up to ours (a larger one comes from a newer
+// header than this library); fields beyond the caller's size keep defaults.
 void check_size(uint32_t size, size_t first_release, size_t ours, const char *what) {
   if (size < first_release || size > ours)
     fail(ESP_EINVAL, std::string(what) + ".struct_size is " + std::to_string(size) + ", expected " +
-                         std::to_string(ours) + " (set it to sizeof(" + what + "))");
+                         std::to_string(first_release) + " to " + std::to_string(ours) + " (set it to sizeof(" +
+                         what + "))");
 }
+
+// Where each struct's 0.1.0 fields end: the smallest struct_size accepted.
+#define ESP_FIELDS_END(type, last) (offsetof(type, last) + sizeof(((type *)nullptr)->last))
+constexpr size_t kOptsFirst = ESP_FIELDS_END(esp_request_opts, flags);
+constexpr size_t kCallbacksFirst = ESP_FIELDS_END(esp_callbacks, on_complete);
+constexpr size_t kItemFirst = ESP_FIELDS_END(esp_stream_item, chunk_len);
 
 void need(const void *p, const char *name) {
   if (!p) fail(ESP_EINVAL, std::string(name) + " must not be NULL");
@@ -56,7 +65,7 @@ void need(const void *p, const char *name) {
 
 esp_request_opts copy_opts(const esp_request_opts *req) {
   need(req, "req");
-  check_size(req->struct_size, sizeof(esp_request_opts), sizeof(esp_request_opts), "esp_request_opts");
+  check_size(req->struct_size, kOptsFirst, sizeof(esp_request_opts), "esp_request_opts");
   esp_request_opts o;
   std::memset(&o, 0, sizeof o);
   std::memcpy(&o, req, req->struct_size);
@@ -84,6 +93,8 @@ const char *esp_version_string(void) {
 const char *esp_strerror(int status) { return esp::status_text(status); }
 
 const char *esp_last_error(void) { return esp::last_error(); }
+
+int esp_last_error_sent(void) { return esp::last_error_sent() ? 1 : 0; }
 
 int esp_client_get(const char *config_json, esp_client *out) {
   return guarded([&] {
@@ -140,9 +151,12 @@ int esp_request_async(esp_client client, const esp_request_opts *req, const esp_
     if (out) *out = 0;
     esp_request_opts opts = copy_opts(req);
     need(cb, "cb");
-    check_size(cb->struct_size, sizeof(esp_callbacks), sizeof(esp_callbacks), "esp_callbacks");
-    need(reinterpret_cast<const void *>(cb->on_complete), "cb->on_complete");
-    uint64_t call = esp::start_call(client, opts, *cb, user);
+    check_size(cb->struct_size, kCallbacksFirst, sizeof(esp_callbacks), "esp_callbacks");
+    esp_callbacks callbacks;
+    std::memset(&callbacks, 0, sizeof callbacks);
+    std::memcpy(&callbacks, cb, cb->struct_size);
+    need(reinterpret_cast<const void *>(callbacks.on_complete), "cb->on_complete");
+    uint64_t call = esp::start_call(client, opts, callbacks, user);
     if (out) *out = call;
   });
 }
@@ -186,7 +200,7 @@ int esp_stream_next(esp_stream stream, int64_t timeout_ms, esp_stream_item *item
   int result = 0;
   int rc = guarded([&] {
     need(item, "item");
-    check_size(item->struct_size, sizeof(esp_stream_item), sizeof(esp_stream_item), "esp_stream_item");
+    check_size(item->struct_size, kItemFirst, sizeof(esp_stream_item), "esp_stream_item");
     result = esp::next_item(stream, timeout_ms, item);
   });
   return rc == ESP_OK ? result : rc;

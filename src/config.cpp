@@ -80,6 +80,16 @@ int64_t get_int(const cJSON *item, int64_t lo, int64_t hi) {
   return static_cast<int64_t>(v);
 }
 
+// Headers whose value is a secret: they go to trusted origins only.
+bool carries_credentials(const std::string &name) {
+  std::string n;
+  for (char ch : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (n == "authorization" || n == "proxy-authorization" || n == "cookie") return true;
+  for (const char *word : {"key", "token", "secret", "auth", "password", "session", "signature", "credential"})
+    if (n.find(word) != std::string::npos) return true;
+  return false;
+}
+
 bool valid_header_name(const std::string &n) {
   if (n.empty()) return false;
   for (unsigned char c : n)
@@ -139,7 +149,19 @@ void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
   else if (key == "isolate") c.isolate = get_bool(item);
   else if (key == "max_response_bytes") c.max_response_bytes = get_int(item, 1, int64_t{1} << 40);
   else if (key == "slow_request_ms") c.slow_request_ms = get_int(item, 0, kDay);
-  else config_error("unknown key '" + key + "'");
+  else if (key == "credential_origins") {
+    if (!cJSON_IsArray(item)) config_error("'credential_origins' must be an array of origins");
+    for (const cJSON *o = item->child; o; o = o->next) {
+      if (!cJSON_IsString(o)) config_error("'credential_origins' entries must be strings");
+      try {
+        c.credential_origins.push_back(origin_of(o->valuestring));
+      } catch (const Error &) {
+        config_error("'credential_origins' entry '" + std::string(o->valuestring) +
+                     "' is not an http:// or https:// origin");
+      }
+    }
+    std::sort(c.credential_origins.begin(), c.credential_origins.end());
+  } else config_error("unknown key '" + key + "'");
 }
 
 void derive(ClientConfig &c) {
@@ -176,6 +198,8 @@ void derive(ClientConfig &c) {
   if (!c.project.empty()) h.emplace_back("OpenAI-Project", c.project);
   std::sort(c.headers.begin(), c.headers.end());
   for (const auto &kv : c.headers) h.push_back(kv);
+  for (const auto &kv : h)
+    if (!carries_credentials(kv.first)) c.public_headers.push_back(kv);
 }
 
 void add_str(cJSON *o, const char *k, const std::string &v) { cJSON_AddStringToObject(o, k, v.c_str()); }
@@ -218,6 +242,8 @@ std::string canonical_form(const ClientConfig &c) {
   cJSON_AddBoolToObject(j, "isolate", c.isolate);
   add_int(j, "max_response_bytes", c.max_response_bytes);
   add_int(j, "slow_request_ms", c.slow_request_ms);
+  cJSON *trusted = cJSON_AddArrayToObject(j, "credential_origins");
+  for (const auto &o : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(o.c_str()));
   char *text = cJSON_PrintUnformatted(j);
   if (!text) fail(ESP_ENOMEM, "out of memory");
   std::string out(text);
@@ -261,6 +287,11 @@ ClientConfig parse_config(const char *json) {
   c.transport_key = (c.verify_tls ? "v1|" : "v0|") + c.ca_file + "|" + c.client_cert + "|" +
                     c.client_key + "|" + c.proxy + "|" + (c.http2 ? "h2" : "h1");
   return c;
+}
+
+bool ClientConfig::trusts(const std::string &origin) const {
+  return origin == base_origin ||
+         std::binary_search(credential_origins.begin(), credential_origins.end(), origin);
 }
 
 std::string origin_of(const std::string &url) {

@@ -44,13 +44,20 @@ struct ClientConfig {
   bool isolate = false;
   int64_t max_response_bytes = int64_t{64} << 20;
   int64_t slow_request_ms = 10000;
+  // Origins besides base_url's that may receive the client's credentials,
+  // as "scheme://host:port", sorted.
+  std::vector<std::string> credential_origins;
 
   // Derived by parse_config.
   HeaderList default_headers;  // auth + provider + user headers, secrets included
+  HeaderList public_headers;   // default_headers without the credentials: for other origins
   std::string default_query;   // e.g. "api-version=2024-10-21" for azure
   std::string canonical;       // identity of the client: contains secrets, never printed
   std::string base_origin;     // "https://api.openai.com:443"
   std::string transport_key;   // what decides whether two configs may share connections
+
+  // May a request to `origin` ("scheme://host:port") carry the credentials?
+  bool trusts(const std::string &origin) const;
 
   int64_t effective_pool_timeout_ms() const {
     return pool_timeout_ms < 0 ? timeout_ms : pool_timeout_ms;

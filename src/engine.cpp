@@ -1,6 +1,8 @@
 #include "engine.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +33,16 @@ bool counts_as_failure(int status, const esp_response *resp) {
 }
 
 int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+
+// How long transfers wait for another's HTTP/2 connection being opened before
+// the next one opens a connection of its own: about what a connection of
+// their own would take (four times the origin's recent connects, at least
+// 250 ms: a connect in a burst is slower than one alone), so a burst opens a
+// few connections, not dozens, and a connect that hangs delays the others by
+// this much, not by their timeouts.
+int64_t opener_grace_us(const Origin &o) {
+  return std::min<int64_t>(std::max<int64_t>(4 * o.connect_us, 250000), 2000000);
+}
 
 // HTTP/2 streams per connection. libcurl 7.88 opens a new connection for
 // every transfer that finds the open ones full (measured: 150 concurrent
@@ -304,11 +316,15 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   try_slot(t);
 }
 
+bool Engine::shares_connections(const Origin &o, const Transfer &t) {
+  return o.multiplexed || (t.spec.multiplexable && !o.http1_only);
+}
+
 int64_t Engine::slot_limit(const Origin &o, const Transfer &t) const {
   const int64_t max_conns = t.client->config.max_connections;
-  if (!o.multiplexed) return max_conns;
-  // The opener's connection takes streams only once it is up.
-  int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - (o.opener ? 1 : 0);
+  if (!shares_connections(o, t)) return max_conns;
+  // An opener's connection takes streams only once it is up.
+  int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - o.openers;
   return std::min<int64_t>(std::max<int64_t>(ready, 0), max_conns) * kStreamsPerConnection;
 }
 
@@ -317,10 +333,12 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
   const ClientConfig &cfg = t->client->config;
   int64_t now = now_us();
   bool admit = o.active < slot_limit(o, *t);
-  if (!admit && o.multiplexed && !o.opener &&
-      o.sockets_open.load(std::memory_order_relaxed) < cfg.max_connections) {
+  if (!admit && shares_connections(o, *t) && o.sockets_open.load(std::memory_order_relaxed) < cfg.max_connections &&
+      (o.openers == 0 || now - o.last_opener_us >= opener_grace_us(o))) {
     admit = true;  // this one opens the next connection; the rest wait for it
-    o.opener = t.get();
+    t->opening = true;
+    ++o.openers;
+    o.last_opener_us = now;
   }
   if (admit) {
     ++o.active;
@@ -336,11 +354,13 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
   }
   if (!t->queued_since_us) {
     t->queued_since_us = now;
-    t->pool_deadline_us = std::min(now + cfg.effective_pool_timeout_ms() * 1000, t->deadline_us);
+    const int64_t pool_ms = t->spec.pool_timeout_ms;
+    t->pool_deadline_us = std::min(pool_ms > 0 ? now + pool_ms * 1000 : kNever, t->deadline_us);
     t->client->stats.note_queued(1);
     o.stats.note_queued(1);
     next_timer_us_ = min_deadline(next_timer_us_, t->pool_deadline_us);
   }
+  if (o.openers > 0) next_timer_us_ = min_deadline(next_timer_us_, o.last_opener_us + opener_grace_us(o));
   o.waiting.push_back(t);
 }
 
@@ -370,9 +390,12 @@ void Engine::pump(Origin &o) {
 }
 
 void Engine::connection_ready(Transfer &t) {
+  if (!t.opening) return;
+  t.opening = false;
   Origin &o = *t.origin;
-  if (o.opener != &t) return;
-  o.opener = nullptr;
+  --o.openers;
+  const int64_t took = now_us() - t.attempt_start_us;
+  o.connect_us = o.connect_us ? (3 * o.connect_us + took) / 4 : took;
   to_pump_.push_back(&o);
 }
 
@@ -384,6 +407,7 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
     return;
   }
   int64_t now = now_us();
+  retire_idle_connections(now);
   t->prepare_attempt(e, share_, now, set_up);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
@@ -399,13 +423,17 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
     return;
   }
   const ClientConfig &cfg = t->client->config;
+  const RequestSpec &spec = t->spec;
   if (cfg.first_byte_timeout_ms > 0)
     next_timer_us_ = min_deadline(next_timer_us_, now + cfg.first_byte_timeout_ms * 1000);
-  if (cfg.idle_timeout_ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + cfg.idle_timeout_ms * 1000);
+  for (int64_t ms : {spec.idle_timeout_ms, spec.read_timeout_ms, spec.write_timeout_ms})
+    if (ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + ms * 1000);
+  if (t->deadline_us != kNever) next_timer_us_ = min_deadline(next_timer_us_, t->deadline_us);
 }
 
 void Engine::detach_easy(Transfer *t, bool completed_ok) {
   if (!t->easy) return;
+  connection_released(t);
   aborting_ = !completed_ok;  // a transfer removed unfinished closes its connection
   curl_multi_remove_handle(multi_, t->easy);
   aborting_ = false;
@@ -439,7 +467,10 @@ CURL *Engine::take_easy(uint64_t client_id, bool *set_up_for_client) {
 
 void Engine::release_slot(Transfer *t) {
   Origin &o = *t->origin;
-  if (o.opener == t) o.opener = nullptr;
+  if (t->opening) {
+    t->opening = false;
+    --o.openers;
+  }
   if (!t->holds_slot) return;
   t->holds_slot = false;
   --o.active;
@@ -524,47 +555,73 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kPool, kFirstByte, kIdle } what;
+    enum { kRetry, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
   };
   std::vector<Due> due;
   int64_t next = 0;
+  auto at = [&](Transfer *t, int64_t deadline, decltype(Due::kRetry) what) {
+    if (now >= deadline) {
+      due.push_back({t, what});
+      return true;
+    }
+    next = min_deadline(next, deadline);
+    return false;
+  };
   for (auto &kv : owned_) {
     Transfer *t = kv.first;
-    const ClientConfig &cfg = t->client->config;
+    const RequestSpec &spec = t->spec;
+    const int64_t first_byte_ms = t->client->config.first_byte_timeout_ms;
     if (t->retry_at_us) {
-      if (now >= t->retry_at_us) due.push_back({t, Due::kRetry});
-      else next = min_deadline(next, t->retry_at_us);
-    } else if (t->queued_since_us) {
-      if (now >= t->pool_deadline_us) due.push_back({t, Due::kPool});
-      else next = min_deadline(next, t->pool_deadline_us);
-    } else if (t->easy && !t->first_byte_us && cfg.first_byte_timeout_ms > 0) {
-      int64_t d = t->attempt_start_us + cfg.first_byte_timeout_ms * 1000;
-      if (now >= d) due.push_back({t, Due::kFirstByte});
-      else next = min_deadline(next, d);
-    } else if (t->easy && t->first_byte_us && cfg.idle_timeout_ms > 0 && !t->user_paused && !t->reader_paused) {
-      int64_t d = t->last_byte_us + cfg.idle_timeout_ms * 1000;
-      if (now >= d) due.push_back({t, Due::kIdle});
-      else next = min_deadline(next, d);
-    } else if (t->easy && cfg.idle_timeout_ms > 0) {
-      next = min_deadline(next, now + cfg.idle_timeout_ms * 1000);
+      at(t, t->retry_at_us, Due::kRetry);
+      continue;
+    }
+    if (t->queued_since_us) {
+      if (!at(t, t->pool_deadline_us, Due::kPool) && t->origin->openers > 0)
+        at(t, t->origin->last_opener_us + opener_grace_us(*t->origin), Due::kOpenerLate);
+      continue;
+    }
+    if (!t->easy) continue;
+    // libesp's own total deadline: libcurl's may overrun (HTTP/2 waits).
+    if (t->deadline_us != kNever && at(t, t->deadline_us, Due::kTotal)) continue;
+    const bool paused = t->user_paused || t->reader_paused;
+    if (spec.write_timeout_ms > 0 && t->sent_us && !t->upload_done_us &&
+        at(t, std::max(t->sent_us, t->upload_progress_us) + spec.write_timeout_ms * 1000, Due::kWrite))
+      continue;
+    if (spec.read_timeout_ms > 0 && !paused) {
+      // From the end of the body on (or the send, without a body watcher).
+      int64_t since = t->last_byte_us ? t->last_byte_us : t->upload_done_us ? t->upload_done_us : 0;
+      if (since && at(t, since + spec.read_timeout_ms * 1000, Due::kRead)) continue;
+      if (!since) next = min_deadline(next, now + spec.read_timeout_ms * 1000);
+    }
+    if (!t->first_byte_us && first_byte_ms > 0) {
+      at(t, t->attempt_start_us + first_byte_ms * 1000, Due::kFirstByte);
+    } else if (t->first_byte_us && spec.idle_timeout_ms > 0 && !paused) {
+      at(t, t->last_byte_us + spec.idle_timeout_ms * 1000, Due::kIdle);
+    } else if (spec.idle_timeout_ms > 0) {
+      next = min_deadline(next, now + spec.idle_timeout_ms * 1000);
     }
   }
   next_timer_us_ = next;
   for (const Due &d : due) {
     Transfer *t = d.t;
+    if (t->finished) continue;
     const ClientConfig &cfg = t->client->config;
+    const RequestSpec &spec = t->spec;
     switch (d.what) {
       case Due::kRetry:
         t->retry_at_us = 0;
         try_slot(owned_[t]);
         break;
+      case Due::kOpenerLate:
+        pump(*t->origin);  // the first waiter may open a connection of its own
+        break;
       case Due::kPool:
         t->timeout_kind = TimeoutKind::kPool;
-        finish(t, ESP_EPOOLTIMEOUT,
-               "pool timeout: no connection slot to " + t->origin->label + " within " +
-                   std::to_string((t->pool_deadline_us - t->queued_since_us) / 1000) + " ms (" +
-                   std::to_string(t->origin->active) + " requests in flight, max_connections " +
-                   std::to_string(cfg.max_connections) + ")");
+        finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
+        break;
+      case Due::kTotal:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kTotal,
+                     "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms");
         break;
       case Due::kFirstByte:
         attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
@@ -573,11 +630,83 @@ void Engine::check_timers() {
         break;
       case Due::kIdle:
         attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
-                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(cfg.idle_timeout_ms) +
+                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(spec.idle_timeout_ms) +
                          " ms) inside the response");
+        break;
+      case Due::kRead:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kRead,
+                     "read timeout: no response data for " + std::to_string(spec.read_timeout_ms) + " ms");
+        break;
+      case Due::kWrite:
+        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kWrite,
+                     "write timeout: the request body stalled for " + std::to_string(spec.write_timeout_ms) + " ms");
         break;
     }
   }
+}
+
+std::string Engine::pool_timeout_message(const Transfer &t) const {
+  const Origin &o = *t.origin;
+  const int64_t waited_ms = (t.pool_deadline_us - t.queued_since_us) / 1000;
+  if (o.openers > 0 && o.active < t.client->config.max_connections * kStreamsPerConnection)
+    return "pool timeout: waited " + std::to_string(waited_ms) + " ms for a new HTTP/2 connection to " + o.label +
+           " that is still being opened (" + std::to_string(o.sockets_open.load()) + " open, max_connections " +
+           std::to_string(t.client->config.max_connections) + ")";
+  return "pool timeout: no connection slot to " + o.label + " within " + std::to_string(waited_ms) + " ms (" +
+         std::to_string(o.active) + " requests in flight, max_connections " +
+         std::to_string(t.client->config.max_connections) + ")";
+}
+
+// ---- connection idle age ---------------------------------------------------------------
+
+void Engine::connection_in_use(Transfer &t, int local_port) {
+  for (auto &kv : conn_use_) {
+    ConnUse &c = kv.second;
+    if (!c.local_port) {
+      struct sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      if (::getsockname(kv.first, reinterpret_cast<struct sockaddr *>(&ss), &len) != 0) continue;
+      c.local_port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port)
+                                              : ntohs(reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port);
+    }
+    if (c.local_port != local_port) continue;
+    ++c.users;
+    c.idle_since_us = 0;
+    t.conn_fd = kv.first;
+    t.conn_serial = c.serial;
+    return;
+  }
+}
+
+void Engine::connection_released(Transfer *t) {
+  if (t->conn_fd < 0) return;
+  auto it = conn_use_.find(t->conn_fd);
+  t->conn_fd = -1;
+  // Closed already (its number may be a newer connection's by now).
+  if (it == conn_use_.end() || it->second.serial != t->conn_serial) return;
+  if (--it->second.users > 0) return;
+  it->second.idle_since_us = now_us();
+  it->second.max_idle_us = t->client->config.conn_max_idle_ms * 1000;
+  next_idle_expiry_us_ = min_deadline(next_idle_expiry_us_, it->second.idle_since_us + it->second.max_idle_us);
+}
+
+void Engine::retire_idle_connections(int64_t now) {
+  if (!next_idle_expiry_us_ || now <= next_idle_expiry_us_) return;
+  int64_t next = 0;
+  for (auto &kv : conn_use_) {
+    ConnUse &c = kv.second;
+    if (c.users > 0 || !c.idle_since_us) continue;
+    int64_t expiry = c.idle_since_us + c.max_idle_us;
+    if (now > expiry) {
+      // libcurl finds the connection dead when it next looks at it and
+      // closes it instead of sending on it.
+      ::shutdown(kv.first, SHUT_RDWR);
+      c.idle_since_us = 0;
+    } else {
+      next = min_deadline(next, expiry);
+    }
+  }
+  next_idle_expiry_us_ = next;
 }
 
 // ---- sockets ------------------------------------------------------------------------
@@ -593,6 +722,7 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
     std::lock_guard<std::mutex> lock(e->sockets_mu_);
     e->sockets_.insert(fd);
   }
+  e->conn_use_[fd] = ConnUse{++e->conn_serial_};
   // Never log under sockets_mu_: fork() takes it, and a logger may need a
   // lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
@@ -605,6 +735,7 @@ int Engine::close_socket(void *clientp, curl_socket_t fd) {
   o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
   if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
+  e->conn_use_.erase(fd);
   e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(e->sockets_mu_);

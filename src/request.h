@@ -1,5 +1,5 @@
-// Turning an esp_request_opts into an accepted transfer, and the blocking
-// request built on it.
+// Turning an esp_request_opts into an accepted transfer (where it may go,
+// which headers it carries), and the blocking request built on it.
 #pragma once
 
 #include <memory>
@@ -9,6 +9,9 @@
 
 namespace esp {
 
+// Builds a validated RequestSpec from the ABI struct: where it goes, its
+// header lines, its timeouts; throws Error(ESP_EINVAL).
+RequestSpec build_request(const Client &client, const esp_request_opts &req);
 // Validates the request, resolves its engine and origin, counts it as
 // accepted. The transfer is not yet submitted.
 std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &req,

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "engine.h"
@@ -24,6 +25,7 @@ struct Runtime {
   std::vector<std::weak_ptr<Engine>> engines;
   std::vector<Engine *> retired;  // last reference dropped on an I/O thread
   uint64_t fork_gen = 1;
+  std::atomic<int> shutting_down{0};  // esp_shutdown calls running now (changed under mu)
 };
 
 Runtime &rt() {
@@ -107,10 +109,16 @@ void ensure_initialized() {
   });
 }
 
+void refuse_during_shutdown() {
+  if (rt().shutting_down.load()) fail(ESP_ESHUTDOWN, "esp_shutdown is running: no new requests until it returns");
+}
+
 std::shared_ptr<Engine> make_engine() {
   ensure_initialized();
+  refuse_during_shutdown();
   std::shared_ptr<Engine> e(new Engine, retire_or_delete);
   std::lock_guard<std::mutex> lock(rt().mu);
+  if (rt().shutting_down) fail(ESP_ESHUTDOWN, "esp_shutdown is running: no new requests until it returns");
   auto &list = rt().engines;
   list.erase(std::remove_if(list.begin(), list.end(), [](const std::weak_ptr<Engine> &w) { return w.expired(); }),
              list.end());
@@ -156,8 +164,15 @@ int shutdown_all(int64_t timeout_ms) {
   std::shared_ptr<Engine> shared;
   {
     std::lock_guard<std::mutex> lock(rt().mu);
+    ++rt().shutting_down;
     shared = std::move(rt().shared);
   }
+  struct Reopen {
+    ~Reopen() {
+      std::lock_guard<std::mutex> lock(rt().mu);
+      --rt().shutting_down;
+    }
+  } reopen;
   int rc = ESP_OK;
   for (auto &e : live_engines()) {
     if (!e->stop(timeout_ms)) {

@@ -22,6 +22,10 @@ uint64_t fork_generation();
 std::vector<std::shared_ptr<Engine>> live_engines();
 // Deletes engines whose last reference was dropped on an I/O thread.
 void collect_retired_engines();
+// esp_shutdown: while it runs, every new request and engine is refused with
+// ESP_ESHUTDOWN; everything in flight completes with it.
 int shutdown_all(int64_t timeout_ms);
+// Throws Error(ESP_ESHUTDOWN) while esp_shutdown runs.
+void refuse_during_shutdown();
 
 }  // namespace esp

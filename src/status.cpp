@@ -6,7 +6,10 @@ namespace esp {
 
 namespace {
 thread_local std::string t_last_error;
+thread_local bool t_last_error_sent = false;
 }
+
+const char *const kMaySentSuffix = "; the request may have reached the server";
 
 void fail(int code, std::string message) { throw Error(code, std::move(message)); }
 
@@ -33,7 +36,8 @@ const char *status_text(int code) noexcept {
   }
 }
 
-void set_last_error(const char *message) noexcept {
+void set_last_error(const char *message, bool sent) noexcept {
+  t_last_error_sent = sent;
   try {
     t_last_error.assign(message ? message : "");
   } catch (...) {
@@ -42,5 +46,7 @@ void set_last_error(const char *message) noexcept {
 }
 
 const char *last_error() noexcept { return t_last_error.c_str(); }
+
+bool last_error_sent() noexcept { return t_last_error_sent; }
 
 }  // namespace esp

@@ -9,19 +9,29 @@ namespace esp {
 
 class Error : public std::exception {
  public:
-  Error(int code, std::string message) : code_(code), message_(std::move(message)) {}
+  Error(int code, std::string message, bool sent = false)
+      : code_(code), message_(std::move(message)), sent_(sent) {}
   int code() const noexcept { return code_; }
+  // The request may have reached the server before this failure.
+  bool sent() const noexcept { return sent_; }
   const char *what() const noexcept override { return message_.c_str(); }
 
  private:
   int code_;
   std::string message_;
+  bool sent_;
 };
 
 [[noreturn]] void fail(int code, std::string message);
 
 const char *status_text(int code) noexcept;
-void set_last_error(const char *message) noexcept;
+// The calling thread's last failure: its detail and whether the request may
+// have reached the server first (esp_last_error / esp_last_error_sent).
+void set_last_error(const char *message, bool sent = false) noexcept;
 const char *last_error() noexcept;
+bool last_error_sent() noexcept;
+// Appended to the detail of a failure that came after the request may have
+// reached the server.
+extern const char *const kMaySentSuffix;
 
 }  // namespace esp

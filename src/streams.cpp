@@ -51,8 +51,9 @@ class StreamSink : public Sink {
     append(b.data(), b.size());
   }
 
-  void complete(Transfer &, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
+  void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
     std::lock_guard<std::mutex> lock(st_->mu);
+    st_->sent = t.ever_sent;
     if (!st_->head && resp) st_->head.reset(copy_head(*resp));
     if (resp && !resp->body.empty()) append(resp->body.data(), resp->body.size());
     st_->done = true;
@@ -113,7 +114,7 @@ uint64_t open_stream(uint64_t lease, const esp_request_opts &req, esp_response *
   if (!st->head) {
     int status = st->status;
     std::string error = st->error;
-    fail(status == ESP_OK ? ESP_EPROTOCOL : status, error);
+    throw Error(status == ESP_OK ? ESP_EPROTOCOL : status, error, st->sent);
   }
   if (head) *head = copy_head(*st->head);
   lock.unlock();
@@ -133,7 +134,7 @@ int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item) {
     return ESP_EAGAIN;
   if (st->closed) fail(ESP_ECANCELLED, "the stream was closed");
   if (st->items.empty()) {
-    if (st->status != ESP_OK) fail(st->status, st->error);
+    if (st->status != ESP_OK) throw Error(st->status, st->error, st->sent);
     return 0;
   }
   st->current = std::move(st->items.front());
@@ -154,6 +155,8 @@ int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item) {
     out.event.data_len = cur.data.size();
     out.event.id = cur.id.c_str();
     out.event.retry_ms = cur.retry_ms;
+    st->current_event = out.event;
+    out.ev = &st->current_event;
   } else {
     out.chunk = cur.data.data();
     out.chunk_len = cur.data.size();

@@ -38,7 +38,9 @@ struct StreamState {
   bool sse = false;  // decided when the headers arrive
   int status = ESP_OK;
   std::string error;
+  bool sent = false;  // the request may have reached the server before the failure
   StreamItem current;  // the item handed out last
+  esp_sse_event current_event{};  // item.ev of it: points into current
   std::shared_ptr<Transfer> transfer;  // until it completes
   std::shared_ptr<Client> client;      // for its accounting
   SseParser parser;  // driver thread only

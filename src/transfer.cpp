@@ -1,3 +1,5 @@
+// One request's life on the engine's driver: its easy-handle setup, how each
+// attempt ended (named by what happened), whether to try again.
 #include "transfer.h"
 
 #include <strings.h>
@@ -7,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -30,54 +33,6 @@ namespace {
 std::mt19937_64 &rng() {
   thread_local std::mt19937_64 gen{std::random_device{}()};
   return gen;
-}
-
-std::string idempotency_key() {
-  static const char hex[] = "0123456789abcdef";
-  std::string key = "esp-";
-  for (int word = 0; word < 2; ++word) {
-    uint64_t v = rng()();
-    for (int i = 0; i < 16; ++i, v >>= 4) key += hex[v & 15];
-  }
-  return key;
-}
-
-bool valid_token(const char *s) {
-  if (!s || !*s) return false;
-  for (const char *p = s; *p; ++p) {
-    unsigned char c = static_cast<unsigned char>(*p);
-    if (c <= 32 || c >= 127 || c == ':' || c == '(' || c == ')' || c == ',' || c == ';' ||
-        c == '"' || c == '/' || c == '[' || c == ']' || c == '{' || c == '}')
-      return false;
-  }
-  return true;
-}
-
-bool valid_value(const char *s) { return s && std::strpbrk(s, "\r\n") == nullptr; }
-
-bool header_named(const HeaderList &list, const char *name) {
-  for (const auto &h : list)
-    if (strcasecmp(h.first.c_str(), name) == 0) return true;
-  return false;
-}
-
-struct SlistBuilder {
-  struct curl_slist *list = nullptr;
-  ~SlistBuilder() { curl_slist_free_all(list); }
-  void add(const std::string &line) {
-    struct curl_slist *next = curl_slist_append(list, line.c_str());
-    if (!next) fail(ESP_ENOMEM, "out of memory");
-    list = next;
-  }
-  struct curl_slist *release() {
-    struct curl_slist *l = list;
-    list = nullptr;
-    return l;
-  }
-};
-
-bool is_absolute(const char *path) {
-  return strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0;
 }
 
 int map_curl_code(CURLcode code) {
@@ -112,6 +67,15 @@ int map_curl_code(CURLcode code) {
   }
 }
 
+// A TLS handshake that failed because the peer reset or closed the
+// connection (not a certificate or protocol problem).
+bool connection_dropped_text(const char *err) {
+  for (const char *cause : {"reset by peer", "SSL_ERROR_SYSCALL", "unexpected eof", "Connection closed",
+                            "connection was closed", "Broken pipe"})
+    if (std::strstr(err, cause)) return true;
+  return false;
+}
+
 int outcome_of(int status, int http_status, TimeoutKind kind) {
   switch (status) {
     case ESP_OK:
@@ -120,7 +84,9 @@ int outcome_of(int status, int http_status, TimeoutKind kind) {
       switch (kind) {
         case TimeoutKind::kConnect: return kTimeoutConnect;
         case TimeoutKind::kFirstByte: return kTimeoutFirstByte;
-        case TimeoutKind::kIdle: return kTimeoutIdle;
+        case TimeoutKind::kIdle:
+        case TimeoutKind::kRead:
+        case TimeoutKind::kWrite: return kTimeoutIdle;
         default: return kTimeoutTotal;
       }
     case ESP_EPOOLTIMEOUT: return kTimeoutPool;
@@ -203,90 +169,10 @@ size_t Sink::body(Transfer &t, const char *p, size_t n) {
   return n;
 }
 
-RequestSpec build_request(const Client &client, const esp_request_opts &req) {
-  const ClientConfig &cfg = client.config;
-  RequestSpec spec;
-  const bool has_body = req.body_len > 0;
-  if (req.body_len > 0 && !req.body) fail(ESP_EINVAL, "body is NULL but body_len is not 0");
-  if (req.header_count > 0 && !req.headers) fail(ESP_EINVAL, "headers is NULL but header_count is not 0");
-  if (req.timeout_ms < 0) fail(ESP_EINVAL, "timeout_ms must not be negative");
-  if (req.method) {
-    if (!valid_token(req.method)) fail(ESP_EINVAL, "method is not a valid HTTP method token");
-    spec.method = req.method;
-  } else {
-    spec.method = has_body ? "POST" : "GET";
-  }
-
-  const char *path = req.path ? req.path : "";
-  for (const char *p = path; *p; ++p)
-    if (static_cast<unsigned char>(*p) <= 32 || *p == 127)
-      fail(ESP_EINVAL, "path contains white space or control characters");
-  if (is_absolute(path)) {
-    spec.url = path;
-    std::string origin = origin_of(spec.url);
-    spec.origin_label = origin;
-  } else {
-    spec.url = cfg.base_url;
-    if (*path && *path != '/' && *path != '?') spec.url += '/';
-    spec.url += path;
-    spec.origin_label = cfg.base_origin;
-  }
-  spec.origin_key = spec.origin_label + "|" + cfg.transport_key;
-  if (!cfg.default_query.empty() && spec.url.find(cfg.default_query.substr(0, cfg.default_query.find('=') + 1)) == std::string::npos)
-    spec.url += (spec.url.find('?') == std::string::npos ? '?' : '&') + cfg.default_query;
-
-  HeaderList user;
-  for (size_t i = 0; i < req.header_count; ++i) {
-    const esp_header &h = req.headers[i];
-    if (!valid_token(h.name)) fail(ESP_EINVAL, "header " + std::to_string(i) + " has an invalid name");
-    if (!valid_value(h.value))
-      fail(ESP_EINVAL, std::string("header '") + h.name + "' value is NULL or contains CR or LF");
-    user.emplace_back(h.name, h.value);
-  }
-
-  spec.retry_allowed = !(req.flags & ESP_REQ_NO_RETRY) && cfg.max_retries > 0;
-  // The request's own lines first; then the client's shared default lines,
-  // unless the request overrides one of them (then its own full copy).
-  bool overrides = false;
-  for (const auto &h : user)
-    overrides = overrides || header_named(cfg.default_headers, h.first.c_str()) ||
-                strcasecmp(h.first.c_str(), "User-Agent") == 0 || strcasecmp(h.first.c_str(), "Expect") == 0;
-  SlistBuilder list;
-  if (overrides)
-    for (const auto &h : cfg.default_headers)
-      if (!header_named(user, h.first.c_str())) list.add(h.first + ": " + h.second);
-  for (const auto &h : user) list.add(h.second.empty() ? h.first + ";" : h.first + ": " + h.second);
-  if (has_body && !header_named(user, "Content-Type") && !header_named(cfg.default_headers, "Content-Type"))
-    list.add("Content-Type: application/json");
-  if (overrides && !header_named(user, "User-Agent") && !header_named(cfg.default_headers, "User-Agent"))
-    list.add("User-Agent: libesp/" ESP_VERSION_STRING);
-  if (spec.retry_allowed && spec.method == "POST" && !cfg.idempotency_header.empty() &&
-      !header_named(user, cfg.idempotency_header.c_str()) &&
-      !header_named(cfg.default_headers, cfg.idempotency_header.c_str()))
-    list.add(cfg.idempotency_header + ": " + idempotency_key());
-  if (overrides && !header_named(user, "Expect")) list.add("Expect:");  // no 100-continue round trip
-  if (!overrides) {
-    spec.shared_tail = client.default_header_list();
-    if (!list.list) {
-      spec.headers = spec.shared_tail;
-    } else {
-      struct curl_slist *last = list.list;
-      while (last->next) last = last->next;
-      last->next = spec.shared_tail;
-    }
-  }
-
-  if (has_body) spec.body.assign(static_cast<const char *>(req.body), req.body_len);
-  spec.timeout_ms = req.timeout_ms > 0 ? req.timeout_ms : cfg.timeout_ms;
-  spec.flags = req.flags;
-  if (list.list) spec.headers = list.release();
-  return spec;
-}
-
 Transfer::Transfer(std::shared_ptr<Client> c, RequestSpec s, std::unique_ptr<Sink> k)
     : client(std::move(c)), spec(std::move(s)), sink(std::move(k)), resp(new esp_response) {
   submitted_us = now_us();
-  deadline_us = submitted_us + spec.timeout_ms * 1000;
+  deadline_us = spec.timeout_ms > 0 ? submitted_us + spec.timeout_ms * 1000 : kNever;
 }
 
 Transfer::~Transfer() {
@@ -299,21 +185,6 @@ Transfer::~Transfer() {
   curl_slist_free_all(spec.headers);
 }
 
-struct curl_slist *Client::default_header_list() const {
-  std::call_once(default_headers_once_, [this] {
-    struct curl_slist *list = nullptr;
-    auto add = [&](const std::string &line) {
-      struct curl_slist *next = curl_slist_append(list, line.c_str());
-      if (next) list = next;
-    };
-    for (const auto &h : config.default_headers) add(h.first + ": " + h.second);
-    if (!header_named(config.default_headers, "User-Agent")) add("User-Agent: libesp/" ESP_VERSION_STRING);
-    add("Expect:");  // no 100-continue round trip on large bodies
-    default_headers_ = list;
-  });
-  return default_headers_;
-}
-
 void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
   const ClientConfig &cfg = client->config;
   easy = e;
@@ -322,6 +193,9 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   first_byte_us = last_byte_us = 0;
   headers_done = will_retry = too_large = silent_resend = false;
   sends = 0;
+  sent_us = upload_progress_us = upload_done_us = 0;
+  uploaded = 0;
+  conn_fd = -1;
   body_bytes = 0;
   retry_body.clear();
   errbuf[0] = '\0';
@@ -336,8 +210,9 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connect_timeout_ms));
+    // The engine retires idle connections to the millisecond (Engine::
+    // retire_idle_connections); libcurl's whole-second limit is a backstop.
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000 + 1));
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
     // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
@@ -350,9 +225,9 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
-    // libcurl's silent resend on a dead reused connection sends the request a
-    // second time within one attempt: the pre-request callback sees it.
-    // (Detecting it from CURLOPT_VERBOSE debug text cost 6 % of a request.)
+    // libcurl's silent resend on a dead reused connection would send the
+    // request a second time within one attempt: the pre-request callback
+    // refuses it, so that every send is an attempt libesp counted.
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
   }
   curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
@@ -371,11 +246,23 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
                    spec.method == "GET" || spec.method == "HEAD" || spec.method == "POST" ? nullptr
                                                                                            : spec.method.c_str());
   // Waiting for a connection to multiplex on only pays over TLS with HTTP/2;
-  // on plain HTTP/1.1 it queues requests behind a busy connection.
-  const bool multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, multiplexable ? 1L : 0L);
-  int64_t remaining_ms = std::max<int64_t>(1, (deadline_us - now) / 1000);
+  // on plain HTTP/1.1 it queues requests behind a busy connection. An opener
+  // opens its own: waiting would tie it to a connect that may hang.
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, spec.multiplexable && !opening ? 1L : 0L);
+  // libesp enforces the deadline itself (Engine::check_timers): libcurl 7.88
+  // lets a transfer waiting for an HTTP/2 connection overrun it. Its own
+  // limit, a little later, is a backstop.
+  const int64_t remaining_ms = deadline_us == kNever ? 0 : std::max<int64_t>(1, (deadline_us - now) / 1000) + 50;
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining_ms));
+  // libcurl reads 0 as its 300 s default: "none" is a day, within the total.
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(spec.connect_timeout_ms > 0 ? spec.connect_timeout_ms : 86400000));
+  const bool watch_upload = spec.write_timeout_ms > 0 || spec.read_timeout_ms > 0;
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, watch_upload ? 0L : 1L);
+  if (watch_upload) {
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, this);
+  }
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
@@ -414,7 +301,7 @@ void Transfer::headers_complete() {
   curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
   resp->http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : 11;
   if (origin && version == CURL_HTTP_VERSION_2_0) origin->multiplexed = true;
-  if (engine) engine->connection_ready(*this);
+  if (origin && spec.multiplexable && version != CURL_HTTP_VERSION_2_0) origin->http1_only = true;
   resp->index_headers();
   resp->attempts = attempts;
   will_retry = retry_delay_us(ESP_OK, now) >= 0;
@@ -444,15 +331,34 @@ size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
   return taken;
 }
 
-int Transfer::on_prereq(void *self, char *, char *, int, int) {
+int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
   Transfer &t = *static_cast<Transfer *>(self);
   if (++t.sends > 1) {
+    // libcurl found the reused connection dead after sending on it and
+    // would send again unseen: refuse; the engine decides on a counted retry.
     t.silent_resend = true;
     t.client->stats.add(t.client->stats.silent_resends);
     if (t.origin) t.origin->stats.add(t.origin->stats.silent_resends);
-    log_event(ESP_LOG_WARN, "silent_resend", {{"origin", t.spec.origin_label}, {"method", t.spec.method}});
+    log_event(ESP_LOG_WARN, "silent_resend_refused", {{"origin", t.spec.origin_label}, {"method", t.spec.method}});
+    return CURL_PREREQFUNC_ABORT;
+  }
+  t.sent_us = now_us();
+  if (t.engine) {
+    t.engine->connection_in_use(t, local_port);
+    t.engine->connection_ready(t);  // connected: an opener's waiters may use it
   }
   return CURL_PREREQFUNC_OK;
+}
+
+int Transfer::on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
+  Transfer &t = *static_cast<Transfer *>(self);
+  if (ulnow != t.uploaded) {
+    t.uploaded = ulnow;
+    t.upload_progress_us = now_us();
+  }
+  if (!t.upload_done_us && t.sent_us && ulnow >= static_cast<curl_off_t>(t.spec.body.size()))
+    t.upload_done_us = t.upload_progress_us ? t.upload_progress_us : now_us();
+  return 0;
 }
 
 int Transfer::finish_attempt(CURLcode code, int64_t now) {
@@ -480,6 +386,12 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
   int status = map_curl_code(code);
   if (too_large) status = ESP_ETOOLARGE;
   if (status == ESP_OK && !headers_done) status = ESP_EPROTOCOL;
+  if (sends > 0) ever_sent = true;
+  // A connection reset or closed before the request went out (during the
+  // TCP or TLS handshake) is a connection failure, not a TLS or I/O one.
+  if (!silent_resend && sends == 0 && !headers_done &&
+      (status == ESP_EIO || (status == ESP_ETLS && connection_dropped(code))))
+    status = ESP_ECONNECT;
   timeout_kind = TimeoutKind::kNone;
   if (status == ESP_ETIMEDOUT) {
     curl_off_t connect_time = 0;
@@ -488,14 +400,17 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     timeout_kind = now >= deadline_us - 2000 || tcp_up ? TimeoutKind::kTotal : TimeoutKind::kConnect;
   }
   last_error_status = status;
-  if (status == ESP_OK) {
+  if (silent_resend) {
+    status = last_error_status = ESP_EIO;
+    last_error = "connection closed by the server before a response (libcurl's resend refused)";
+  } else if (status == ESP_OK) {
     last_error.clear();
   } else {
     last_error = status_text(status);
     if (status == ESP_ETIMEDOUT)
       last_error = timeout_kind == TimeoutKind::kConnect
-                       ? "connect timeout: no connection within connect_timeout_ms"
-                       : "total timeout: the request took longer than its timeout_ms";
+                       ? "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms"
+                       : "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
@@ -504,13 +419,33 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
   return status;
 }
 
+bool Transfer::connection_dropped(CURLcode code) const {
+  long os_errno = 0;
+  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+  return code == CURLE_SSL_CONNECT_ERROR &&
+         (os_errno == ECONNRESET || os_errno == EPIPE || connection_dropped_text(errbuf));
+}
+
 bool Transfer::status_retryable(int status) const {
   return status == 408 || status == 409 || status == 429 || status >= 500;
 }
 
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   const ClientConfig &cfg = client->config;
-  if (!spec.retry_allowed || attempts > cfg.max_retries || cancel_requested.load()) return -1;
+  if (cancel_requested.load()) return -1;
+  // A pooled connection found dead once the request was on it is the pool's
+  // fault, not the server's: a request safe to send again gets one fresh
+  // connection even with max_retries 0, as libcurl's own resend gave it
+  // (but as a counted attempt). ESP_REQ_NO_RETRY still means one send.
+  if (silent_resend && spec.replay_safe && !(spec.flags & ESP_REQ_NO_RETRY) && !stale_retried &&
+      (!spec.retry_allowed || attempts > cfg.max_retries)) {
+    if (now >= deadline_us) return -1;
+    stale_retried = true;
+    return 0;
+  }
+  if (!spec.retry_allowed || attempts > cfg.max_retries) return -1;
+  // Sent once already and not safe to send again: at most one send.
+  if (sends > 0 && !spec.replay_safe) return -1;
   int64_t hinted = -1;
   if (attempt_status == ESP_OK) {
     const char *should = resp->header("x-should-retry");
@@ -525,7 +460,9 @@ int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
     if (!transient || (headers_done && !will_retry)) return -1;
   }
   int64_t delay;
-  if (hinted >= 0 && hinted <= cfg.retry_after_max_ms * 1000) {
+  if (silent_resend) {
+    delay = 0;  // a stale pooled connection, not a struggling server
+  } else if (hinted >= 0 && hinted <= cfg.retry_after_max_ms * 1000) {
     delay = hinted;
   } else {
     double backoff = static_cast<double>(cfg.retry_base_ms) * std::pow(2.0, attempts - 1);
@@ -564,7 +501,8 @@ void Transfer::complete(int status, const std::string &error) {
   if (resp) resp->attempts = attempts;
   std::unique_ptr<esp_response> out;
   if (status == ESP_OK) out = std::move(resp);
-  sink->complete(*this, status, std::move(out), error);
+  if (sends > 0) ever_sent = true;
+  sink->complete(*this, status, std::move(out), status != ESP_OK && ever_sent ? error + kMaySentSuffix : error);
 }
 
 void Transfer::fail_now(int status, TimeoutKind kind, const std::string &error) {

@@ -36,7 +36,10 @@ class Sink {
                         const std::string &error) = 0;
 };
 
-enum class TimeoutKind { kNone, kTotal, kConnect, kFirstByte, kIdle, kPool };
+enum class TimeoutKind { kNone, kTotal, kConnect, kFirstByte, kIdle, kRead, kWrite, kPool };
+
+// "No limit" for a timeout in microseconds since the steady clock's epoch.
+constexpr int64_t kNever = INT64_MAX / 4;
 
 struct RequestSpec {
   std::string method;
@@ -46,13 +49,19 @@ struct RequestSpec {
   struct curl_slist *headers = nullptr;  // owned, up to shared_tail
   struct curl_slist *shared_tail = nullptr;  // the client's default lines, when the list ends in them
   std::string body;
-  int64_t timeout_ms = 0;
+  int64_t timeout_ms = 0;          // total; 0: none (ESP_NO_TIMEOUT)
+  int64_t connect_timeout_ms = 0;  // 0: none
+  int64_t read_timeout_ms = 0;     // per request, also before the first byte; 0: none
+  int64_t idle_timeout_ms = 0;     // the client's: between body bytes only; 0: none
+  int64_t write_timeout_ms = 0;    // 0: none
+  int64_t pool_timeout_ms = 0;     // 0: none but the total
   uint32_t flags = 0;
   bool retry_allowed = true;
+  bool multiplexable = false;  // HTTP/2 over TLS may carry it on a shared connection
+  // Sending it twice cannot do harm: an idempotent method, or an
+  // idempotency key the server deduplicates on.
+  bool replay_safe = false;
 };
-
-// Builds a validated RequestSpec from the ABI struct; throws Error(ESP_EINVAL).
-RequestSpec build_request(const Client &client, const esp_request_opts &req);
 
 // One line as libcurl hands it to CURLOPT_HEADERFUNCTION (CR LF included):
 // a status line, the blank end of a header block, a field (name in lower
@@ -103,6 +112,7 @@ class Transfer {
   CURL *easy = nullptr;
   bool holds_slot = false;
   bool is_probe = false;       // the half-open breaker's single probe
+  bool opening = false;        // admitted to open a new HTTP/2 connection, not up yet
   bool user_paused = false;
   bool reader_paused = false;  // the write callback returned PAUSE
   bool finished = false;
@@ -130,6 +140,14 @@ class Transfer {
   bool too_large = false;
   bool silent_resend = false;
   int sends = 0;                  // times libcurl sent this attempt's request
+  bool ever_sent = false;         // some attempt may have reached the server
+  bool stale_retried = false;     // took its one retry for a dead pooled connection
+  int64_t sent_us = 0;            // this attempt's request started going out
+  int64_t upload_progress_us = 0; // the body last moved (with a write/read timeout)
+  int64_t upload_done_us = 0;     // the whole body is out (with a write/read timeout)
+  curl_off_t uploaded = 0;
+  int conn_fd = -1;               // the connection this attempt runs on, once known
+  uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -139,7 +157,9 @@ class Transfer {
  private:
   static size_t on_header(char *p, size_t size, size_t n, void *self);
   static size_t on_write(char *p, size_t size, size_t n, void *self);
-  static int on_prereq(void *self, char *, char *, int, int);
+  static int on_prereq(void *self, char *, char *, int, int local_port);
+  static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
+  bool connection_dropped(CURLcode code) const;
   void headers_complete();
   bool status_retryable(int status) const;
 };

@@ -3,7 +3,8 @@
 #   make test-sanitize   C suite under ASan+UBSan, concurrency tests under TSan
 #   make test-valgrind   C suite under valgrind memcheck
 #   make fuzz            libFuzzer targets, FUZZ_SECONDS each (default 30)
-#   make check-abi       exported symbols == test/abi/symbols.txt, dlopen test
+#   make check-abi       exported symbols == test/abi/symbols.txt, dlopen test,
+#                        a program built against the 0.1.0 header still works
 #   make check-header    include/esp.h compiles as C99 and C++17, pedantic, twice
 #   make lint            clang-tidy (.clang-tidy) and cppcheck on src/
 #   make coverage        line coverage of src/ by the C suite (>= COVERAGE_MIN %)
@@ -39,10 +40,14 @@ define need_tool
   $(APT_GET) $(2) >/dev/null; fi
 endef
 
-hardening-tools:
+# The fuzzer runtime's package is named after clang's major version, which
+# is known only once clang is installed: the shell asks clang at that point
+# (make expands a whole recipe before running its first line).
+hardening-tools: gtest-dev
 	$(call need_tool,$(SAN_CXX),clang)
-	$(call need_tool,$(FUZZ_RT),$(FUZZ_RT_PKG))
-	$(call need_tool,/usr/include/gtest/gtest.h,libgtest-dev)
+	@rt="$$($(SAN_CXX) -print-resource-dir)/lib/linux/libclang_rt.fuzzer-x86_64.a"; test -e "$$rt" || { \
+	  pkg="libclang-rt-$$($(SAN_CXX) -dumpversion | cut -d. -f1)-dev"; echo "installing $$pkg"; \
+	  $(APT_GET) "$$pkg" >/dev/null; test -e "$$rt" || { echo "hardening-tools: $$pkg has no $$rt"; exit 1; }; }
 
 # ---- sanitizers ------------------------------------------------------------
 
@@ -102,7 +107,6 @@ FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := config sse headers
 FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_RT = $(shell $(SAN_CXX) -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-x86_64.a
-FUZZ_RT_PKG = libclang-rt-$(shell $(SAN_CXX) -dumpversion 2>/dev/null | cut -d. -f1)-dev
 FUZZ_OPTS_config := -dict=test/fuzz/config.dict -max_len=2048
 FUZZ_OPTS_sse := -max_len=4096
 FUZZ_OPTS_headers := -dict=test/fuzz/headers.dict -max_len=4096
@@ -163,11 +167,17 @@ ABI_SYMBOLS := test/abi/symbols.txt
 abi_exported = nm -D --defined-only $(B)/libesp.so | awk '$$2 ~ /^[TtWwDdBbRrVviu]$$/ {print $$3}' | sed 's/@.*//' | LC_ALL=C sort -u
 abi_declared = sed -n 's/^ESP_API[^(]*[ *]\(esp_[a-z0-9_]*\)(.*/\1/p' include/esp.h | LC_ALL=C sort -u
 
+# A 0.1.0 program: compiled against the frozen 0.1.0 header, run against
+# the current library (struct sizes of the first release stay accepted).
+$(B)/abi/old_caller: test/abi/old_caller.c test/abi/v0.1.0/esp.h $(B)/libesp.so
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Itest/abi/v0.1.0 -o $@ $< -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B)
+
 $(B)/abi/dlopen_test: test/abi/dlopen_test.c include/esp.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -o $@ $< -ldl
 
-check-abi: $(B)/libesp.so $(B)/abi/dlopen_test
+check-abi: $(B)/libesp.so $(B)/abi/dlopen_test $(B)/abi/old_caller
 	@mkdir -p $(B)/abi
 	@$(abi_exported) > $(B)/abi/exported.txt
 	@$(abi_declared) > $(B)/abi/declared.txt
@@ -180,6 +190,7 @@ check-abi: $(B)/libesp.so $(B)/abi/dlopen_test
 	  tail -n +3 $(B)/abi/diff.txt | grep '^[-+]'; exit 1; fi
 	@readelf -d $(B)/libesp.so | grep -q 'SONAME.*\[$(SONAME)\]' || { echo "check-abi: soname is not $(SONAME)"; exit 1; }
 	$(B)/abi/dlopen_test $(CURDIR)/$(B)/$(SONAME) $(ABI_SYMBOLS)
+	test/mock/with-mock.sh $(B)/abi/old_caller
 	@echo "check-abi: $$(wc -l < $(ABI_SYMBOLS)) symbols, exports, header and dlsym agree"
 
 update-abi: $(B)/libesp.so

@@ -1,4 +1,5 @@
 # C test suite (GoogleTest against the bundled mock server) and checks.
+.PHONY: gtest-dev test-faults
 TEST_SRCS := $(wildcard test/c/*.cpp)
 # test_units.cpp reaches into these; the shared library hides their symbols,
 # so the test binary built against it compiles them in.
@@ -6,7 +7,13 @@ TEST_UNITS := src/sse.cpp src/response.cpp
 TEST_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags libcurl libcjson 2>/dev/null)
 GTEST_LIBS := -lgtest -lpthread $(DEP_LIBS)
 
-$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so
+# GoogleTest from Debian, installed when missing (a fresh CI machine).
+gtest-dev:
+	@test -e /usr/include/gtest/gtest.h || { echo "installing libgtest-dev"; \
+	  $(SUDO) apt-get update -q >/dev/null 2>&1 || true; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libgtest-dev >/dev/null; }
+
+$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so | gtest-dev
 	$(CXX) $(TEST_CXXFLAGS) -o $@ $(TEST_SRCS) $(TEST_UNITS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS) -ldl
 
 # The suite runs with debug logging on and with recognisable fake keys
@@ -16,6 +23,15 @@ test-c: $(B)/esp_tests
 	  grep -v '^level=' $(B)/test-c.log; exit $$rc
 	@! grep -n 'SECRET' $(B)/test-c.log || { echo "a secret reached the output above"; exit 1; }
 	@echo "redaction: $$(grep -c '^level=' $(B)/test-c.log) debug log lines, no key in any"
+
+# The fault suite: libesp through a fault-injecting proxy (test/faults/proxy.js)
+# to the mock server, over HTTP/1.1 and HTTP/2.
+FAULT_SRCS := $(wildcard test/faults/*.cpp)
+$(B)/esp_faults: $(FAULT_SRCS) $(wildcard test/faults/*.h) $(wildcard test/c/*.h) $(B)/libesp.so | gtest-dev
+	$(CXX) $(TEST_CXXFLAGS) -Itest/faults -o $@ $(FAULT_SRCS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS)
+
+test-faults: $(B)/esp_faults
+	ESP_ROOT=$(CURDIR) $(B)/esp_faults $(GTEST_ARGS)
 
 $(B)/venv-tools/ok:
 	python3 -m venv $(B)/venv-tools
@@ -27,7 +43,7 @@ test-prometheus: $(B)/esp_tests $(B)/venv-tools/ok
 	@ESP_ROOT=$(CURDIR) ESP_PROM_OUT=$(B)/metrics.prom $(B)/esp_tests --gtest_filter='Metrics.*' --gtest_brief=1
 	$(B)/venv-tools/bin/python test/prom_check.py $(B)/metrics.prom
 
-test: test-c test-prometheus test-install test-fork-python check-header check-abi test-bindings
+test: test-c test-faults test-prometheus test-install test-fork-python check-header check-abi test-bindings
 
 $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)
@@ -36,12 +52,24 @@ $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 
 demo: $(B)/examples/demo
 	test/mock/with-mock.sh $(B)/examples/demo
+	@$(MAKE) -s -C bindings/python demo ESP_ROOT=$(CURDIR)
 
 # Each binding's own suite, against the freshly built library.
 test-go test-rust test-node test-python: test-%: lib
 	$(MAKE) -C bindings/$* test ESP_ROOT=$(CURDIR)
 
 test-bindings: test-go test-rust test-node test-python
+
+# The framework recipes at pinned versions: heavy installs, so not in `make test`;
+# CI runs them on their own. Python: openai, anthropic, LangChain, LlamaIndex,
+# Esperanto, Langroid in a venv of their own. Go: openai-go and anthropic-sdk-go
+# on esp.Install. Node's SDK tests are quick and stay in test-node.
+.PHONY: test-frameworks test-frameworks-python test-frameworks-go
+test-frameworks: test-frameworks-python test-frameworks-go
+test-frameworks-python: lib
+	$(MAKE) -C bindings/python test-frameworks ESP_ROOT=$(CURDIR)
+test-frameworks-go: lib
+	$(MAKE) -C bindings/go test-frameworks ESP_ROOT=$(CURDIR)
 
 # `make install` into a staging prefix, then a C program built with nothing
 # but pkg-config runs a request against the mock server.

@@ -38,6 +38,14 @@ int header_test_use(void) {
   cb.struct_size = (uint32_t)sizeof cb;
   item.struct_size = (uint32_t)sizeof item;
   (void)fn;
-  return (int)(o.struct_size + cb.struct_size + item.struct_size) + ESP_VERSION_NUMBER +
+  {
+    /* The initializer macros name every field: no -Wmissing-field-initializers. */
+    esp_request_opts o2 = ESP_REQUEST_OPTS_INIT;
+    esp_callbacks cb2 = ESP_CALLBACKS_INIT;
+    esp_stream_item item2 = ESP_STREAM_ITEM_INIT;
+    o2.timeout_ms = ESP_NO_TIMEOUT;
+    if (o2.struct_size != sizeof o2 || cb2.struct_size != sizeof cb2 || item2.struct_size != sizeof item2) return -1;
+  }
+  return (int)(o.struct_size + cb.struct_size + item.struct_size) + ESP_VERSION_NUMBER + esp_last_error_sent() +
          (int)ESP_REQ_NO_RETRY + (int)ESP_REQ_STREAM_RAW + ESP_ITEM_EVENT + ESP_ITEM_CHUNK + ESP_LOG_DEBUG;
 }

@@ -8,7 +8,8 @@
             ...
 
 esp.HTTPTransport / esp.AsyncHTTPTransport put the openai and anthropic SDKs
-(or anything built on httpx) on libesp; they need httpx installed.
+(or anything built on httpx) on libesp, and esp.install() every httpx client
+of the process (or `python -m esp.run app.py`); they need httpx or httpx2.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from ._native import load
 from ._types import Headers, Response, ServerSentEvent
 
 if TYPE_CHECKING:
-    from ._httpx import AsyncHTTPTransport, HTTPTransport
+    from ._httpx import AsyncHTTPTransport, HTTPTransport, UnsupportedOption
+    from ._install import install, installed, uninstall
 
 try:  # the distribution's version, which setup.py takes from include/esp.h
     __version__ = _metadata.version("libesp")
@@ -75,20 +77,28 @@ __all__ = [
     "Stream",
     "TLSError",
     "TimeoutError",
+    "UnsupportedOption",
     "backend_name",
+    "install",
+    "installed",
     "load",
     "metrics_prometheus",
     "stats",
+    "uninstall",
     "version",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # The transports import httpx, which the rest of the package does not need.
-    if name in ("HTTPTransport", "AsyncHTTPTransport"):
+    if name in ("HTTPTransport", "AsyncHTTPTransport", "UnsupportedOption"):
         from . import _httpx
 
         return getattr(_httpx, name)
+    if name in ("install", "uninstall", "installed"):
+        from . import _install
+
+        return getattr(_install, name)
     raise AttributeError(f"module 'esp' has no attribute {name!r}")
 
 
