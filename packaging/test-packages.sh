@@ -167,5 +167,20 @@ test_go() {
   done
 }
 
+# The sources inside the sdist, the npm tarball and the .crate are exactly this
+# tree's (generated at package time, never edited by hand).
+check_bundled_sources() {
+  local where=$work/bundled
+  mkdir -p "$where"
+  tar xzf "$pkgs"/python/libesp-*.tar.gz -C "$where" --wildcards '*/csrc/*'
+  tar xzf "$pkgs"/node/libesp-*.tgz -C "$where" package/deps/libesp
+  tar xzf "$pkgs"/rust/libesp-*.crate -C "$where" --wildcards '*/libesp-src/*'
+  for copy in "$where"/libesp-*/csrc "$where"/package/deps/libesp "$where"/libesp-*/libesp-src; do
+    "$repo/packaging/bundle-sources.sh" --check "$copy"
+  done
+  echo "PASS the sdist, npm tarball and crate carry exactly src/ and include/"
+}
+[ -n "${*:-}" ] || check_bundled_sources
+
 for lang in $langs; do "test_$lang"; done
 echo "test-packages: all passed ($langs)"
