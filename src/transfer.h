@@ -57,6 +57,7 @@ struct RequestSpec {
   int64_t pool_timeout_ms = 0;     // 0: none but the total
   uint32_t flags = 0;
   bool retry_allowed = true;
+  bool multiplexable = false;  // HTTP/2 over TLS may carry it on a shared connection
   // Sending it twice cannot do harm: an idempotent method, or an
   // idempotency key the server deduplicates on.
   bool replay_safe = false;
@@ -111,6 +112,7 @@ class Transfer {
   CURL *easy = nullptr;
   bool holds_slot = false;
   bool is_probe = false;       // the half-open breaker's single probe
+  bool opening = false;        // admitted to open a new HTTP/2 connection, not up yet
   bool user_paused = false;
   bool reader_paused = false;  // the write callback returned PAUSE
   bool finished = false;
@@ -132,6 +134,13 @@ class Transfer {
   bool prepared = false;          // from esp_call_prepare: run by esp_call_run
   std::atomic<bool> run_started{false};
 
+  // Rate limiting (ratelimit.h), when the client has a limiter.
+  Reservation rate;                // the limiter's admission of the next attempt
+  bool rate_reserved = false;      // `rate` is held and not yet used
+  int64_t rate_wait_until_us = 0;  // admitted, waiting for its turn (0: not waiting)
+  int64_t rate_tokens = 0;         // the estimate each attempt reserves
+  UsageScanner usage;              // of the current attempt's body
+
   // Per-attempt state filled in by libcurl callbacks.
   bool headers_done = false;
   bool will_retry = false;        // this attempt's body is withheld: retrying
@@ -139,11 +148,13 @@ class Transfer {
   bool silent_resend = false;
   int sends = 0;                  // times libcurl sent this attempt's request
   bool ever_sent = false;         // some attempt may have reached the server
+  bool stale_retried = false;     // took its one retry for a dead pooled connection
   int64_t sent_us = 0;            // this attempt's request started going out
   int64_t upload_progress_us = 0; // the body last moved (with a write/read timeout)
   int64_t upload_done_us = 0;     // the whole body is out (with a write/read timeout)
   curl_off_t uploaded = 0;
   int conn_fd = -1;               // the connection this attempt runs on, once known
+  uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -157,6 +168,8 @@ class Transfer {
   static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
   bool connection_dropped(CURLcode code) const;
   void headers_complete();
+  // Reports the usage of the response, correcting the token reservation.
+  void settle_usage();
   bool status_retryable(int status) const;
 };
 

@@ -14,7 +14,9 @@
 //   - Requests run on libesp's I/O thread and complete through callbacks, so
 //     thousands of concurrent requests cost goroutines, not OS threads.
 //   - [Client.Transport] is an [net/http.RoundTripper], so Go SDKs that accept
-//     an *http.Client (openai-go, ...) run on libesp unchanged.
+//     an *http.Client (openai-go, ...) run on libesp unchanged; [Install]
+//     puts one under http.DefaultTransport, so SDKs given no client at all
+//     (openai-go, anthropic-sdk-go) and http.Get run on libesp too.
 //
 // Failures are [*Error] values that match the sentinels ([ErrTimeout],
 // [ErrConnect], ...) with [errors.Is]. An HTTP error status (404, 429, 500)
@@ -22,7 +24,6 @@
 package esp
 
 /*
-#cgo pkg-config: esp
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ package esp
 extern void espGoHeaders(uintptr_t user, esp_response *head);
 extern void espGoData(uintptr_t user, void *chunk, size_t len);
 extern void espGoEvent(uintptr_t user, esp_sse_event *ev);
-extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg);
+extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
 
 static void esp_go_on_headers(void *user, const esp_response *head) {
 	espGoHeaders((uintptr_t)user, (esp_response *)head);
@@ -44,10 +45,12 @@ static void esp_go_on_data(void *user, const void *chunk, size_t len) {
 static void esp_go_on_event(void *user, const esp_sse_event *ev) {
 	espGoEvent((uintptr_t)user, (esp_sse_event *)ev);
 }
-// libesp sets esp_last_error() to the call's failure before on_complete.
+// libesp sets esp_last_error() and esp_last_error_sent() to the call's
+// failure before on_complete.
 static void esp_go_on_complete(void *user, int status, esp_response *resp) {
 	espGoComplete((uintptr_t)user, status, resp,
-	              status < 0 ? (char *)esp_last_error() : NULL);
+	              status < 0 ? (char *)esp_last_error() : NULL,
+	              status < 0 ? esp_last_error_sent() : 0);
 }
 
 // One callback table per kind of call, shared by every call of that kind.

@@ -26,6 +26,7 @@ const STATUS = Object.freeze({
   ESP_ESHUTDOWN: -14,
   ESP_EINTERNAL: -15,
   ESP_EAGAIN: -16,
+  ESP_ERATELIMITED: -17,
 });
 
 const STATUS_NAMES = new Map(Object.entries(STATUS).map(([name, code]) => [code, name]));
@@ -35,7 +36,7 @@ class EspError extends Error {
   /**
    * @param {string} message libesp's detail of the failure
    * @param {number} status the C status number (negative)
-   * @param {ErrorOptions} [options] e.g. { cause }
+   * @param {ErrorOptions & {requestSent?: boolean}} [options] e.g. { cause }, and whether the request may have been sent
    */
   constructor(message, status, options) {
     super(message, options);
@@ -44,6 +45,11 @@ class EspError extends Error {
     this.code = STATUS_NAMES.get(status) ?? `ESP_STATUS_${status}`;
     /** The C status number, e.g. -5. */
     this.status = status;
+    /**
+     * True when the failure came after the request may have reached the
+     * server, which may then have processed it (esp_last_error_sent).
+     */
+    this.requestSent = options?.requestSent === true;
   }
 }
 
@@ -63,6 +69,8 @@ class CircuitOpenError extends EspError {}
 class ResponseTooLargeError extends EspError {}
 /** The client was closed, or libesp shut down (ESP_EHANDLE, ESP_ESHUTDOWN). */
 class ClosedError extends EspError {}
+/** rate_limit left no budget for the request before its timeout; never sent (ESP_ERATELIMITED). */
+class RateLimitedError extends EspError {}
 
 const CLASS_BY_STATUS = new Map([
   [STATUS.ESP_ECONFIG, ConfigError],
@@ -78,6 +86,7 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.ESP_ETOOLARGE, ResponseTooLargeError],
   [STATUS.ESP_EHANDLE, ClosedError],
   [STATUS.ESP_ESHUTDOWN, ClosedError],
+  [STATUS.ESP_ERATELIMITED, RateLimitedError],
 ]);
 
 /**
@@ -122,6 +131,7 @@ module.exports = {
   CircuitOpenError,
   ResponseTooLargeError,
   ClosedError,
+  RateLimitedError,
   HttpStatusError,
   errorFromStatus,
 };

@@ -3,6 +3,10 @@ import binding from './index.js';
 
 export const {
   getClient,
+  dispatcher,
+  install,
+  uninstall,
+  Dispatcher,
   stats,
   metricsPrometheus,
   version,
@@ -19,6 +23,7 @@ export const {
   CircuitOpenError,
   ResponseTooLargeError,
   ClosedError,
+  RateLimitedError,
   HttpStatusError,
 } = binding;
 export default binding;

@@ -15,6 +15,7 @@ of the process (or `python -m esp.run app.py`); they need httpx or httpx2.
 from __future__ import annotations
 
 import json as _json
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from . import _native
@@ -33,6 +34,7 @@ from ._errors import (
     OutOfMemoryError,
     PoolTimeoutError,
     ProtocolError,
+    RateLimitedError,
     ResponseTooLargeError,
     ShutdownError,
     TimeoutError,
@@ -45,7 +47,10 @@ if TYPE_CHECKING:
     from ._httpx import AsyncHTTPTransport, HTTPTransport, UnsupportedOption
     from ._install import install, installed, uninstall
 
-__version__ = "0.1.0"
+try:  # the distribution's version, which setup.py takes from include/esp.h
+    __version__ = _metadata.version("libesp")
+except _metadata.PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncHTTPTransport",
@@ -66,6 +71,7 @@ __all__ = [
     "OutOfMemoryError",
     "PoolTimeoutError",
     "ProtocolError",
+    "RateLimitedError",
     "Response",
     "ResponseTooLargeError",
     "ServerSentEvent",

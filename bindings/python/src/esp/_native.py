@@ -731,6 +731,20 @@ def _pkg_config_libdir(tried: list[str]) -> str | None:
     return libdir
 
 
+def _already_loaded(name: str, tried: list[str]) -> bool:
+    """Whether a library with this soname is loaded in the process already
+    (dlopen with RTLD_NOLOAD: never loads anything itself)."""
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return False
+    try:
+        ctypes.CDLL(name, mode=noload)
+    except OSError:
+        tried.append(f"{name} already in this process: no")
+        return False
+    return True
+
+
 def _candidates(path: str | os.PathLike[str] | None, tried: list[str]) -> Iterator[tuple[str, str]]:
     """(origin, path) pairs to try, in order. An explicit path or ESP_LIBRARY
     is the only candidate: silently loading some other libesp instead of the
@@ -743,6 +757,16 @@ def _candidates(path: str | os.PathLike[str] | None, tried: list[str]) -> Iterat
         yield "ESP_LIBRARY", env
         return
     tried.append("ESP_LIBRARY: not set")
+    # One libesp per process: if something loaded one already (a C extension,
+    # ctypes, another language's binding), share its registry and pools rather
+    # than load a second copy with pools of its own.
+    if _already_loaded(_FILE_NAMES[0], tried):
+        yield "already loaded in this process", _FILE_NAMES[0]
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", _FILE_NAMES[0])
+    if os.path.exists(bundled):
+        yield "bundled with this package", bundled
+    else:
+        tried.append(f"bundled {bundled!r}: not in this installation")
     libdir = _pkg_config_libdir(tried)
     if libdir:
         for name in _FILE_NAMES:
@@ -760,7 +784,9 @@ def load(path: str | os.PathLike[str] | None = None) -> str:
     """Load libesp and return where it was loaded from.
 
     Looks at ``path`` if given, else the ESP_LIBRARY environment variable if
-    set, else ``pkg-config --variable=libdir esp``, else the system loader
+    set, else a libesp.so.0 already loaded in the process (so languages in one
+    process share one pool), else the copy bundled in the wheel, else
+    ``pkg-config --variable=libdir esp``, else the system loader
     (LD_LIBRARY_PATH, ld.so.cache). Called implicitly by the first Client;
     call it yourself to choose the file. Loading a second, different file in
     one process is an error: the process shares one libesp.
