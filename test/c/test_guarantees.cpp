@@ -224,6 +224,37 @@ TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
   EXPECT_EQ(r.error.rfind("write timeout", 0), 0u) << r.error;
   EXPECT_LE(took, 200 + 400) << "the stall starts once the socket buffers are full";
 
+  // Connect: a listener whose accept queue is full drops the SYN.
+  {
+    int full = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(full, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(full, reinterpret_cast<sockaddr *>(&a), &len);
+    listen(full, 0);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+      int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      connect(f, reinterpret_cast<sockaddr *>(&a), sizeof a);
+      fillers.push_back(f);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Lease hung("{\"base_url\":\"http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+               "/v1\",\"max_retries\":0,\"breaker_failures\":0}");
+    esp_request_opts c = opts("models");
+    c.connect_timeout_ms = 150;
+    t0 = std::chrono::steady_clock::now();
+    r = request(hung.handle, c);
+    took = ms_since(t0);
+    EXPECT_EQ(r.rc, ESP_ETIMEDOUT) << r.error;
+    EXPECT_EQ(r.error.rfind("connect timeout", 0), 0u) << r.error;
+    EXPECT_LE(took, 150 + 50);
+    for (int f : fillers) close(f);
+    close(full);
+  }
+
   // ESP_NO_TIMEOUT is a value, anything below it is a mistake.
   esp_request_opts none = opts("models");
   none.timeout_ms = ESP_NO_TIMEOUT;
