@@ -289,32 +289,36 @@ TEST(Guarantee, TotalTimeoutHoldsWithinMillisecondsOnHttp1AndHttp2) {
 }
 
 TEST(Guarantee, ShutdownRefusesNewCallsAndLeavesNothingInFlight) {
+  double in_flight_after = -1, sockets_after = -1;
   {
     Lease lease(mock().config("\"max_retries\":0,\"timeout_ms\":3000,\"breaker_failures\":0"));
     ASSERT_EQ(get(lease.handle, "models").status, 200);
-    std::atomic<bool> started{false}, stop{false};
-    std::atomic<int> bad{0}, calls{0};
+    std::atomic<bool> shutting{false}, returned{false};
+    std::atomic<int> bad{0}, during_calls{0};
     std::vector<std::thread> threads;
     for (int i = 0; i < 6; ++i)
       threads.emplace_back([&] {
-        while (!stop) {
+        while (!returned) {
           std::vector<esp_header> h = {{"x-mock-delay-ms", "200"}};
-          bool during = started.load();
+          const bool during = shutting && !returned;
           Result r = get(lease.handle, "models", h);
-          ++calls;
-          // Once esp_shutdown began nothing may run its course.
-          if (during && !stop && r.rc != ESP_ESHUTDOWN && r.rc != ESP_EHANDLE) ++bad;
+          if (!during) continue;
+          ++during_calls;
+          // Begun while esp_shutdown ran: refused or ended by it, never run.
+          if (r.rc != ESP_ESHUTDOWN && r.rc != ESP_EHANDLE) ++bad;
         }
       });
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    started = true;
+    shutting = true;
     EXPECT_EQ(esp_shutdown(5000), ESP_OK);
-    stop = true;
+    returned = true;
+    in_flight_after = stat({"in_flight"});
+    sockets_after = stat({"sockets_open"});
     for (auto &t : threads) t.join();
-    EXPECT_EQ(bad.load(), 0) << "of " << calls.load() << " calls";
+    EXPECT_EQ(bad.load(), 0) << "of " << during_calls.load() << " calls begun during esp_shutdown";
   }
-  EXPECT_EQ(stat({"in_flight"}), 0);
-  EXPECT_EQ(stat({"sockets_open"}), 0);
+  EXPECT_EQ(in_flight_after, 0);
+  EXPECT_EQ(sockets_after, 0);
   Lease again(mock().config());
   EXPECT_EQ(get(again.handle, "models").status, 200) << "usable after esp_shutdown";
 }
