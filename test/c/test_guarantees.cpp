@@ -168,18 +168,21 @@ TEST(Guarantee, ADeadPooledConnectionCostsAReplaySafeRequestOneCountedSendEvenWi
 }
 
 TEST(Guarantee, ConnMaxIdleIsExactToTheMillisecond) {
-  Lease lease(mock().config("\"conn_max_idle_ms\":1000"));
-  auto conn = [&] {
-    Result r = get(lease.handle, "models");
-    EXPECT_EQ(r.attempts, 1) << "a retired connection is never sent on";
-    return r.header("x-mock-connection-id");
-  };
-  std::string first = conn();
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  EXPECT_EQ(conn(), first) << "idle 0.7 s < 1 s: reused";
-  std::string second = conn();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1150));
-  EXPECT_NE(conn(), second) << "idle 1.15 s > 1 s: a new connection";
+  for (bool tls : {false, true}) {
+    const char *extra = "\"conn_max_idle_ms\":1000";
+    Lease lease(tls ? mock().tls_config(extra) : mock().config(extra));
+    auto conn = [&] {
+      Result r = get(lease.handle, "models");
+      EXPECT_EQ(r.attempts, 1) << "a retired connection is never sent on";
+      return r.header("x-mock-connection-id");
+    };
+    std::string first = conn();
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    EXPECT_EQ(conn(), first) << "idle 0.7 s < 1 s: reused" << (tls ? " (HTTP/2)" : "");
+    std::string second = conn();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1150));
+    EXPECT_NE(conn(), second) << "idle 1.15 s > 1 s: a new connection" << (tls ? " (HTTP/2)" : "");
+  }
 }
 
 TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
