@@ -17,6 +17,7 @@ struct curl_slist;
 namespace esp {
 
 class Engine;
+class Router;
 
 struct Client {
   Client(ClientConfig cfg, uint64_t client_id);
@@ -40,6 +41,9 @@ struct Client {
   // The credential's rate limits when the config has "rate_limit" (else null).
   const std::shared_ptr<Limiter> limiter;
   UsageTotals usage;  // tokens the provider reported, with a limiter
+  // The clients of its deployments when the config has "deployments" (else
+  // null): requests to a relative path go out as one of them.
+  const std::shared_ptr<Router> router;
 
  private:
   mutable std::once_flag default_headers_once_;

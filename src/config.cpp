@@ -186,7 +186,22 @@ RateLimitConfig get_rate_limit(const cJSON *item) {
   return r;
 }
 
-void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
+// Keys whose value parse_config reads after the others.
+struct Deferred {
+  std::string api_key_env;
+  const cJSON *deployments = nullptr;
+};
+
+Routing get_routing(const cJSON *item) {
+  const std::string v = get_string(item, false);
+  if (v == "least_busy") return Routing::kLeastBusy;
+  if (v == "weighted") return Routing::kWeighted;
+  if (v == "ordered") return Routing::kOrdered;
+  config_error("'routing' must be \"least_busy\", \"weighted\" or \"ordered\"");
+}
+
+void apply_key(ClientConfig &c, const cJSON *item, Deferred &deferred) {
+  std::string &api_key_env = deferred.api_key_env;
   const std::string key = item->string;
   if (key == "provider") {
     c.provider = get_string(item, false);
@@ -250,6 +265,12 @@ void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
     std::sort(c.credential_origins.begin(), c.credential_origins.end());
   } else if (key == "rate_limit") c.rate_limit = get_rate_limit(item);
   else if (key == "shared_state") c.shared_state = get_shared_state(item);
+  else if (key == "deployments") {
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) < 1 || cJSON_GetArraySize(item) > 64)
+      config_error("'deployments' must be an array of 1 to 64 objects");
+    deferred.deployments = item;
+  } else if (key == "routing") c.routing = get_routing(item);
+  else if (key == "deployment_cooldown_ms") c.deployment_cooldown_ms = get_int(item, 0, kDay);
   else config_error("unknown key '" + key + "'");
 }
 
@@ -347,6 +368,18 @@ std::string canonical_form(const ClientConfig &c) {
     add_int(rl, "requests_per_minute", c.rate_limit.requests_per_minute);
     add_int(rl, "tokens_per_minute", c.rate_limit.tokens_per_minute);
   }
+  if (!c.deployments.empty()) {
+    add_int(j, "routing", static_cast<int64_t>(c.routing));
+    add_int(j, "deployment_cooldown_ms", c.deployment_cooldown_ms);
+    cJSON *list = cJSON_AddArrayToObject(j, "deployments");
+    for (const auto &d : c.deployments) {
+      cJSON *entry = cJSON_CreateObject();
+      cJSON_AddItemToArray(list, entry);
+      add_str(entry, "name", d->name);
+      add_int(entry, "weight", d->weight);
+      add_str(entry, "config", d->config.canonical);
+    }
+  }
   char *text = cJSON_PrintUnformatted(j);
   if (!text) fail(ESP_ENOMEM, "out of memory");
   std::string out(text);
@@ -354,15 +387,57 @@ std::string canonical_form(const ClientConfig &c) {
   return out;
 }
 
+// The config of deployment `index`: the client's own JSON without its
+// endpoint, credential and routing keys, plus the entry's. Parsed whole, so
+// every rule of a client config holds for a deployment too.
+std::shared_ptr<const DeploymentConfig> parse_deployment(const cJSON *root, const cJSON *entry, int index) {
+  const std::string where = "'deployments[" + std::to_string(index) + "]'";
+  if (!cJSON_IsObject(entry)) config_error(where + " must be an object");
+  JsonPtr own(cJSON_Duplicate(root, 1));
+  if (!own) fail(ESP_ENOMEM, "out of memory");
+  for (const char *k : {"deployments", "routing", "deployment_cooldown_ms", "base_url", "api_key", "api_key_env", "name"})
+    cJSON_DeleteItemFromObjectCaseSensitive(own.get(), k);
+  auto d = std::make_shared<DeploymentConfig>();
+  for (const cJSON *k = entry->child; k; k = k->next) {
+    const std::string key = k->string;
+    if (cJSON_GetObjectItemCaseSensitive(entry, k->string) != k)
+      config_error(where + " has a duplicate key '" + key + "'");
+    if (key == "name") {
+      d->name = get_string(k, false);
+    } else if (key == "weight") {
+      d->weight = get_int(k, 1, 1000000);
+    } else if (key == "base_url" || key == "api_key" || key == "api_key_env" || key == "rate_limit") {
+      cJSON_DeleteItemFromObjectCaseSensitive(own.get(), k->string);
+      cJSON_AddItemToObject(own.get(), k->string, cJSON_Duplicate(k, 1));
+    } else {
+      config_error(where + " has unknown key '" + key + "' (base_url, api_key, api_key_env, weight, rate_limit, name)");
+    }
+  }
+  if (!cJSON_GetObjectItemCaseSensitive(entry, "base_url")) config_error(where + " needs 'base_url'");
+  char *text = cJSON_PrintUnformatted(own.get());
+  if (!text) fail(ESP_ENOMEM, "out of memory");
+  std::string json(text);
+  cJSON_free(text);
+  try {
+    d->config = parse_config(json.c_str());
+  } catch (const Error &e) {
+    fail(ESP_ECONFIG, std::string(e.what()) + " (in " + where + ")");
+  }
+  if (d->name.empty()) d->name = d->config.base_origin;
+  return d;
+}
+
 }  // namespace
 
 ClientConfig parse_config(const char *json) {
   ClientConfig c;
-  std::string api_key_env;
+  Deferred deferred;
+  std::string &api_key_env = deferred.api_key_env;
+  JsonPtr root;
   if (json && *json) {
     const char *end = nullptr;
     size_t len = std::strlen(json);
-    JsonPtr root(cJSON_ParseWithLengthOpts(json, len, &end, 0));
+    root.reset(cJSON_ParseWithLengthOpts(json, len, &end, 0));
     if (!root) {
       size_t at = end ? static_cast<size_t>(end - json) : 0;
       config_error("malformed JSON near byte " + std::to_string(at));
@@ -375,8 +450,15 @@ ClientConfig parse_config(const char *json) {
       for (const cJSON *prev = root->child; prev != item; prev = prev->next)
         if (std::strcmp(prev->string, item->string) == 0)
           config_error("duplicate key '" + std::string(item->string) + "'");
-      apply_key(c, item, api_key_env);
+      apply_key(c, item, deferred);
     }
+  }
+  if (deferred.deployments) {
+    int index = 0;
+    for (const cJSON *entry = deferred.deployments->child; entry; entry = entry->next)
+      c.deployments.push_back(parse_deployment(root.get(), entry, index++));
+    // Calls with an absolute URL still go through the client itself.
+    if (c.base_url.empty()) c.base_url = c.deployments.front()->config.base_url;
   }
   if (!api_key_env.empty()) {
     if (!c.api_key.empty()) config_error("'api_key' and 'api_key_env' are exclusive");

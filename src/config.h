@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,11 @@ struct SharedStateConfig {
   std::string ns = "esp";
   int64_t timeout_ms = 50;  // longest wait for Redis before deciding locally
 };
+
+// How a client with "deployments" picks one per request (deployments.h).
+enum class Routing { kLeastBusy, kWeighted, kOrdered };
+
+struct DeploymentConfig;
 
 struct ClientConfig {
   std::string provider = "openai";
@@ -68,6 +74,12 @@ struct ClientConfig {
   std::vector<std::string> credential_origins;
   RateLimitConfig rate_limit;
   SharedStateConfig shared_state;
+  // The "deployments" key: interchangeable endpoints of one API. Each is a
+  // whole config of its own (this one's settings with its own base_url,
+  // credential and rate_limit), so a credential never leaves its deployment.
+  std::vector<std::shared_ptr<const DeploymentConfig>> deployments;
+  Routing routing = Routing::kLeastBusy;
+  int64_t deployment_cooldown_ms = 5000;
 
   // Derived by parse_config.
   HeaderList default_headers;  // auth + provider + user headers, secrets included
@@ -83,6 +95,12 @@ struct ClientConfig {
   int64_t effective_pool_timeout_ms() const {
     return pool_timeout_ms < 0 ? timeout_ms : pool_timeout_ms;
   }
+};
+
+struct DeploymentConfig {
+  std::string name;  // its "name", else its base_url's origin
+  int64_t weight = 1;
+  ClientConfig config;
 };
 
 // Throws Error(ESP_ECONFIG) naming the offending key. NULL or "" mean "{}".

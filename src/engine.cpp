@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "deployments.h"
 #include "esp.h"
 #include "log.h"
 #include "status.h"
@@ -298,6 +299,7 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   if (cfg.breaker_failures > 0 && state == BreakerState::kClosed && t->client->shared) {
     // fleet17: a breaker opened by another process of the fleet.
     if (int64_t left_ms = t->client->shared->breaker_open_ms(o.label); left_ms > 0) {
+      if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now_us())) return start(t);
       finish(t.get(), ESP_ECIRCUIT,
              "circuit breaker open for " + o.label + " for another " + std::to_string(left_ms) +
                  " ms, opened by a process of the fleet (shared_state)");
@@ -307,6 +309,7 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   if (cfg.breaker_failures > 0 && state != BreakerState::kClosed) {
     int64_t now = now_us();
     if (state == BreakerState::kOpen && now < o.open_until_us) {
+      if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now)) return start(t);
       finish(t.get(), ESP_ECIRCUIT,
              "circuit breaker open for " + o.label + " for another " +
                  std::to_string((o.open_until_us - now) / 1000) + " ms after " +
@@ -529,6 +532,7 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
   breaker_record(t, failure);
   if (delay >= 0) {
     const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
+    if (t->routed && fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
     if (log_enabled(ESP_LOG_INFO))
       log_event(ESP_LOG_INFO, "retry",
                 {{"client", t->client->label}, {"origin", t->origin->label}, {"attempt", std::to_string(t->attempts)},

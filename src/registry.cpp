@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "deployments.h"
 #include "engine.h"
 #include "esp.h"
 #include "log.h"
@@ -28,7 +29,8 @@ Client::Client(ClientConfig cfg, uint64_t client_id)
       shared(config.shared_state.enabled ? shared_state_for(config.shared_state) : nullptr),
       limiter(config.rate_limit.enabled
                   ? limiter_for(credential_id(config.api_key, config.canonical), config.rate_limit)
-                  : nullptr) {
+                  : nullptr),
+      router(config.deployments.empty() ? nullptr : std::make_shared<Router>(config, label)) {
   if (limiter && shared) limiter->attach_shared(shared);
 }
 

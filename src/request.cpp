@@ -9,6 +9,7 @@
 #include <random>
 
 #include "calls.h"
+#include "deployments.h"
 #include "engine.h"
 #include "registry.h"
 #include "runtime.h"
@@ -254,8 +255,14 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   std::shared_ptr<Client> client = registry().resolve(lease);
   RequestSpec spec = build_request(*client, req);
   std::shared_ptr<Engine> engine = client->engine();
+  std::unique_ptr<Routed> routed = route_request(client, req);  // may make client a deployment's
+  if (routed) {
+    release_spec_headers(spec);
+    spec = build_request(*client, req);
+  }
   Origin *origin = engine->origin(spec.origin_key, spec.origin_label);
   auto t = std::make_shared<Transfer>(std::move(client), std::move(spec), std::move(sink));
+  t->routed = std::move(routed);
   t->engine = engine.get();
   t->engine_ref = std::move(engine);
   t->origin = origin;
@@ -269,6 +276,7 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
 
 void unaccept(Transfer &t) {
   t.finished = true;
+  if (t.routed) route_refused(t);
   t.client->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
   t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }

@@ -14,6 +14,7 @@
 #include <ctime>
 #include <random>
 
+#include "deployments.h"
 #include "engine.h"
 #include "esp.h"
 #include "log.h"
@@ -76,6 +77,8 @@ bool connection_dropped_text(const char *err) {
   return false;
 }
 
+}  // namespace
+
 int outcome_of(int status, int http_status, TimeoutKind kind) {
   switch (status) {
     case ESP_OK:
@@ -102,8 +105,6 @@ int outcome_of(int status, int http_status, TimeoutKind kind) {
     default: return kOtherError;
   }
 }
-
-}  // namespace
 
 // Parses retry-after-ms (milliseconds) or retry-after (seconds or an HTTP
 // date); -1 when absent or unreadable. Hints are capped at a day: a larger
@@ -176,15 +177,19 @@ Transfer::Transfer(std::shared_ptr<Client> c, RequestSpec s, std::unique_ptr<Sin
   deadline_us = spec.timeout_ms > 0 ? submitted_us + spec.timeout_ms * 1000 : kNever;
 }
 
-Transfer::~Transfer() {
-  if (spec.shared_tail) {  // the client's lines end the list: free only ours
-    if (spec.headers == spec.shared_tail) return;
-    struct curl_slist *last = spec.headers;
-    while (last->next != spec.shared_tail) last = last->next;
-    last->next = nullptr;
+void release_spec_headers(RequestSpec &spec) {
+  if (spec.headers != spec.shared_tail) {
+    if (spec.shared_tail) {  // the client's lines end the list: free only ours
+      struct curl_slist *last = spec.headers;
+      while (last->next != spec.shared_tail) last = last->next;
+      last->next = nullptr;
+    }
+    curl_slist_free_all(spec.headers);
   }
-  curl_slist_free_all(spec.headers);
+  spec.headers = spec.shared_tail = nullptr;
 }
+
+Transfer::~Transfer() { release_spec_headers(spec); }
 
 void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
   const ClientConfig &cfg = client->config;
@@ -436,17 +441,20 @@ bool Transfer::status_retryable(int status) const {
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   const ClientConfig &cfg = client->config;
   if (cancel_requested.load()) return -1;
+  if (routed && can_fail_over(*this, attempt_status, now)) return 0;  // to the next deployment, at once
+  // Attempts on the current deployment (all of them when not routed).
+  const int own_attempts = attempts - (routed ? routed->attempts_before : 0);
   // A pooled connection found dead once the request was on it is the pool's
   // fault, not the server's: a request safe to send again gets one fresh
   // connection even with max_retries 0, as libcurl's own resend gave it
   // (but as a counted attempt). ESP_REQ_NO_RETRY still means one send.
   if (silent_resend && spec.replay_safe && !(spec.flags & ESP_REQ_NO_RETRY) && !stale_retried &&
-      (!spec.retry_allowed || attempts > cfg.max_retries)) {
+      (!spec.retry_allowed || own_attempts > cfg.max_retries)) {
     if (now >= deadline_us) return -1;
     stale_retried = true;
     return 0;
   }
-  if (!spec.retry_allowed || attempts > cfg.max_retries) return -1;
+  if (!spec.retry_allowed || own_attempts > cfg.max_retries) return -1;
   // Sent once already and not safe to send again: at most one send.
   if (sends > 0 && !spec.replay_safe) return -1;
   int64_t hinted = -1;
@@ -468,7 +476,7 @@ int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   } else if (hinted >= 0 && hinted <= cfg.retry_after_max_ms * 1000) {
     delay = hinted;
   } else {
-    double backoff = static_cast<double>(cfg.retry_base_ms) * std::pow(2.0, attempts - 1);
+    double backoff = static_cast<double>(cfg.retry_base_ms) * std::pow(2.0, own_attempts - 1);
     backoff = std::min(backoff, static_cast<double>(cfg.retry_max_ms));
     std::uniform_real_distribution<double> jitter(0.75, 1.0);
     delay = static_cast<int64_t>(backoff * jitter(rng()) * 1000.0);
@@ -491,10 +499,12 @@ void Transfer::complete(int status, const std::string &error) {
     origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     origin->stats.total.record_us(now - submitted_us);
   }
-  if (attempts > 1) {
-    cs.add(cs.retries, static_cast<uint64_t>(attempts - 1));
-    if (origin) origin->stats.add(origin->stats.retries, static_cast<uint64_t>(attempts - 1));
+  const int retried = attempts - 1 - (routed ? routed->failovers : 0);
+  if (retried > 0) {
+    cs.add(cs.retries, static_cast<uint64_t>(retried));
+    if (origin) origin->stats.add(origin->stats.retries, static_cast<uint64_t>(retried));
   }
+  if (routed) route_completed(*this, status, outcome, now - submitted_us);
   int64_t elapsed_ms = (now - submitted_us) / 1000;
   if (client->config.slow_request_ms > 0 && elapsed_ms >= client->config.slow_request_ms &&
       log_enabled(ESP_LOG_INFO))

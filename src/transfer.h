@@ -18,6 +18,7 @@ namespace esp {
 class Engine;
 struct Origin;
 class Transfer;
+struct Routed;
 
 // Where a transfer's results go: a waiting caller, user callbacks, or a
 // pull reader. Called on the driving thread.
@@ -79,6 +80,12 @@ HeaderLine parse_header_line(const char *p, size_t len);
 // (capped at a day); -1 when absent or unreadable.
 int64_t retry_after_us(const esp_response &r);
 
+// The Outcome (metrics.h) a request ending so counts as.
+int outcome_of(int status, int http_status, TimeoutKind kind);
+
+// Frees a spec's own header lines (not the client's shared tail).
+void release_spec_headers(RequestSpec &spec);
+
 class Transfer {
  public:
   Transfer(std::shared_ptr<Client> client, RequestSpec spec, std::unique_ptr<Sink> sink);
@@ -100,8 +107,11 @@ class Transfer {
   // Fails the transfer with a status of the engine's (cancel, timeouts...).
   void fail_now(int status, TimeoutKind kind, const std::string &error);
 
-  const std::shared_ptr<Client> client;
+  // The client it goes out as: the deployment's when routed (it changes on
+  // a fail-over, together with spec and origin).
+  std::shared_ptr<Client> client;
   RequestSpec spec;
+  std::unique_ptr<Routed> routed;  // over the deployments of the client called (else null)
   std::unique_ptr<Sink> sink;
   std::unique_ptr<esp_response> resp;
 
