@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "deployments.h"
+#include "router.h"
 #include "esp.h"
 #include "log.h"
 #include "status.h"

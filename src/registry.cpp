@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "deployments.h"
+#include "router.h"
 #include "engine.h"
 #include "esp.h"
 #include "log.h"

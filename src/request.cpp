@@ -9,7 +9,7 @@
 #include <random>
 
 #include "calls.h"
-#include "deployments.h"
+#include "router.h"
 #include "engine.h"
 #include "registry.h"
 #include "runtime.h"

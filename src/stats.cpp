@@ -1,6 +1,7 @@
 #include "stats.h"
 
 #include "calls.h"
+#include "router.h"
 #include "engine.h"
 #include "esp.h"
 #include "registry.h"
@@ -36,6 +37,31 @@ void limiter_json(const Limiter &l, std::string &out) {
          ",\"server_429\":" + std::to_string(l.server_429.load()) + ",\"usage\":" + usage_json(l.usage) + "}";
 }
 
+// Deployments: how each is picked, cooled down and doing (its own
+// counters: the requests that went out as it).
+void deployments_json(Router &router, std::string &out) {
+  out += "\"routing\":" + quoted(routing_name(router.routing())) + ",\"deployments\":[";
+  bool first = true;
+  for (const Router::Report &d : router.report(now_us())) {
+    if (!first) out += ",";
+    first = false;
+    const Client &c = *d.client;
+    out += "{\"name\":" + quoted(d.name) + ",\"client\":" + quoted(c.label) +
+           ",\"base_url\":" + quoted(redact_url(c.config.base_url)) + ",\"origin\":" + quoted(c.config.base_origin) +
+           ",\"weight\":" + std::to_string(d.weight) + ",\"picked\":" + std::to_string(d.picked) +
+           ",\"failures\":" + std::to_string(d.failures) + ",\"failovers\":" + std::to_string(d.failovers) +
+           ",\"cooling_down_ms\":" + std::to_string(d.cooling_ms) + ",";
+    if (c.limiter) {
+      out += "\"rate_limit\":";
+      limiter_json(*c.limiter, out);
+      out += ",\"usage\":" + usage_json(c.usage) + ",";
+    }
+    counters_json(c.stats, out);
+    out += "}";
+  }
+  out += "],";
+}
+
 void client_json(const ClientState &s, std::string &out) {
   const Client &c = *s.client;
   out += "{\"id\":" + std::to_string(c.id) + ",\"name\":" + quoted(c.label) +
@@ -47,6 +73,7 @@ void client_json(const ClientState &s, std::string &out) {
     limiter_json(*c.limiter, out);
     out += ",\"usage\":" + usage_json(c.usage) + ",";
   }
+  if (c.router) deployments_json(*c.router, out);
   counters_json(c.stats, out);
   out += "}";
 }
@@ -242,6 +269,25 @@ std::string prometheus_text() {
                        &c.stats});
   }
   counters_prometheus("esp_client_", clients, out);
+
+  // Deployments: each one's counters, and whether it is cooling down.
+  std::vector<LabelledCounters> deployments;
+  std::vector<std::pair<std::string, int64_t>> cooling;
+  for (auto &s : states) {
+    if (!s->client->router) continue;
+    for (const Router::Report &d : s->client->router->report(now_us())) {
+      std::string labels = "client=\"" + prom_escape(s->client->label) + "\",deployment=\"" + prom_escape(d.name) +
+                           "\",origin=\"" + prom_escape(d.client->config.base_origin) + "\"";
+      deployments.push_back({labels, &d.client->stats});
+      cooling.emplace_back(labels, d.cooling_ms);
+    }
+  }
+  if (!deployments.empty()) {
+    counters_prometheus("esp_deployment_", deployments, out);
+    out += "# HELP esp_deployment_cooling_down_ms How much longer the deployment is cooled down after failing.\n"
+           "# TYPE esp_deployment_cooling_down_ms gauge\n";
+    for (auto &c : cooling) out += "esp_deployment_cooling_down_ms{" + c.first + "} " + std::to_string(c.second) + "\n";
+  }
 
   auto engines = live_engines();
   std::vector<LabelledCounters> origins;

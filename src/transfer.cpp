@@ -14,7 +14,7 @@
 #include <ctime>
 #include <random>
 
-#include "deployments.h"
+#include "router.h"
 #include "engine.h"
 #include "esp.h"
 #include "log.h"

@@ -414,10 +414,22 @@ function makeCtx(req, res, port, scheme) {
   }
   const headers = {}, pseudo = {};
   for (const [k, v] of Object.entries(req.headers)) (k.startsWith(':') ? pseudo : headers)[k] = v;
+  // A base path "/_faults/status=500,retry-after=1/..." gives every request
+  // under it the faults of those x-mock-* headers: one server plays a failing
+  // endpoint and a healthy one side by side (libesp's deployments).
+  let path = u.pathname;
+  const pf = /^\/_faults\/([^/]*)(\/.*)?$/.exec(path);
+  if (pf) {
+    for (const kv of pf[1].split(',')) {
+      const eq = kv.indexOf('=');
+      if (eq > 0 && headers[`x-mock-${kv.slice(0, eq)}`] === undefined) headers[`x-mock-${kv.slice(0, eq)}`] = kv.slice(eq + 1);
+    }
+    path = pf[2] || '/';
+  }
   const conn = h2 ? req.stream.session && req.stream.session.mockConn : lookupConn(req.socket);
   const ctx = {
     id: ++reqSeq, req, res, h2, port, scheme, conn: conn || null,
-    method: req.method, url: req.url, path: u.pathname, query, headers, pseudo,
+    method: req.method, url: req.url, path, query, headers, pseudo,
     f: null, extraHeaders: {}, closed: false, status: 0,
   };
   res.on('close', () => { ctx.closed = true; });
@@ -604,6 +616,7 @@ async function handleApi(ctx) {
     if (f.failTimes !== null) failing = attempt <= f.failTimes;
     st.records.push({
       t_ms: nowMs(), idempotency_key: headerOf(ctx.headers, 'idempotency-key') ?? null,
+      authorization: headerOf(ctx.headers, 'authorization') ?? null,
       method: ctx.method, path: ctx.path, attempt, failed: failing && f.failTimes !== null,
       http_version: ctx.req.httpVersion, connection_id: ctx.conn ? ctx.conn.id : 0,
     });
