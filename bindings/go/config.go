@@ -87,6 +87,29 @@ type Config struct {
 	// SharedState shares the rate limits and circuit breakers with every
 	// process using the same Redis (a fleet).
 	SharedState *SharedState `json:"shared_state,omitempty"`
+
+	// Deployments lists interchangeable endpoints of one API: each request
+	// to a relative path goes to one of them (with its own key and rate
+	// limit) and fails over to the next on connection errors, 5xx, 429 and
+	// an open breaker.
+	Deployments []Deployment `json:"deployments,omitempty"`
+	// Routing picks the deployment: "least_busy" (default), "weighted" or
+	// "ordered".
+	Routing string `json:"routing,omitempty"`
+	// DeploymentCooldownMS is how long a failing deployment is skipped
+	// (default 5000).
+	DeploymentCooldownMS int64 `json:"deployment_cooldown_ms,omitempty"`
+}
+
+// Deployment is one entry of the "deployments" config key.
+type Deployment struct {
+	Name    string `json:"name,omitempty"`
+	BaseURL string `json:"base_url"`
+	// APIKey is the deployment's own key; it goes to no other deployment.
+	APIKey    string     `json:"api_key,omitempty"`
+	APIKeyEnv string     `json:"api_key_env,omitempty"`
+	Weight    int64      `json:"weight,omitempty"`
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // RateLimit is the "rate_limit" config key; 0 means not configured.

@@ -377,3 +377,22 @@ func TestStatsAndVersion(t *testing.T) {
 		t.Fatalf("Version %q", v)
 	}
 }
+
+func TestDeploymentsFailOverFromAFailingOne(t *testing.T) {
+	base := strings.TrimSuffix(mockURL(), "/v1")
+	c := newClient(t, Config{
+		Routing: "ordered",
+		Deployments: []Deployment{
+			{Name: "failing", BaseURL: base + "/_faults/status=503/v1", APIKey: "sk-go-a"},
+			{Name: "healthy", BaseURL: base + "/v1", APIKey: "sk-go-b"},
+		},
+		BreakerFailures: Ptr(0),
+	})
+	resp, err := c.Do(background, &Request{Path: "models"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Attempts != 2 {
+		t.Fatalf("want 200 after one fail-over, got %d in %d attempts", resp.StatusCode, resp.Attempts)
+	}
+}

@@ -92,6 +92,50 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_state: Option<SharedState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<Vec<Deployment>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_cooldown_ms: Option<u64>,
+}
+
+/// One entry of the `deployments` key: an endpoint of the same API with its
+/// own key (which goes to no other deployment) and rate limit.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Shown in stats and metrics (default: its origin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its base URL.
+    pub base_url: String,
+    /// Its key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// An environment variable holding its key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Its share with `routing: "weighted"` (1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u64>,
+    /// Its credential's limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Debug output never shows the key.
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployment")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_env", &self.api_key_env)
+            .field("weight", &self.weight)
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
 }
 
 /// The `rate_limit` key: limits of the client's credential per minute
@@ -166,6 +210,21 @@ impl Config {
     pub fn shared_state(mut self, value: SharedState) -> Self {
         self.shared_state = Some(value);
         self
+    }
+
+    /// Add a deployment (`deployments`): requests are spread over them and
+    /// fail over from one to the next.
+    #[must_use]
+    pub fn deployment(mut self, value: Deployment) -> Self {
+        self.deployments.get_or_insert_with(Vec::new).push(value);
+        self
+    }
+
+    setters! {
+        /// How a deployment is picked: "least_busy", "weighted" or "ordered".
+        routing: text;
+        /// How long a failing deployment is skipped, in milliseconds (5000).
+        deployment_cooldown_ms: u64;
     }
 
     /// Add one default header sent with every request of the client.
@@ -265,6 +324,11 @@ impl fmt::Debug for Config {
         if shown.api_key.is_some() {
             shown.api_key = Some("<redacted>".to_owned());
         }
+        for d in shown.deployments.iter_mut().flatten() {
+            if d.api_key.is_some() {
+                d.api_key = Some("<redacted>".to_owned());
+            }
+        }
         if let Some(s) = shown.shared_state.as_mut() {
             if s.redis.contains('@') {
                 s.redis = "<redacted>".to_owned(); // a password in the URL
@@ -290,6 +354,21 @@ mod tests {
         assert_eq!(
             config.to_json(),
             r#"{"rate_limit":{"requests_per_minute":60},"shared_state":{"redis":"redis://:pw-SECRET@127.0.0.1:6379/0","namespace":"fleet"}}"#
+        );
+        assert!(!format!("{config:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn deployments_serialize_and_hide_their_keys() {
+        let config = Config::default().routing("ordered").deployment(Deployment {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            api_key: Some("sk-dep-SECRET".into()),
+            weight: Some(2),
+            ..Deployment::default()
+        });
+        assert_eq!(
+            config.to_json(),
+            r#"{"deployments":[{"base_url":"http://127.0.0.1:1/v1","api_key":"sk-dep-SECRET","weight":2}],"routing":"ordered"}"#
         );
         assert!(!format!("{config:?}").contains("SECRET"));
     }
