@@ -58,7 +58,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		Header: header,
 		Body:   body,
 		Raw:    true,
-	}, kindRaw)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		contentLength = n
 	}
 	rb := &responseBody{call: call}
-	rb.cancelOnGC = runtime.AddCleanup(rb, func(call C.esp_call) { C.esp_call_cancel(call) }, call.call)
+	rb.cancelOnGC = runtime.AddCleanup(rb, (*streamCall).close, call)
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", head.StatusCode, http.StatusText(head.StatusCode)),
 		StatusCode:    head.StatusCode,
