@@ -12,18 +12,23 @@ DESTDIR ?=
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 
+# libesp's C link dependencies (pkg-config names) and their Debian packages:
+# packaging/c-deps.txt is the one list; add a dependency there.
+C_DEPS := $(shell awk '!/^\#/ && NF {print $$1}' packaging/c-deps.txt)
+C_DEPS_DEBIAN := $(shell awk '!/^\#/ && NF {print $$2}' packaging/c-deps.txt)
+
 CXX ?= g++
 CC ?= gcc
 B := build
 CXXFLAGS ?= -O2 -g
 ESP_CXXFLAGS := -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
-  -Iinclude $(shell pkg-config --cflags libcurl libcjson 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs libcurl libcjson 2>/dev/null || echo -lcurl -lcjson) -pthread
+  -Iinclude $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs $(C_DEPS) 2>/dev/null || echo $(patsubst lib%,-l%,$(C_DEPS))) -pthread
 
 SRCS := $(wildcard src/*.cpp)
 OBJS := $(SRCS:src/%.cpp=$(B)/obj/%.o)
 
-.PHONY: all lib deps test test-c test-go test-rust test-node test-python test-mock test-sanitize \
+.PHONY: all lib deps test test-c test-go test-rust test-node test-python test-mock test-sanitize test-frameworks-go \
   check-abi check-header install uninstall demo bench fuzz coverage clean
 
 all: lib
@@ -31,9 +36,9 @@ lib: $(B)/libesp.so $(B)/libesp.a $(B)/pkgconfig/esp.pc
 
 # Debian packages the build needs, installed only when missing.
 deps:
-	@pkg-config --exists libcurl libcjson 2>/dev/null && command -v node >/dev/null || { \
-	  echo "installing build dependencies (libcurl, cJSON, pkg-config)"; \
-	  pkgs="libcurl4-openssl-dev libcjson-dev pkg-config"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	@pkg-config --exists $(C_DEPS) 2>/dev/null && command -v node >/dev/null || { \
+	  echo "installing build dependencies ($(C_DEPS_DEBIAN) pkg-config)"; \
+	  pkgs="$(C_DEPS_DEBIAN) pkg-config"; command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	  $(SUDO) apt-get install -y -q $$pkgs >/dev/null || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$pkgs >/dev/null; }; }
 
@@ -53,11 +58,14 @@ $(B)/libesp.a: $(OBJS)
 	rm -f $@
 	ar rcs $@ $(OBJS)
 
+# esp.pc from its template: the fields every install shares.
+FILL_PC := sed -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(C_DEPS)|'
+
 # Uninstalled .pc for the bindings and tests: points into the build tree.
-$(B)/pkgconfig/esp.pc: pkgconfig/esp.pc.in include/esp.h
+$(B)/pkgconfig/esp.pc: pkgconfig/esp.pc.in include/esp.h packaging/c-deps.txt
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@INCLUDEDIR@|$(CURDIR)/include|' \
-	  -e 's|@LIBDIR@|$(CURDIR)/$(B)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(FILL_PC) -e 's|@PREFIX@|$(CURDIR)|' -e 's|@INCLUDEDIR@|$(CURDIR)/include|' \
+	  -e 's|@LIBDIR@|$(CURDIR)/$(B)|' $< > $@
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
@@ -66,15 +74,24 @@ install: lib
 	ln -sf libesp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf libesp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libesp.so
 	install -m 644 $(B)/libesp.a $(DESTDIR)$(LIBDIR)/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	  -e 's|@VERSION@|$(VERSION)|' pkgconfig/esp.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/esp.pc
+	$(FILL_PC) -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	  pkgconfig/esp.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/esp.pc
+	install -d $(DESTDIR)$(PREFIX)/share/licenses/libesp
+	install -m 644 LICENSE $(DESTDIR)$(PREFIX)/share/licenses/libesp/
+# A straight install (no DESTDIR: not a package build) refreshes the loader's
+# cache, or programs exit 127 until someone runs ldconfig. Not being root only
+# warns: a private prefix is found through rpath or LD_LIBRARY_PATH anyway.
+	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then \
+	  ldconfig 2>/dev/null || echo "note: run ldconfig as root so the loader finds $(LIBDIR)/$(SONAME)"; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/esp.h $(DESTDIR)$(LIBDIR)/libesp.* $(DESTDIR)$(LIBDIR)/pkgconfig/esp.pc
+	rm -rf $(DESTDIR)$(PREFIX)/share/licenses/libesp
 
 include test/test.mk
 include test/hardening.mk
 include bench/bench.mk
+include packaging/packages.mk
 
 clean:
 	rm -rf $(B)

@@ -34,6 +34,16 @@ bool counts_as_failure(int status, const esp_response *resp) {
 
 int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
+// How long transfers wait for another's HTTP/2 connection being opened before
+// the next one opens a connection of its own: about what a connection of
+// their own would take (four times the origin's recent connects, at least
+// 250 ms: a connect in a burst is slower than one alone), so a burst opens a
+// few connections, not dozens, and a connect that hangs delays the others by
+// this much, not by their timeouts.
+int64_t opener_grace_us(const Origin &o) {
+  return std::min<int64_t>(std::max<int64_t>(4 * o.connect_us, 250000), 2000000);
+}
+
 // HTTP/2 streams per connection. libcurl 7.88 opens a new connection for
 // every transfer that finds the open ones full (measured: 150 concurrent
 // transfers, 51 connections), so the engine admits transfers by capacity.
@@ -306,11 +316,15 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   try_slot(t);
 }
 
+bool Engine::shares_connections(const Origin &o, const Transfer &t) {
+  return o.multiplexed || (t.spec.multiplexable && !o.http1_only);
+}
+
 int64_t Engine::slot_limit(const Origin &o, const Transfer &t) const {
   const int64_t max_conns = t.client->config.max_connections;
-  if (!o.multiplexed) return max_conns;
-  // The opener's connection takes streams only once it is up.
-  int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - (o.opener ? 1 : 0);
+  if (!shares_connections(o, t)) return max_conns;
+  // An opener's connection takes streams only once it is up.
+  int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - o.openers;
   return std::min<int64_t>(std::max<int64_t>(ready, 0), max_conns) * kStreamsPerConnection;
 }
 
@@ -319,10 +333,12 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
   const ClientConfig &cfg = t->client->config;
   int64_t now = now_us();
   bool admit = o.active < slot_limit(o, *t);
-  if (!admit && o.multiplexed && !o.opener &&
-      o.sockets_open.load(std::memory_order_relaxed) < cfg.max_connections) {
+  if (!admit && shares_connections(o, *t) && o.sockets_open.load(std::memory_order_relaxed) < cfg.max_connections &&
+      (o.openers == 0 || now - o.last_opener_us >= opener_grace_us(o))) {
     admit = true;  // this one opens the next connection; the rest wait for it
-    o.opener = t.get();
+    t->opening = true;
+    ++o.openers;
+    o.last_opener_us = now;
   }
   if (admit) {
     ++o.active;
@@ -344,6 +360,7 @@ void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
     o.stats.note_queued(1);
     next_timer_us_ = min_deadline(next_timer_us_, t->pool_deadline_us);
   }
+  if (o.openers > 0) next_timer_us_ = min_deadline(next_timer_us_, o.last_opener_us + opener_grace_us(o));
   o.waiting.push_back(t);
 }
 
@@ -373,9 +390,12 @@ void Engine::pump(Origin &o) {
 }
 
 void Engine::connection_ready(Transfer &t) {
+  if (!t.opening) return;
+  t.opening = false;
   Origin &o = *t.origin;
-  if (o.opener != &t) return;
-  o.opener = nullptr;
+  --o.openers;
+  const int64_t took = now_us() - t.attempt_start_us;
+  o.connect_us = o.connect_us ? (3 * o.connect_us + took) / 4 : took;
   to_pump_.push_back(&o);
 }
 
@@ -447,7 +467,10 @@ CURL *Engine::take_easy(uint64_t client_id, bool *set_up_for_client) {
 
 void Engine::release_slot(Transfer *t) {
   Origin &o = *t->origin;
-  if (o.opener == t) o.opener = nullptr;
+  if (t->opening) {
+    t->opening = false;
+    --o.openers;
+  }
   if (!t->holds_slot) return;
   t->holds_slot = false;
   --o.active;
@@ -532,7 +555,7 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kPool, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
+    enum { kRetry, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
   };
   std::vector<Due> due;
   int64_t next = 0;
@@ -553,7 +576,8 @@ void Engine::check_timers() {
       continue;
     }
     if (t->queued_since_us) {
-      at(t, t->pool_deadline_us, Due::kPool);
+      if (!at(t, t->pool_deadline_us, Due::kPool) && t->origin->openers > 0)
+        at(t, t->origin->last_opener_us + opener_grace_us(*t->origin), Due::kOpenerLate);
       continue;
     }
     if (!t->easy) continue;
@@ -588,6 +612,9 @@ void Engine::check_timers() {
         t->retry_at_us = 0;
         try_slot(owned_[t]);
         break;
+      case Due::kOpenerLate:
+        pump(*t->origin);  // the first waiter may open a connection of its own
+        break;
       case Due::kPool:
         t->timeout_kind = TimeoutKind::kPool;
         finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
@@ -621,7 +648,7 @@ void Engine::check_timers() {
 std::string Engine::pool_timeout_message(const Transfer &t) const {
   const Origin &o = *t.origin;
   const int64_t waited_ms = (t.pool_deadline_us - t.queued_since_us) / 1000;
-  if (o.opener && o.active < t.client->config.max_connections * kStreamsPerConnection)
+  if (o.openers > 0 && o.active < t.client->config.max_connections * kStreamsPerConnection)
     return "pool timeout: waited " + std::to_string(waited_ms) + " ms for a new HTTP/2 connection to " + o.label +
            " that is still being opened (" + std::to_string(o.sockets_open.load()) + " open, max_connections " +
            std::to_string(t.client->config.max_connections) + ")";
@@ -646,6 +673,7 @@ void Engine::connection_in_use(Transfer &t, int local_port) {
     ++c.users;
     c.idle_since_us = 0;
     t.conn_fd = kv.first;
+    t.conn_serial = c.serial;
     return;
   }
 }
@@ -654,7 +682,9 @@ void Engine::connection_released(Transfer *t) {
   if (t->conn_fd < 0) return;
   auto it = conn_use_.find(t->conn_fd);
   t->conn_fd = -1;
-  if (it == conn_use_.end() || --it->second.users > 0) return;
+  // Closed already (its number may be a newer connection's by now).
+  if (it == conn_use_.end() || it->second.serial != t->conn_serial) return;
+  if (--it->second.users > 0) return;
   it->second.idle_since_us = now_us();
   it->second.max_idle_us = t->client->config.conn_max_idle_ms * 1000;
   next_idle_expiry_us_ = min_deadline(next_idle_expiry_us_, it->second.idle_since_us + it->second.max_idle_us);
@@ -692,7 +722,7 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
     std::lock_guard<std::mutex> lock(e->sockets_mu_);
     e->sockets_.insert(fd);
   }
-  e->conn_use_[fd];
+  e->conn_use_[fd] = ConnUse{++e->conn_serial_};
   // Never log under sockets_mu_: fork() takes it, and a logger may need a
   // lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});

@@ -52,9 +52,14 @@ struct Origin {
   int active = 0;  // transfers holding a slot
   std::deque<std::shared_ptr<Transfer>> waiting;
   bool multiplexed = false;  // the server spoke HTTP/2 here
-  // A transfer allowed past the open connections' stream capacity, to open
-  // one more connection; others wait for it instead of each opening one.
-  Transfer *opener = nullptr;
+  bool http1_only = false;   // it answered HTTP/1.x where HTTP/2 was offered
+  // Transfers allowed past the open connections' stream capacity, to open
+  // one more connection each; others wait for them instead of each opening
+  // one, but never longer than about a connect of their own (a slow connect
+  // must not starve them): then the next waiter opens one too.
+  int openers = 0;
+  int64_t last_opener_us = 0;
+  int64_t connect_us = 0;  // openers' recent connect + handshake time (average), 0: none yet
   int consecutive_failures = 0;
   int64_t open_until_us = 0;
   bool probe_in_flight = false;
@@ -126,6 +131,9 @@ class Engine {
   // Admits waiting transfers while the origin has room.
   void pump(Origin &o);
   int64_t slot_limit(const Origin &o, const Transfer &t) const;
+  // t shares connections with the origin's other transfers (HTTP/2, or not
+  // known yet not to be): admitted by stream capacity, through openers.
+  static bool shares_connections(const Origin &o, const Transfer &t);
   // Takes t's handle out of the multi, back to the pool.
   void detach_easy(Transfer *t, bool completed_ok);
   void finish(Transfer *t, int status, const std::string &error);
@@ -174,6 +182,7 @@ class Engine {
 
   // Connections by socket, for the idle-age rule (driver only).
   struct ConnUse {
+    uint64_t serial = 0;       // tells a reused descriptor number from the connection before
     int local_port = 0;        // 0 until looked up
     int users = 0;             // attempts running on it
     int64_t idle_since_us = 0; // when the last one ended
@@ -181,6 +190,7 @@ class Engine {
   };
   std::unordered_map<curl_socket_t, ConnUse> conn_use_;
   int64_t next_idle_expiry_us_ = 0;  // 0: no idle connection tracked
+  uint64_t conn_serial_ = 0;
 
   std::mutex sockets_mu_;
   std::set<curl_socket_t> sockets_;

@@ -192,6 +192,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.pool_timeout_ms =
       timeout_field(req.pool_timeout_ms, cfg.effective_pool_timeout_ms(), "pool_timeout_ms");
   spec.flags = req.flags;
+  spec.multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
   if (list.list) spec.headers = list.release();
   return spec;
 }

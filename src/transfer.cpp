@@ -18,6 +18,7 @@
 #include "esp.h"
 #include "log.h"
 #include "status.h"
+#include "trust_store.h"
 
 namespace esp {
 
@@ -217,6 +218,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
     // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
     curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
     if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
+    else if (const char *system_ca = default_ca_file()) curl_easy_setopt(e, CURLOPT_CAINFO, system_ca);
     if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
     if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
     curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
@@ -244,9 +246,9 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
                    spec.method == "GET" || spec.method == "HEAD" || spec.method == "POST" ? nullptr
                                                                                            : spec.method.c_str());
   // Waiting for a connection to multiplex on only pays over TLS with HTTP/2;
-  // on plain HTTP/1.1 it queues requests behind a busy connection.
-  const bool multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, multiplexable ? 1L : 0L);
+  // on plain HTTP/1.1 it queues requests behind a busy connection. An opener
+  // opens its own: waiting would tie it to a connect that may hang.
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, spec.multiplexable && !opening ? 1L : 0L);
   // libesp enforces the deadline itself (Engine::check_timers): libcurl 7.88
   // lets a transfer waiting for an HTTP/2 connection overrun it. Its own
   // limit, a little later, is a backstop.
@@ -299,7 +301,7 @@ void Transfer::headers_complete() {
   curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
   resp->http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : 11;
   if (origin && version == CURL_HTTP_VERSION_2_0) origin->multiplexed = true;
-  if (engine) engine->connection_ready(*this);
+  if (origin && spec.multiplexable && version != CURL_HTTP_VERSION_2_0) origin->http1_only = true;
   resp->index_headers();
   resp->attempts = attempts;
   will_retry = retry_delay_us(ESP_OK, now) >= 0;
@@ -341,7 +343,10 @@ int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
     return CURL_PREREQFUNC_ABORT;
   }
   t.sent_us = now_us();
-  if (t.engine) t.engine->connection_in_use(t, local_port);
+  if (t.engine) {
+    t.engine->connection_in_use(t, local_port);
+    t.engine->connection_ready(t);  // connected: an opener's waiters may use it
+  }
   return CURL_PREREQFUNC_OK;
 }
 
@@ -409,6 +414,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
+    if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;
 }
@@ -426,7 +432,18 @@ bool Transfer::status_retryable(int status) const {
 
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   const ClientConfig &cfg = client->config;
-  if (!spec.retry_allowed || attempts > cfg.max_retries || cancel_requested.load()) return -1;
+  if (cancel_requested.load()) return -1;
+  // A pooled connection found dead once the request was on it is the pool's
+  // fault, not the server's: a request safe to send again gets one fresh
+  // connection even with max_retries 0, as libcurl's own resend gave it
+  // (but as a counted attempt). ESP_REQ_NO_RETRY still means one send.
+  if (silent_resend && spec.replay_safe && !(spec.flags & ESP_REQ_NO_RETRY) && !stale_retried &&
+      (!spec.retry_allowed || attempts > cfg.max_retries)) {
+    if (now >= deadline_us) return -1;
+    stale_retried = true;
+    return 0;
+  }
+  if (!spec.retry_allowed || attempts > cfg.max_retries) return -1;
   // Sent once already and not safe to send again: at most one send.
   if (sends > 0 && !spec.replay_safe) return -1;
   int64_t hinted = -1;

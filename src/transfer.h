@@ -57,6 +57,7 @@ struct RequestSpec {
   int64_t pool_timeout_ms = 0;     // 0: none but the total
   uint32_t flags = 0;
   bool retry_allowed = true;
+  bool multiplexable = false;  // HTTP/2 over TLS may carry it on a shared connection
   // Sending it twice cannot do harm: an idempotent method, or an
   // idempotency key the server deduplicates on.
   bool replay_safe = false;
@@ -111,6 +112,7 @@ class Transfer {
   CURL *easy = nullptr;
   bool holds_slot = false;
   bool is_probe = false;       // the half-open breaker's single probe
+  bool opening = false;        // admitted to open a new HTTP/2 connection, not up yet
   bool user_paused = false;
   bool reader_paused = false;  // the write callback returned PAUSE
   bool finished = false;
@@ -139,11 +141,13 @@ class Transfer {
   bool silent_resend = false;
   int sends = 0;                  // times libcurl sent this attempt's request
   bool ever_sent = false;         // some attempt may have reached the server
+  bool stale_retried = false;     // took its one retry for a dead pooled connection
   int64_t sent_us = 0;            // this attempt's request started going out
   int64_t upload_progress_us = 0; // the body last moved (with a write/read timeout)
   int64_t upload_done_us = 0;     // the whole body is out (with a write/read timeout)
   curl_off_t uploaded = 0;
   int conn_fd = -1;               // the connection this attempt runs on, once known
+  uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};

@@ -52,12 +52,24 @@ $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 
 demo: $(B)/examples/demo
 	test/mock/with-mock.sh $(B)/examples/demo
+	@$(MAKE) -s -C bindings/python demo ESP_ROOT=$(CURDIR)
 
 # Each binding's own suite, against the freshly built library.
 test-go test-rust test-node test-python: test-%: lib
 	$(MAKE) -C bindings/$* test ESP_ROOT=$(CURDIR)
 
 test-bindings: test-go test-rust test-node test-python
+
+# The framework recipes at pinned versions: heavy installs, so not in `make test`;
+# CI runs them on their own. Python: openai, anthropic, LangChain, LlamaIndex,
+# Esperanto, Langroid in a venv of their own. Go: openai-go and anthropic-sdk-go
+# on esp.Install. Node's SDK tests are quick and stay in test-node.
+.PHONY: test-frameworks test-frameworks-python test-frameworks-go
+test-frameworks: test-frameworks-python test-frameworks-go
+test-frameworks-python: lib
+	$(MAKE) -C bindings/python test-frameworks ESP_ROOT=$(CURDIR)
+test-frameworks-go: lib
+	$(MAKE) -C bindings/go test-frameworks ESP_ROOT=$(CURDIR)
 
 # `make install` into a staging prefix, then a C program built with nothing
 # but pkg-config runs a request against the mock server.

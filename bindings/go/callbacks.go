@@ -35,10 +35,10 @@ func espGoReady(user C.uintptr_t) {
 // espGoComplete runs exactly once per accepted call, so it frees the handle.
 //
 //export espGoComplete
-func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.char) {
+func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.char, sent C.int) {
 	var err *Error
 	if status < 0 {
-		err = &Error{Code: Code(status), Message: C.GoString(msg)}
+		err = &Error{Code: Code(status), Message: C.GoString(msg), RequestSent: sent != 0}
 	}
 	h := cgo.Handle(user)
 	h.Value().(completer).complete(err, resp)

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"unsafe"
 )
 
@@ -48,7 +49,11 @@ func (c Code) String() string {
 type Error struct {
 	Code    Code
 	Message string
-	cause   error
+	// RequestSent is true when the failure came after the request may have
+	// reached the server, which may then have processed it (a POST may have
+	// taken effect): esp_last_error_sent. False means it was never sent.
+	RequestSent bool
+	cause       error
 }
 
 // Error formats the failure as "esp: <detail>".
@@ -63,6 +68,13 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code
+}
+
+// Timeout reports whether the failure was a timeout: libesp's own, a pool
+// wait, or a context deadline. With it an *Error is a [net.Error] as far as
+// timeouts go, so *url.Error.Timeout() holds for a RoundTrip that timed out.
+func (e *Error) Timeout() bool {
+	return e.Code == CodeTimeout || e.Code == CodePoolTimeout || errors.Is(e.cause, context.DeadlineExceeded)
 }
 
 // Unwrap returns the context error that caused a cancellation, if any.
@@ -104,7 +116,7 @@ func newError(rc C.int, msg *C.char) *Error {
 func contextError(ctx context.Context, err *Error) error {
 	if err.Code == CodeCancelled {
 		if cause := ctx.Err(); cause != nil {
-			return &Error{Code: CodeCancelled, Message: cause.Error(), cause: cause}
+			return &Error{Code: CodeCancelled, Message: cause.Error(), RequestSent: err.RequestSent, cause: cause}
 		}
 	}
 	return err

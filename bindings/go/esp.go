@@ -14,7 +14,9 @@
 //   - Requests run on libesp's I/O thread and complete through callbacks, so
 //     thousands of concurrent requests cost goroutines, not OS threads.
 //   - [Client.Transport] is an [net/http.RoundTripper], so Go SDKs that accept
-//     an *http.Client (openai-go, ...) run on libesp unchanged.
+//     an *http.Client (openai-go, ...) run on libesp unchanged; [Install]
+//     puts one under http.DefaultTransport, so SDKs given no client at all
+//     (openai-go, anthropic-sdk-go) and http.Get run on libesp too.
 //
 // Failures are [*Error] values that match the sentinels ([ErrTimeout],
 // [ErrConnect], ...) with [errors.Is]. An HTTP error status (404, 429, 500)
@@ -22,7 +24,6 @@
 package esp
 
 /*
-#cgo pkg-config: esp
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +31,14 @@ package esp
 
 // Exported from callbacks.go. The user pointer of every call is a
 // cgo.Handle, carried through C as an integer.
-extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg);
+extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
 
-// libesp sets esp_last_error() to the call's failure before on_complete.
+// libesp sets esp_last_error() and esp_last_error_sent() to the call's
+// failure before on_complete.
 static void esp_go_on_complete(void *user, int status, esp_response *resp) {
 	espGoComplete((uintptr_t)user, status, resp,
-	              status < 0 ? (char *)esp_last_error() : NULL);
+	              status < 0 ? (char *)esp_last_error() : NULL,
+	              status < 0 ? esp_last_error_sent() : 0);
 }
 
 static const esp_callbacks esp_go_whole_cb = {

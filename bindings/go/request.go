@@ -12,9 +12,12 @@ static int esp_go_prepare(esp_client client, const esp_request_opts *req, esp_ca
 	return rc;
 }
 
-static int esp_go_run(esp_call call, esp_response **out, char **err) {
+static int esp_go_run(esp_call call, esp_response **out, char **err, int *sent) {
 	int rc = esp_call_run(call, out);
-	if (rc < 0) *err = strdup(esp_last_error());
+	if (rc < 0) {
+		*err = strdup(esp_last_error());
+		*sent = esp_last_error_sent();
+	}
 	return rc;
 }
 */
@@ -40,9 +43,21 @@ type Request struct {
 	Header http.Header
 	// Body is sent as is (nil: no body).
 	Body []byte
-	// Timeout bounds the whole request; 0 means the client's timeout_ms.
-	// A context deadline applies as well.
+	// Timeout bounds the whole request; 0 means the client's timeout_ms,
+	// a negative value no limit at all. A context deadline applies as well.
 	Timeout time.Duration
+	// ConnectTimeout bounds DNS, TCP and TLS (0: the client's
+	// connect_timeout_ms; negative: none).
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds the silence while waiting for response bytes,
+	// headers or body (0: the client's idle_timeout_ms; negative: none).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a stall while sending the body (0 or negative:
+	// none).
+	WriteTimeout time.Duration
+	// PoolTimeout bounds the wait for a connection slot, failing with
+	// [ErrPoolTimeout] (0: the client's pool_timeout_ms; negative: none).
+	PoolTimeout time.Duration
 	// NoRetry disables libesp's retries for this request, whatever the
 	// client's max_retries.
 	NoRetry bool
@@ -121,10 +136,13 @@ func (c *Client) doBlocking(ctx context.Context, req *Request) (*Response, error
 	}
 	stopCancel := context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
 	var resp *C.esp_response
-	rc = C.esp_go_run(call, &resp, &msg)
+	var sent C.int
+	rc = C.esp_go_run(call, &resp, &msg, &sent)
 	stopCancel()
 	if rc < 0 {
-		return nil, contextError(ctx, newError(rc, msg))
+		err := newError(rc, msg)
+		err.RequestSent = sent != 0
+		return nil, contextError(ctx, err)
 	}
 	w := &wholeCall{done: make(chan struct{})}
 	w.complete(nil, resp)
@@ -214,6 +232,11 @@ func newCRequest(req *Request) *C.esp_request_opts {
 		header_count: C.size_t(headerCount),
 		timeout_ms:   C.int64_t(timeoutMillis(req.Timeout)),
 		flags:        C.uint32_t(flags),
+		// The per-phase fields of libesp 0.2.0.
+		connect_timeout_ms: C.int64_t(timeoutMillis(req.ConnectTimeout)),
+		read_timeout_ms:    C.int64_t(timeoutMillis(req.ReadTimeout)),
+		write_timeout_ms:   C.int64_t(timeoutMillis(req.WriteTimeout)),
+		pool_timeout_ms:    C.int64_t(timeoutMillis(req.PoolTimeout)),
 	}
 	if req.Method != "" {
 		opts.method = put(req.Method)
@@ -239,6 +262,9 @@ func newCRequest(req *Request) *C.esp_request_opts {
 // timeoutMillis converts a timeout to libesp's milliseconds, rounding a
 // positive sub-millisecond timeout up rather than to 0 (the client default).
 func timeoutMillis(d time.Duration) int64 {
+	if d < 0 {
+		return C.ESP_NO_TIMEOUT
+	}
 	if d > 0 && d < time.Millisecond {
 		return 1
 	}

@@ -19,16 +19,23 @@ static int esp_go_stream_start(esp_client client, const esp_request_opts *req,
 	return rc;
 }
 
-static int esp_go_stream_head(esp_stream s, esp_response **head, char **err) {
+static void esp_go_stream_failure(int rc, char **err, int *sent) {
+	if (rc < 0 && rc != ESP_EAGAIN) {
+		*err = strdup(esp_last_error());
+		*sent = esp_last_error_sent();
+	}
+}
+
+static int esp_go_stream_head(esp_stream s, esp_response **head, char **err, int *sent) {
 	int rc = esp_stream_head(s, head);
-	if (rc < 0 && rc != ESP_EAGAIN) *err = strdup(esp_last_error());
+	esp_go_stream_failure(rc, err, sent);
 	return rc;
 }
 
-static int esp_go_stream_next(esp_stream s, esp_stream_item *item, char **err) {
+static int esp_go_stream_next(esp_stream s, esp_stream_item *item, char **err, int *sent) {
 	item->struct_size = sizeof *item;
 	int rc = esp_stream_next(s, 0, item);
-	if (rc < 0 && rc != ESP_EAGAIN) *err = strdup(esp_last_error());
+	esp_go_stream_failure(rc, err, sent);
 	return rc;
 }
 */
@@ -171,8 +178,9 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	s.stopCancel = context.AfterFunc(ctx, s.close)
 	for {
 		var head *C.esp_response
+		var sent C.int
 		s.calling.Lock()
-		rc := C.esp_go_stream_head(s.stream, &head, &msg)
+		rc := C.esp_go_stream_head(s.stream, &head, &msg, &sent)
 		s.calling.Unlock()
 		if rc == C.ESP_OK {
 			s.head = goResponseHead(head) // head is ours, not lent
@@ -180,7 +188,7 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 			return s, nil
 		}
 		if rc != C.ESP_EAGAIN || s.isClosed() {
-			s.fail(rc, msg)
+			s.fail(rc, msg, sent)
 			err := s.failure()
 			s.close()
 			return nil, err
@@ -195,9 +203,10 @@ func (s *streamCall) next() (Event, bool) {
 	for {
 		var item C.esp_stream_item
 		var msg *C.char
+		var sent C.int
 		var ev Event
 		s.calling.Lock()
-		rc := C.esp_go_stream_next(s.stream, &item, &msg)
+		rc := C.esp_go_stream_next(s.stream, &item, &msg, &sent)
 		if rc == 1 {
 			ev = goEvent(&item)
 		}
@@ -210,7 +219,7 @@ func (s *streamCall) next() (Event, bool) {
 		case rc == 0:
 			return Event{}, false
 		default:
-			s.fail(rc, msg)
+			s.fail(rc, msg, sent)
 			return Event{}, false
 		}
 	}
@@ -240,12 +249,13 @@ func (s *streamCall) isClosed() bool {
 
 // fail records the failure of rc (freeing msg); once the stream was closed
 // under the reader (Close, ctx), that is a cancellation whatever rc says.
-func (s *streamCall) fail(rc C.int, msg *C.char) {
+func (s *streamCall) fail(rc C.int, msg *C.char, sent C.int) {
 	err := newError(rc, msg)
+	err.RequestSent = sent != 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		err = &Error{Code: CodeCancelled, Message: "the stream was closed"}
+		err = &Error{Code: CodeCancelled, Message: "the stream was closed", RequestSent: true}
 	}
 	if s.err == nil {
 		s.err = err

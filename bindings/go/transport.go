@@ -6,12 +6,15 @@ package esp
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Transport returns an [http.RoundTripper] that sends requests through this
@@ -31,11 +34,19 @@ import (
 //
 // The RoundTripper keeps the Client alive; it stops working once the Client
 // is closed.
-func (c *Client) Transport() http.RoundTripper { return roundTripper{c} }
+func (c *Client) Transport() http.RoundTripper { return roundTripper{client: c} }
 
-type roundTripper struct{ client *Client }
+type roundTripper struct {
+	client *Client
+	// timeout is each request's Request.Timeout: 0 for the client's
+	// timeout_ms, negative for none (net/http's own default).
+	timeout time.Duration
+}
 
-// RoundTrip sends req and returns once the response head is in.
+// RoundTrip sends req and returns once the response head is in. Like
+// net/http's Transport, it sends only absolute http and https URLs, takes
+// the Host from req.Host (a "Host" header is ignored) and leaves the
+// hop-by-hop headers to the connection, which here is libesp's.
 func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
@@ -47,17 +58,20 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	header := req.Header
-	if req.Host != "" && req.Host != req.URL.Host {
-		header = header.Clone()
-		header.Set("Host", req.Host)
+	if err := checkRequestURL(req); err != nil {
+		return nil, err
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
 	}
 	call, err := t.client.openStream(req.Context(), &Request{
-		Method: req.Method,
-		Path:   req.URL.String(),
-		Header: header,
-		Body:   body,
-		Raw:    true,
+		Method:  method,
+		Path:    req.URL.String(),
+		Header:  outgoingHeader(req),
+		Body:    body,
+		Timeout: t.timeout,
+		Raw:     true,
 	})
 	if err != nil {
 		return nil, err
@@ -117,4 +131,56 @@ func (b *responseBody) Close() error {
 		b.call.close()
 	})
 	return nil
+}
+
+// checkRequestURL refuses what net/http's Transport refuses, with its
+// messages: a URL that is not an absolute http(s) URL is never sent (libesp
+// would take it for a path relative to the client's base_url).
+func checkRequestURL(req *http.Request) error {
+	if req.URL == nil {
+		return errors.New("http: nil Request.URL")
+	}
+	if scheme := strings.ToLower(req.URL.Scheme); scheme != "http" && scheme != "https" {
+		return fmt.Errorf("unsupported protocol scheme %q", req.URL.Scheme)
+	}
+	if req.URL.Host == "" {
+		return errors.New("http: no Host in request URL")
+	}
+	return nil
+}
+
+// connectionHeaders are the headers net/http never copies from
+// Request.Header onto the wire: the connection's own (RFC 9110 section 7.6.1,
+// which its HTTP/2 transport drops), framing it derives from the body, and
+// Host, which comes from Request.Host.
+var connectionHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Upgrade", "Te", "Trailer",
+	"Transfer-Encoding", "Content-Length", "Host",
+}
+
+// outgoingHeader is req.Header as net/http would send it: without the
+// connection headers, and with Host only when req.Host overrides the URL's.
+// req.Header itself is left as it is (it belongs to the caller).
+func outgoingHeader(req *http.Request) http.Header {
+	hostOverride := req.Host != "" && req.Host != req.URL.Host
+	dirty := hostOverride
+	for _, name := range connectionHeaders {
+		if _, ok := req.Header[name]; ok {
+			dirty = true
+		}
+	}
+	if !dirty {
+		return req.Header
+	}
+	out := req.Header.Clone()
+	if out == nil {
+		out = http.Header{}
+	}
+	for _, name := range connectionHeaders {
+		delete(out, name)
+	}
+	if hostOverride {
+		out.Set("Host", req.Host)
+	}
+	return out
 }

@@ -2,6 +2,7 @@
  * Node binding of libesp: one shared, pooled, config-keyed HTTP client for LLM
  * provider APIs. Every call is asynchronous and never blocks the event loop.
  */
+import { EventEmitter } from 'node:events';
 
 /** Client config: the JSON object of libesp's config table (README). */
 export interface ClientConfig {
@@ -17,6 +18,7 @@ export interface ClientConfig {
   connect_timeout_ms?: number;
   pool_timeout_ms?: number;
   idle_timeout_ms?: number;
+  first_byte_timeout_ms?: number;
   max_connections?: number;
   http2?: boolean;
   max_retries?: number;
@@ -52,8 +54,16 @@ export interface RequestOptions {
   body?: string | Buffer | ArrayBufferView | ArrayBuffer;
   /** A value sent as a JSON body (content-type: application/json unless set). */
   json?: unknown;
-  /** Total timeout of this request; default: the client's timeout_ms. */
+  /** Total timeout of this request; default (or 0): the client's timeout_ms; Infinity: none. */
   timeoutMs?: number;
+  /** DNS + TCP + TLS; default: the client's connect_timeout_ms; Infinity: none. */
+  connectTimeoutMs?: number;
+  /** Longest silence while waiting for response bytes (headers or body); default: the client's idle_timeout_ms. */
+  readTimeoutMs?: number;
+  /** Longest stall while sending the body; default: none. */
+  writeTimeoutMs?: number;
+  /** Longest wait for a connection slot (ESP_EPOOLTIMEOUT); default: the client's pool_timeout_ms. */
+  poolTimeoutMs?: number;
   /** false: never retry this request, whatever the client's max_retries. */
   retry?: boolean;
   /** Aborting it cancels the call, which rejects with an AbortError. */
@@ -132,6 +142,39 @@ export class Client implements Disposable, AsyncDisposable {
 
 /** Takes a lease on the shared client for `config` (an object or JSON text). */
 export function getClient(config?: ClientConfig | string): Client;
+/** What undici's Dispatcher.dispatch takes (the fields libesp reads). */
+export interface DispatchOptions {
+  origin: string | URL;
+  path: string;
+  method: string;
+  headers?: Record<string, string | string[] | undefined> | Iterable<readonly [string, string]> | string[] | null;
+  body?: string | Uint8Array | ArrayBuffer | Blob | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> | null;
+  query?: Record<string, unknown>;
+  upgrade?: string | null;
+}
+
+/**
+ * An undici-compatible Dispatcher whose requests run on libesp's shared pool:
+ * `fetch(url, { dispatcher })`, undici's setGlobalDispatcher, or install().
+ */
+export class Dispatcher extends EventEmitter {
+  /** Starts a request; `handler` has undici's older (onHeaders, onData, ...) or newer (onResponseStart, ...) interface. */
+  dispatch(options: DispatchOptions, handler: object): boolean;
+  /** Stops taking requests; resolves once the calls in flight have ended. */
+  close(): Promise<void>;
+  close(callback: () => void): void;
+  /** Cancels the calls in flight (their handlers get `error`) and releases the lease. */
+  destroy(error?: Error | null): Promise<void>;
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+}
+/** A new Dispatcher; `config` is libesp config over undici-like defaults (no retries, no breaker, 300 s header and body timeouts). */
+export function dispatcher(config?: ClientConfig | string): Dispatcher;
+/** Makes a libesp Dispatcher undici's global one, so the global fetch and the SDKs on it use libesp. Idempotent. */
+export function install(config?: ClientConfig | string): Dispatcher;
+/** Puts back the global dispatcher install() replaced; resolves once the libesp one has closed. */
+export function uninstall(): Promise<void>;
+
 /** Stats of the whole process, parsed from libesp's JSON. */
 export function stats(): Record<string, unknown>;
 /** The same numbers in the Prometheus text format. */
@@ -151,7 +194,9 @@ export class EspError extends Error {
   readonly code: string;
   /** The C status number, e.g. -5. */
   readonly status: number;
-  constructor(message: string, status: number, options?: ErrorOptions);
+  /** True when the failure came after the request may have reached the server (it may have been processed). */
+  readonly requestSent: boolean;
+  constructor(message: string, status: number, options?: ErrorOptions & { requestSent?: boolean });
 }
 /** ESP_ECONFIG: bad config; the message names the key. */
 export class ConfigError extends EspError {}

@@ -240,6 +240,37 @@ TEST_P(Faults, ServerDownAndBack) {
   EXPECT_EQ(call("models", nullptr, {}, 3000).status, 200);
 }
 
+// Issue 15 #9: a connection that opens slowly must not starve the requests
+// that wait for it (over HTTP/2 they share it) past a connection of their own.
+TEST_P(Faults, ASlowConnectDoesNotStarveTheOthers) {
+  open_client("\"max_retries\":0");
+  // A fresh engine: the first connection to the origin hangs in its connect.
+  proxy_->mode("stall");
+  struct Done {
+    std::atomic<int> status{1};
+  } slow;
+  esp_callbacks cb = ESP_CALLBACKS_INIT;
+  cb.on_complete = [](void *user, int status, esp_response *r) {
+    esp_response_free(r);
+    static_cast<Done *>(user)->status = status;
+  };
+  esp_request_opts o = opts("models");
+  o.timeout_ms = 1500;
+  ASSERT_EQ(esp_request_async(lease_->handle, &o, &cb, &slow, nullptr), ESP_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // its connect is under way
+  proxy_->mode("pass");
+  esp_request_opts fast = opts("models");
+  fast.timeout_ms = 3000;
+  fast.pool_timeout_ms = 1000;
+  auto t0 = std::chrono::steady_clock::now();
+  Result r = request(lease_->handle, fast);
+  int64_t took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_LE(took, 500) << "waited for the stalled connection";
+  for (int i = 0; i < 300 && slow.status == 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(slow.status.load(), ESP_ETIMEDOUT);
+}
+
 TEST_P(Faults, RateLimitAndUnavailableStorms) {
   open_client("\"max_retries\":3,\"max_connections\":4");
   std::vector<std::thread> threads;

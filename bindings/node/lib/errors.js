@@ -35,7 +35,7 @@ class EspError extends Error {
   /**
    * @param {string} message libesp's detail of the failure
    * @param {number} status the C status number (negative)
-   * @param {ErrorOptions} [options] e.g. { cause }
+   * @param {ErrorOptions & {requestSent?: boolean}} [options] e.g. { cause }, and whether the request may have been sent
    */
   constructor(message, status, options) {
     super(message, options);
@@ -44,6 +44,11 @@ class EspError extends Error {
     this.code = STATUS_NAMES.get(status) ?? `ESP_STATUS_${status}`;
     /** The C status number, e.g. -5. */
     this.status = status;
+    /**
+     * True when the failure came after the request may have reached the
+     * server, which may then have processed it (esp_last_error_sent).
+     */
+    this.requestSent = options?.requestSent === true;
   }
 }
 

@@ -7,6 +7,8 @@
  */
 const native = require('./native');
 const errors = require('./errors');
+const { Dispatcher, dispatcher } = require('./dispatcher');
+const { install, uninstall } = require('./install');
 
 const { STATUS, AbortError, HttpStatusError, errorFromStatus } = errors;
 
@@ -74,9 +76,21 @@ function toBuffer(body) {
   throw new TypeError('body must be a string, Buffer, TypedArray or ArrayBuffer (use `json` for objects)');
 }
 
+// esp.h ESP_NO_TIMEOUT: a timeout of Infinity means none.
+const NO_TIMEOUT = -1;
+
+/** A timeout option in milliseconds for libesp: 0 (or absent) the client's, Infinity none. */
+function timeoutField(value, name) {
+  if (value === undefined || value === null) return 0;
+  if (value === Infinity) return NO_TIMEOUT;
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a non-negative number or Infinity`);
+  return value;
+}
+
 /**
  * The addon's arguments for a request description (see RequestOptions in index.d.ts).
- * @returns {{method: string|null, path: string, headers: string[], body: Buffer|null, timeoutMs: number, flags: number}}
+ * @returns {{method: string|null, path: string, headers: string[], body: Buffer|null, timeoutMs: number,
+ *   phaseTimeouts?: number[], flags: number}}
  */
 function encodeRequest(req) {
   if (req == null || typeof req !== 'object') throw new TypeError('request options must be an object');
@@ -90,14 +104,18 @@ function encodeRequest(req) {
       headers.push('content-type', 'application/json');
     }
   }
-  const timeoutMs = req.timeoutMs ?? 0;
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError('timeoutMs must be a non-negative number');
   return {
     method: req.method ?? null,
     path,
     headers,
     body,
-    timeoutMs,
+    timeoutMs: timeoutField(req.timeoutMs, 'timeoutMs'),
+    phaseTimeouts: [
+      timeoutField(req.connectTimeoutMs, 'connectTimeoutMs'),
+      timeoutField(req.readTimeoutMs, 'readTimeoutMs'),
+      timeoutField(req.writeTimeoutMs, 'writeTimeoutMs'),
+      timeoutField(req.poolTimeoutMs, 'poolTimeoutMs'),
+    ],
     flags: req.retry === false ? FLAG_NO_RETRY : 0,
   };
 }
@@ -127,8 +145,9 @@ function startCall(clientHandle, encoded, want, signal, onMessage, onComplete) {
         if (onAbort) signal.removeEventListener('abort', onAbort);
         if (a >= 0) return onComplete(null, c);
         const aborted = a === STATUS.ESP_ECANCELLED && signal?.aborted;
-        onComplete(aborted ? abortError(signal) : errorFromStatus(a, b, native.strerror(a)));
+        onComplete(aborted ? abortError(signal) : errorFromStatus(a, b, native.strerror(a), { requestSent: d }));
       },
+      encoded.phaseTimeouts,
     ),
   );
   if (signal) {
@@ -348,6 +367,12 @@ class Client {
     // Request normalizes every form of input and init (URL, headers, body, signal).
     const request = new Request(input, init?.body != null && init.duplex === undefined ? { ...init, duplex: 'half' } : init);
     const { signal } = request;
+    // fetch sends only http(s) to the network; anything else is a network error, never a relative path.
+    const { protocol } = new URL(request.url);
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      const detail = `unsupported URL scheme '${protocol.slice(0, -1)}' (only http and https)`;
+      throw new TypeError('fetch failed', { cause: new errors.InvalidArgumentError(detail, STATUS.ESP_EINVAL) });
+    }
     const body = request.body === null ? null : Buffer.from(await request.arrayBuffer());
     const encoded = {
       method: request.method,
@@ -473,6 +498,10 @@ function version() {
 
 module.exports = {
   getClient,
+  dispatcher,
+  install,
+  uninstall,
+  Dispatcher,
   stats,
   metricsPrometheus,
   version,

@@ -3,6 +3,10 @@ import binding from './index.js';
 
 export const {
   getClient,
+  dispatcher,
+  install,
+  uninstall,
+  Dispatcher,
   stats,
   metricsPrometheus,
   version,

@@ -63,6 +63,7 @@ typedef struct Message {
   int kind;
   Call *call;
   int status;                /* MSG_COMPLETE: ESP_OK or a negative code  */
+  int sent;                  /* MSG_COMPLETE: esp_last_error_sent()      */
   esp_response *response;    /* MSG_COMPLETE: may be NULL                */
   int http_status;           /* MSG_HEADERS                              */
   int http_version;          /* MSG_HEADERS                              */
@@ -224,6 +225,7 @@ static void on_complete(void *user, int status, esp_response *resp) {
   Message *m = message_new(MSG_COMPLETE, call, len + 1);
   if (m) {
     m->status = status;
+    m->sent = status < 0 ? esp_last_error_sent() : 0;
     m->response = resp;
     memcpy(m->data, detail, len + 1);
     m->len = len;
@@ -353,6 +355,7 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     argv[argc++] = make_int(env, m->status);
     argv[argc++] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
     argv[argc++] = m->response ? response_object(env, m->response) : undefined;
+    napi_get_boolean(env, m->sent != 0, &argv[argc++]);
     break;
   }
   if (napi_get_reference_value(env, call->callback, &fn) == napi_ok && fn) {
@@ -445,9 +448,25 @@ static int read_headers(napi_env env, napi_value flat, HeaderList *list) {
  *         timeoutMs: number, flags: number, want: number,
  *         callback: (kind, ...) => void) -> bigint call | negative status
  */
+/* Per-request timeouts from an optional [connect, read, write, pool] array
+ * (milliseconds; 0 the client's, ESP_NO_TIMEOUT none). */
+static void read_phase_timeouts(napi_env env, napi_value array, esp_request_opts *opts) {
+  bool is_array = false;
+  napi_is_array(env, array, &is_array);
+  if (!is_array) return;
+  int64_t *fields[] = {&opts->connect_timeout_ms, &opts->read_timeout_ms, &opts->write_timeout_ms,
+                       &opts->pool_timeout_ms};
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value item;
+    double ms = 0;
+    if (napi_get_element(env, array, i, &item) == napi_ok && napi_get_value_double(env, item, &ms) == napi_ok)
+      *fields[i] = (int64_t)ms;
+  }
+}
+
 static napi_value js_request(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   Instance *inst;
   uint64_t client;
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -497,6 +516,7 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
   opts.path = path;
   opts.timeout_ms = (int64_t)timeout_ms;
   opts.flags = flags;
+  if (argc > 9) read_phase_timeouts(env, argv[9], &opts);
   if (napi_create_reference(env, argv[8], 1, &call->callback) != napi_ok) goto fail;
 
   esp_callbacks cb;

@@ -1,5 +1,5 @@
 // Compiled (never run) by types.test.mjs: the public API as a TypeScript user writes it.
-import { getClient, EspError, TimeoutError, HttpStatusError, type EspResponse, type SseEvent } from 'libesp';
+import { getClient, dispatcher, install, uninstall, EspError, TimeoutError, HttpStatusError, type EspResponse, type SseEvent } from 'libesp';
 import OpenAI from 'openai';
 
 export async function usage(signal: AbortSignal): Promise<string> {
@@ -10,7 +10,7 @@ export async function usage(signal: AbortSignal): Promise<string> {
   const contentType: string | null = res.headers.get('content-type');
   const parsed = res.json<{ id: string }>();
   let text = `${status} ${body.length} ${contentType} ${parsed.id} ${res.text()} ${res.attempts}`;
-  const stream = client.stream({ path: '/x', headers: [['a', 'b']], retry: false });
+  const stream = client.stream({ path: '/x', headers: [['a', 'b']], retry: false, readTimeoutMs: 500, poolTimeoutMs: 10, timeoutMs: Infinity });
   const head = await stream.response;
   text += head.headers.get('x');
   for await (const event of stream) {
@@ -25,9 +25,15 @@ export async function usage(signal: AbortSignal): Promise<string> {
     await client.request({ path: '/' });
   } catch (err) {
     if (err instanceof TimeoutError) text += err.code;
-    if (err instanceof EspError) text += String(err.status);
+    if (err instanceof EspError) text += String(err.status) + String(err.requestSent);
     if (err instanceof HttpStatusError) text += String(err.status) + err.response.text();
   }
   await client[Symbol.asyncDispose]();
+  const installed = install({ ca_file: '/tmp/ca.pem', max_connections: 8 });
+  text += String(installed.closed);
+  await uninstall();
+  const own = dispatcher({ first_byte_timeout_ms: 1000 });
+  own.dispatch({ origin: 'http://127.0.0.1:1', path: '/', method: 'GET', headers: { a: 'b' } }, { onError() {} });
+  await own.close();
   return text;
 }

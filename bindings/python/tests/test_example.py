@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from mockserver import ESP_ROOT
+from test_load import header_version
 
 
 def test_chat_example_runs(mock):
@@ -20,7 +21,7 @@ def test_chat_example_runs(mock):
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("libesp 0.1.0")
+    assert lines[0].startswith(f"libesp {header_version()}")
     assert "request: 200 echo: Say hello" in lines
     assert "stream: echo: Count to three" in lines
     assert "openai SDK: echo: Hello from the SDK" in lines

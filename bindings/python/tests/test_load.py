@@ -4,6 +4,7 @@ the ctypes fallback."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,14 @@ import esp
 from mockserver import ESP_ROOT
 
 BUILD = ESP_ROOT / "build"
+
+
+def header_version() -> str:
+    """The version include/esp.h declares: the one number every package takes."""
+    header = (ESP_ROOT / "include" / "esp.h").read_text()
+    return ".".join(
+        re.search(rf"^#define ESP_VERSION_{part} (\d+)$", header, re.M).group(1) for part in ("MAJOR", "MINOR", "PATCH")
+    )
 
 
 def run_python(code: str, **env_changes: str) -> subprocess.CompletedProcess:
@@ -32,7 +41,8 @@ def run_python(code: str, **env_changes: str) -> subprocess.CompletedProcess:
 
 
 def test_loaded_library_reports_its_version():
-    assert esp.version().startswith("0.1.0")
+    assert esp.version().startswith(header_version() + " ")
+    assert esp.__version__ == header_version()
     assert esp.backend_name() == "cffi"
 
 
@@ -102,3 +112,29 @@ def test_ctypes_fallback_does_everything_cffi_does(mock):
     result = run_python(code, ESP_PYTHON_BACKEND="ctypes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_libesp_already_loaded_in_the_process_is_the_one_used(tmp_path):
+    """One pool per process: when something else (ctypes here, a C extension in
+    real life) has loaded libesp.so.0, from a file of its own, esp shares it
+    instead of loading the one pkg-config names: it sees the other's client."""
+    other_copy = tmp_path / "libesp.so.0"
+    shutil.copy(BUILD / "libesp.so.0", other_copy)
+    result = run_python(
+        f"""
+        import ctypes
+        other = ctypes.CDLL({str(other_copy)!r})
+        lease = ctypes.c_uint64()
+        config = b'{{"base_url":"http://127.0.0.1:9/v1","name":"loaded-by-ctypes"}}'
+        assert other.esp_client_get(config, ctypes.byref(lease)) == 0
+        import esp
+        print(esp.load())
+        print(sorted(c["name"] for c in esp.stats()["clients"]))
+        """,
+        ESP_LIBRARY=None,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded_from, clients = result.stdout.splitlines()
+    assert loaded_from == "libesp.so.0"
+    assert "loaded-by-ctypes" in clients
+

@@ -135,7 +135,7 @@ def test_transport_errors_map_to_httpx_exceptions(mock, flavour):
 
 
 def test_openai_over_https_and_http2(mock):
-    transport = esp.HTTPTransport(NO_BREAKER, ca_file=mock.ca_file)
+    transport = esp.HTTPTransport(NO_BREAKER, ca_file=mock.ca_file, http2=True)
     client = openai.OpenAI(
         base_url=mock.https_base_url, api_key="sk-test", http_client=httpx2.Client(transport=transport)
     )

@@ -8,12 +8,14 @@
             ...
 
 esp.HTTPTransport / esp.AsyncHTTPTransport put the openai and anthropic SDKs
-(or anything built on httpx) on libesp; they need httpx installed.
+(or anything built on httpx) on libesp, and esp.install() every httpx client
+of the process (or `python -m esp.run app.py`); they need httpx or httpx2.
 """
 
 from __future__ import annotations
 
 import json as _json
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from . import _native
@@ -41,9 +43,13 @@ from ._native import load
 from ._types import Headers, Response, ServerSentEvent
 
 if TYPE_CHECKING:
-    from ._httpx import AsyncHTTPTransport, HTTPTransport
+    from ._httpx import AsyncHTTPTransport, HTTPTransport, UnsupportedOption
+    from ._install import install, installed, uninstall
 
-__version__ = "0.1.0"
+try:  # the distribution's version, which setup.py takes from include/esp.h
+    __version__ = _metadata.version("libesp")
+except _metadata.PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncHTTPTransport",
@@ -71,20 +77,28 @@ __all__ = [
     "Stream",
     "TLSError",
     "TimeoutError",
+    "UnsupportedOption",
     "backend_name",
+    "install",
+    "installed",
     "load",
     "metrics_prometheus",
     "stats",
+    "uninstall",
     "version",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # The transports import httpx, which the rest of the package does not need.
-    if name in ("HTTPTransport", "AsyncHTTPTransport"):
+    if name in ("HTTPTransport", "AsyncHTTPTransport", "UnsupportedOption"):
         from . import _httpx
 
         return getattr(_httpx, name)
+    if name in ("install", "uninstall", "installed"):
+        from . import _install
+
+        return getattr(_install, name)
     raise AttributeError(f"module 'esp' has no attribute {name!r}")
 
 

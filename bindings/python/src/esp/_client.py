@@ -1,15 +1,14 @@
 """esp.Client: a lease on a shared libesp client, with sync, threaded and
-asyncio APIs.
+async (asyncio or trio) APIs.
 
 Nothing here is bound to an event loop or a thread: every asynchronous call
 looks up the running loop when it starts, and completions come back to that
-loop through loop.call_soon_threadsafe. So one Client serves any number of
+loop through its thread-safe scheduling call (see _aio.py). So one Client serves any number of
 threads and event loops, one after the other or at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json as _json
 import os
@@ -20,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from . import _native
+from ._aio import LoopClosed, current_port
 from ._errors import EspError, error_for
 from ._native import AGAIN, END, MODE_EVENTS, MODE_RAW, MODE_WHOLE, RequestSpec
 from ._types import Headers, Response, ServerSentEvent
@@ -92,7 +92,7 @@ def build_spec(
 # ---- asynchronous calls ---------------------------------------------------------
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def _settle(future: Any, result: Any, error: BaseException | None) -> None:
     """Resolve a future on its loop, unless the awaiting task gave up."""
     if future.done():
         return
@@ -111,13 +111,14 @@ class AsyncCall:
     call_soon_threadsafe per wait, not per chunk.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, streaming: bool) -> None:
-        self.loop = loop
+    def __init__(self, port: Any, streaming: bool) -> None:
+        #: The event loop (asyncio or trio) that made the call.
+        self.port = port
         #: False for MODE_WHOLE calls, whose body stays in the response.
         self.streaming = streaming
         #: Resolves to the Response: the head (status + headers) for streamed
         #: calls, the whole response for MODE_WHOLE.
-        self.head: asyncio.Future[Response] = loop.create_future()
+        self.head: Any = port.future()
         #: The esp_call handle, once esp_request_async has returned it.
         self.handle = 0
         #: The request's C buffers, kept until the call completes.
@@ -126,7 +127,7 @@ class AsyncCall:
         self._items: deque = deque()
         self._buffered = 0
         self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: Any = None
         self._finished = False
         self._error: EspError | None = None
 
@@ -134,10 +135,9 @@ class AsyncCall:
 
     def _post(self, fn: Any, *args: Any) -> bool:
         try:
-            self.loop.call_soon_threadsafe(fn, *args)
+            self.port.post(fn, *args)
             return True
-        except RuntimeError:
-            # The loop is closed: nobody is left to tell.
+        except LoopClosed:
             return False
 
     def on_headers(self, head: Response) -> None:
@@ -156,8 +156,8 @@ class AsyncCall:
         if waiter is not None and not self._post(_settle, waiter, None, None):
             _native.backend().call_cancel(self.handle)
 
-    def on_complete(self, status: int, resp: Response | None, message: str) -> None:
-        error = error_for(status, message) if status < 0 else None
+    def on_complete(self, status: int, resp: Response | None, message: str, sent: bool) -> None:
+        error = error_for(status, message, sent) if status < 0 else None
         if self.streaming and resp is not None and resp.content:
             # libesp parses SSE only for text/event-stream bodies; any other
             # body of an event-mode call arrives here, whole.
@@ -188,7 +188,7 @@ class AsyncCall:
                         raise self._error
                     return END
                 else:
-                    waiter = self._waiter = self.loop.create_future()
+                    waiter = self._waiter = self.port.future()
                     item = None
             if item is not None:
                 if resume:
@@ -233,10 +233,10 @@ class _Dispatcher:
         if call is not None:
             call.on_item(event, len(event.data))
 
-    def complete(self, call_id: int, status: int, resp: Response | None, message: str) -> None:
+    def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
         call = self.calls.pop(call_id, None)
         if call is not None:
-            call.on_complete(status, resp, message)
+            call.on_complete(status, resp, message, sent)
 
 
 _dispatcher = _Dispatcher()
@@ -254,10 +254,10 @@ if hasattr(os, "register_at_fork"):
 
 
 async def start_call(client_handle: int, spec: RequestSpec, mode: int) -> AsyncCall:
-    """Start an esp_request_async call bound to the running loop and wait for
-    its head (for MODE_WHOLE: its whole response, in call.head)."""
-    loop = asyncio.get_running_loop()
-    call = AsyncCall(loop, streaming=mode != MODE_WHOLE)
+    """Start an esp_request_async call bound to the running loop (asyncio or
+    trio) and wait for its head (for MODE_WHOLE: its whole response, in
+    call.head)."""
+    call = AsyncCall(current_port(), streaming=mode != MODE_WHOLE)
     call_id = _dispatcher.register(call)
     try:
         call.handle, call.keep = _native.backend().request_async(client_handle, spec, mode, call_id)
@@ -266,7 +266,9 @@ async def start_call(client_handle: int, spec: RequestSpec, mode: int) -> AsyncC
         raise
     try:
         await call.head
-    except asyncio.CancelledError:
+    except BaseException:
+        # Cancelled (asyncio or trio): stop the transfer. After a failure
+        # the call is already finished and cancel() does nothing.
         call.cancel()
         raise
     return call
@@ -336,7 +338,7 @@ class Stream:
 
 
 class AsyncStream:
-    """A streamed response read from an asyncio event loop.
+    """A streamed response read from an asyncio or trio event loop.
 
     Use ``async with client.astream(...) as stream`` (the request is sent on
     entry, which returns once the headers are in) and ``async for item in
@@ -429,7 +431,7 @@ class Client:
     api_key_env="ANTHROPIC_API_KEY")`` works. libesp validates it and raises
     ConfigError naming any bad key.
 
-    A Client may be used from any thread and any asyncio event loop. Close it
+    A Client may be used from any thread and any asyncio or trio event loop. Close it
     with close() / aclose() or a ``with`` / ``async with`` block; a forgotten
     Client releases its lease when garbage-collected. Closing never cuts off
     a request already in flight.
@@ -521,9 +523,9 @@ class Client:
         timeout: float | None = None,
         retry: bool = True,
     ) -> Response:
-        """request() for asyncio: never blocks the event loop and works on
-        whichever loop awaits it. Cancelling the awaiting task cancels the
-        transfer."""
+        """request() for asyncio and trio: never blocks the event loop and
+        works on whichever loop awaits it. Cancelling the awaiting task
+        cancels the transfer."""
         spec = build_spec(
             path, method=method, json=json, content=content, headers=headers, timeout=timeout, retry=retry
         )
@@ -542,7 +544,7 @@ class Client:
         retry: bool = True,
         raw: bool = False,
     ) -> AsyncStream:
-        """stream() for asyncio: ``async with client.astream(...) as s:
+        """stream() for asyncio and trio: ``async with client.astream(...) as s:
         async for event in s``. Arguments as for stream()."""
         spec = build_spec(
             path,

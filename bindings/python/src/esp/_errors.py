@@ -22,10 +22,13 @@ class EspError(Exception):
     #: The esp_status this class stands for (0 on the base class).
     status_code = 0
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, request_sent: bool = False) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
+        #: True when the failure came after the request may have reached the
+        #: server (so it may have been processed): esp_last_error_sent.
+        self.request_sent = request_sent
 
     def __str__(self) -> str:
         return f"{self.message} (esp status {self.code})"
@@ -152,6 +155,6 @@ _BY_CODE = {
 }
 
 
-def error_for(code: int, message: str) -> EspError:
+def error_for(code: int, message: str, request_sent: bool = False) -> EspError:
     """The exception for a status code; unknown (newer) codes get EspError."""
-    return _BY_CODE.get(code, EspError)(code, message)
+    return _BY_CODE.get(code, EspError)(code, message, request_sent)

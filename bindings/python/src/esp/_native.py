@@ -38,6 +38,7 @@ uint32_t esp_version(void);
 const char *esp_version_string(void);
 const char *esp_strerror(int status);
 const char *esp_last_error(void);
+int esp_last_error_sent(void);
 
 int esp_client_get(const char *config_json, esp_client *out);
 int esp_client_release(esp_client client);
@@ -57,6 +58,10 @@ typedef struct esp_request_opts {
   size_t body_len;
   int64_t timeout_ms;
   uint32_t flags;
+  int64_t connect_timeout_ms;
+  int64_t read_timeout_ms;
+  int64_t write_timeout_ms;
+  int64_t pool_timeout_ms;
 } esp_request_opts;
 
 typedef struct esp_response esp_response;
@@ -100,6 +105,7 @@ typedef struct esp_stream_item {
   esp_sse_event event;
   const void *chunk;
   size_t chunk_len;
+  const esp_sse_event *ev;
 } esp_stream_item;
 
 int esp_stream_open(esp_client client, const esp_request_opts *req,
@@ -117,6 +123,8 @@ int esp_shutdown(int64_t timeout_ms);
 """
 
 ESP_EAGAIN = -16
+#: A timeout field's value for "no limit" (timeout_ms and the per-phase ones).
+ESP_NO_TIMEOUT = -1
 ESP_REQ_NO_RETRY = 0x1
 ESP_REQ_STREAM_RAW = 0x2
 ESP_ITEM_EVENT = 1
@@ -142,6 +150,11 @@ class RequestSpec(NamedTuple):
     body: bytes | None
     timeout_ms: int
     flags: int
+    #: The per-phase timeouts (0: the client's; ESP_NO_TIMEOUT: none).
+    connect_timeout_ms: int = 0
+    read_timeout_ms: int = 0
+    write_timeout_ms: int = 0
+    pool_timeout_ms: int = 0
 
 
 class _NoSink:
@@ -156,7 +169,7 @@ class _NoSink:
     def event(self, call_id: int, event: ServerSentEvent) -> None:
         pass
 
-    def complete(self, call_id: int, status: int, resp: Response | None, message: str) -> None:
+    def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
         pass
 
 
@@ -211,13 +224,16 @@ class _CffiBackend:
 
     # -- helpers ------------------------------------------------------------
 
+    def _sent(self) -> bool:
+        return bool(self.lib.esp_last_error_sent())
+
     def _str(self, p: Any) -> str:
         return self.ffi.string(p).decode("utf-8", errors="replace")
 
     def _error(self, status: int) -> Exception:
         # esp_last_error is per thread and we are still on the failing thread.
         detail = self._str(self.lib.esp_last_error())
-        return error_for(status, detail or self.strerror(status))
+        return error_for(status, detail or self.strerror(status), self._sent())
 
     def _complete_message(self, status: int) -> str:
         # libesp sets the call's error as this thread's last error just
@@ -262,8 +278,7 @@ class _CffiBackend:
             keep.append(body)
             opts.body = body
             opts.body_len = len(spec.body)
-        opts.timeout_ms = spec.timeout_ms
-        opts.flags = spec.flags
+        _fill_timeouts(opts, spec)
         return opts, keep
 
     def _response(self, r: Any, with_body: bool) -> Response:
@@ -400,9 +415,19 @@ class _CffiBackend:
             if resp != self.ffi.NULL:
                 response = self._response(resp, with_body=True)
             message = self._complete_message(status)
+            sent = status < 0 and self._sent()
         finally:
             self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message)
+        self.sink.complete(self._id(user), status, response, message, sent)
+
+
+def _fill_timeouts(opts: Any, spec: RequestSpec) -> None:
+    opts.timeout_ms = spec.timeout_ms
+    opts.flags = spec.flags
+    opts.connect_timeout_ms = spec.connect_timeout_ms
+    opts.read_timeout_ms = spec.read_timeout_ms
+    opts.write_timeout_ms = spec.write_timeout_ms
+    opts.pool_timeout_ms = spec.pool_timeout_ms
 
 
 # ---- ctypes fallback -----------------------------------------------------------
@@ -425,6 +450,10 @@ class _Opts(ctypes.Structure):
         ("body_len", ctypes.c_size_t),
         ("timeout_ms", ctypes.c_int64),
         ("flags", ctypes.c_uint32),
+        ("connect_timeout_ms", ctypes.c_int64),
+        ("read_timeout_ms", ctypes.c_int64),
+        ("write_timeout_ms", ctypes.c_int64),
+        ("pool_timeout_ms", ctypes.c_int64),
     ]
 
 
@@ -445,6 +474,7 @@ class _StreamItem(ctypes.Structure):
         ("event", _SseEvent),
         ("chunk", ctypes.c_void_p),
         ("chunk_len", ctypes.c_size_t),
+        ("ev", ctypes.POINTER(_SseEvent)),
     ]
 
 
@@ -482,6 +512,7 @@ class _CtypesBackend(_CffiBackend):
             "esp_version_string": (vp, []),
             "esp_strerror": (vp, [c_int]),
             "esp_last_error": (vp, []),
+            "esp_last_error_sent": (c_int, []),
             "esp_client_get": (c_int, [ctypes.c_char_p, ctypes.POINTER(u64)]),
             "esp_client_release": (c_int, [u64]),
             "esp_request": (c_int, [u64, ctypes.POINTER(_Opts), ctypes.POINTER(vp)]),
@@ -546,8 +577,7 @@ class _CtypesBackend(_CffiBackend):
             keep.append(body)
             opts.body = ctypes.cast(body, ctypes.c_void_p)
             opts.body_len = len(spec.body)
-        opts.timeout_ms = spec.timeout_ms
-        opts.flags = spec.flags
+        _fill_timeouts(opts, spec)
         # The Structure keeps the bytes it was given for char* fields alive.
         keep.append(spec)
         return ctypes.byref(opts), [opts] + keep
@@ -651,9 +681,10 @@ class _CtypesBackend(_CffiBackend):
         try:
             response = self._response(resp, with_body=True) if resp else None
             message = self._complete_message(status)
+            sent = status < 0 and self._sent()
         finally:
             self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message)
+        self.sink.complete(self._id(user), status, response, message, sent)
 
 
 # ---- finding and loading the library ------------------------------------------
@@ -700,6 +731,20 @@ def _pkg_config_libdir(tried: list[str]) -> str | None:
     return libdir
 
 
+def _already_loaded(name: str, tried: list[str]) -> bool:
+    """Whether a library with this soname is loaded in the process already
+    (dlopen with RTLD_NOLOAD: never loads anything itself)."""
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return False
+    try:
+        ctypes.CDLL(name, mode=noload)
+    except OSError:
+        tried.append(f"{name} already in this process: no")
+        return False
+    return True
+
+
 def _candidates(path: str | os.PathLike[str] | None, tried: list[str]) -> Iterator[tuple[str, str]]:
     """(origin, path) pairs to try, in order. An explicit path or ESP_LIBRARY
     is the only candidate: silently loading some other libesp instead of the
@@ -712,6 +757,16 @@ def _candidates(path: str | os.PathLike[str] | None, tried: list[str]) -> Iterat
         yield "ESP_LIBRARY", env
         return
     tried.append("ESP_LIBRARY: not set")
+    # One libesp per process: if something loaded one already (a C extension,
+    # ctypes, another language's binding), share its registry and pools rather
+    # than load a second copy with pools of its own.
+    if _already_loaded(_FILE_NAMES[0], tried):
+        yield "already loaded in this process", _FILE_NAMES[0]
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", _FILE_NAMES[0])
+    if os.path.exists(bundled):
+        yield "bundled with this package", bundled
+    else:
+        tried.append(f"bundled {bundled!r}: not in this installation")
     libdir = _pkg_config_libdir(tried)
     if libdir:
         for name in _FILE_NAMES:
@@ -729,7 +784,9 @@ def load(path: str | os.PathLike[str] | None = None) -> str:
     """Load libesp and return where it was loaded from.
 
     Looks at ``path`` if given, else the ESP_LIBRARY environment variable if
-    set, else ``pkg-config --variable=libdir esp``, else the system loader
+    set, else a libesp.so.0 already loaded in the process (so languages in one
+    process share one pool), else the copy bundled in the wheel, else
+    ``pkg-config --variable=libdir esp``, else the system loader
     (LD_LIBRARY_PATH, ld.so.cache). Called implicitly by the first Client;
     call it yourself to choose the file. Loading a second, different file in
     one process is an error: the process shares one libesp.

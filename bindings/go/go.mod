@@ -1,3 +1,0 @@
-module github.com/libesp/libesp/bindings/go
-
-go 1.24
