@@ -4,13 +4,13 @@
 #   make bench SCEN=agents     one scenario (or a comma list), prints its table
 #   make bench REPS=5          repetitions per measurement (default 3; medians)
 #
-# Scenarios: seq conc pool agents h2 registry accounting bindings profile.
+# Scenarios: seq conc pool agents h2 registry accounting bindings profile fleet.
 # Everything runs on loopback against nginx started under build/bench/nginx.
 
 BENCH_B := $(B)/bench
 BENCH_PROGS := seq conc pool agents h2 registry
 BENCH_BINS := $(BENCH_PROGS:%=$(BENCH_B)/%)
-BENCH_CXXFLAGS := -std=c++17 -O2 -g -Wall -Iinclude $(shell pkg-config --cflags libcurl libcjson 2>/dev/null)
+BENCH_CXXFLAGS := -std=c++17 -O2 -g -Wall -Iinclude $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
 BENCH_LIBS := -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(DEP_LIBS)
 BENCH_VENV := $(BENCH_B)/venv
 SCEN ?=
@@ -21,7 +21,7 @@ REPS ?= 3
 bench: bench-deps bench-build bench-venv
 	python3 bench/run.py --root $(CURDIR) --reps $(REPS) $(if $(SCEN),--scen $(SCEN))
 
-bench-build: lib $(BENCH_BINS) $(BENCH_B)/nv/libesp.so.0
+bench-build: lib $(BENCH_BINS) $(BENCH_B)/nv/libesp.so.0 $(B)/fleet_worker redis-tool
 
 $(BENCH_B)/%: bench/%.cpp bench/common.h include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-ORDER = ["seq", "accounting", "conc", "pool", "agents", "h2", "registry", "bindings", "profile"]
+ORDER = ["seq", "accounting", "conc", "pool", "agents", "h2", "registry", "bindings", "profile", "fleet"]
 TITLES = {
     "seq": "1. Sequential requests on one keep-alive connection",
     "accounting": "1b. Accounting cost: the silent-resend detector",
@@ -32,6 +32,7 @@ TITLES = {
     "registry": "6. Registry: get/release and idle leases",
     "bindings": "7. Per binding",
     "profile": "Profile of the sync path (callgrind)",
+    "fleet": "8. A fleet under one rate limit: shared limiter vs retries vs per-process limits",
 }
 
 ROOT = B = BB = None
@@ -618,9 +619,15 @@ def scen_profile():
             "errors": []}
 
 
+def scen_fleet():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import fleet  # bench/fleet.py: its own mock server and redis-server, not nginx
+    return fleet.run(ROOT, REPS, log)
+
+
 SCENARIOS = {"seq": scen_seq, "accounting": scen_accounting, "conc": scen_conc, "pool": scen_pool,
              "agents": scen_agents, "h2": scen_h2, "registry": scen_registry, "bindings": scen_bindings,
-             "profile": scen_profile}
+             "profile": scen_profile, "fleet": scen_fleet}
 
 
 # ---- RESULTS.md -------------------------------------------------------------------

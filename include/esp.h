@@ -68,7 +68,8 @@ typedef enum esp_status {
   ESP_ETOOLARGE = -13,   /* response larger than max_response_bytes          */
   ESP_ESHUTDOWN = -14,   /* esp_shutdown ran while the call was in flight    */
   ESP_EINTERNAL = -15,   /* a bug in libesp: please report it                */
-  ESP_EAGAIN = -16       /* esp_stream_next: nothing arrived within its wait */
+  ESP_EAGAIN = -16,      /* esp_stream_next: nothing arrived within its wait */
+  ESP_ERATELIMITED = -17 /* rate_limit: no budget before the request's timeout */
 } esp_status;
 
 /** A fixed, static description of a status code ("unknown status" if none). */

@@ -11,6 +11,8 @@ struct curl_slist;
 
 #include "config.h"
 #include "metrics.h"
+#include "ratelimit.h"
+#include "shared_state.h"
 
 namespace esp {
 
@@ -33,6 +35,11 @@ struct Client {
   const uint64_t id;
   const std::string label;  // config name, or "client-<id>"
   Counters stats;
+  // The fleet's Redis when the config has "shared_state" (else null).
+  const std::shared_ptr<SharedState> shared;
+  // The credential's rate limits when the config has "rate_limit" (else null).
+  const std::shared_ptr<Limiter> limiter;
+  UsageTotals usage;  // tokens the provider reported, with a limiter
 
  private:
   mutable std::once_flag default_headers_once_;

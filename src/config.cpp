@@ -99,6 +99,93 @@ bool valid_header_name(const std::string &n) {
 
 constexpr int64_t kDay = 86400000;
 
+// "redis://[[user]:password@]host[:port][/db]"
+void parse_redis_url(const std::string &url, SharedStateConfig &s) {
+  const std::string scheme = "redis://";
+  auto bad = [] { config_error("'shared_state.redis' must look like redis://host:port/db"); };
+  if (url.compare(0, scheme.size(), scheme) != 0) bad();
+  std::string rest = url.substr(scheme.size());
+  size_t at = rest.rfind('@');
+  if (at != std::string::npos) {
+    std::string auth = rest.substr(0, at);
+    size_t colon = auth.find(':');
+    s.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+    rest = rest.substr(at + 1);
+  }
+  size_t slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  if (slash != std::string::npos && slash + 1 < rest.size()) {
+    const std::string db = rest.substr(slash + 1);
+    if (db.find_first_not_of("0123456789") != std::string::npos || db.size() > 5) bad();
+    s.db = std::stoi(db);
+  }
+  const size_t bracket = hostport.find(']');  // [::1]:6379
+  const size_t colon = hostport.rfind(':');
+  const bool has_port = colon != std::string::npos &&
+                        (bracket == std::string::npos ? hostport.find(':') == colon : colon > bracket);
+  if (has_port) {
+    const std::string port = hostport.substr(colon + 1);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) bad();
+    s.port = std::stoi(port);
+    if (s.port < 1 || s.port > 65535) bad();
+    hostport.resize(colon);
+  }
+  if (hostport.size() > 2 && hostport.front() == '[' && hostport.back() == ']') hostport = hostport.substr(1, hostport.size() - 2);
+  if (hostport.empty()) bad();
+  s.host = hostport;
+}
+
+SharedStateConfig get_shared_state(const cJSON *item) {
+  if (!cJSON_IsObject(item)) config_error("'shared_state' must be an object");
+  SharedStateConfig s;
+  s.enabled = true;
+  bool have_url = false;
+  for (const cJSON *k = item->child; k; k = k->next) {
+    const std::string name = k->string;
+    if (cJSON_GetObjectItemCaseSensitive(item, k->string) != k) config_error("'shared_state' has a duplicate key '" + name + "'");
+    if (name == "redis") {
+      if (!cJSON_IsString(k)) config_error("'shared_state.redis' must be a string");
+      parse_redis_url(k->valuestring, s);
+      have_url = true;
+    } else if (name == "namespace") {
+      if (!cJSON_IsString(k) || !*k->valuestring) config_error("'shared_state.namespace' must be a non-empty string");
+      s.ns = k->valuestring;
+      for (char ch : s.ns)
+        if (static_cast<unsigned char>(ch) <= 32 || ch == '{' || ch == '}' || ch == 127)
+          config_error("'shared_state.namespace' must not contain blanks, control characters or braces");
+    } else if (name == "timeout_ms") {
+      if (!cJSON_IsNumber(k) || k->valuedouble != static_cast<double>(static_cast<int64_t>(k->valuedouble)) ||
+          k->valuedouble < 1 || k->valuedouble > 10000)
+        config_error("'shared_state.timeout_ms' must be an integer between 1 and 10000");
+      s.timeout_ms = static_cast<int64_t>(k->valuedouble);
+    } else {
+      config_error("'shared_state' has unknown key '" + name + "'");
+    }
+  }
+  if (!have_url) config_error("'shared_state' needs 'redis' (redis://host:port/db)");
+  return s;
+}
+
+RateLimitConfig get_rate_limit(const cJSON *item) {
+  if (!cJSON_IsObject(item)) config_error("'rate_limit' must be an object");
+  RateLimitConfig r;
+  r.enabled = true;
+  for (const cJSON *k = item->child; k; k = k->next) {
+    const std::string name = k->string;
+    if (cJSON_GetObjectItemCaseSensitive(item, k->string) != k) config_error("'rate_limit' has a duplicate key '" + name + "'");
+    try {
+      if (name == "requests_per_minute") r.requests_per_minute = get_int(k, 0, int64_t{1} << 40);
+      else if (name == "tokens_per_minute") r.tokens_per_minute = get_int(k, 0, int64_t{1} << 40);
+      else config_error("'rate_limit' has unknown key '" + name + "'");
+    } catch (const Error &e) {
+      if (name == "requests_per_minute" || name == "tokens_per_minute")
+        fail(ESP_ECONFIG, std::string(e.what()) + " (in 'rate_limit')");
+      throw;
+    }
+  }
+  return r;
+}
+
 void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
   const std::string key = item->string;
   if (key == "provider") {
@@ -163,7 +250,9 @@ void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
       }
     }
     std::sort(c.credential_origins.begin(), c.credential_origins.end());
-  } else config_error("unknown key '" + key + "'");
+  } else if (key == "rate_limit") c.rate_limit = get_rate_limit(item);
+  else if (key == "shared_state") c.shared_state = get_shared_state(item);
+  else config_error("unknown key '" + key + "'");
 }
 
 void derive(ClientConfig &c) {
@@ -250,6 +339,20 @@ std::string canonical_form(const ClientConfig &c) {
   add_int(j, "stream_resume_bytes", c.effective_stream_resume_bytes());
   cJSON *trusted = cJSON_AddArrayToObject(j, "credential_origins");
   for (const auto &o : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(o.c_str()));
+  if (c.shared_state.enabled) {
+    cJSON *ss = cJSON_AddObjectToObject(j, "shared_state");
+    add_str(ss, "host", c.shared_state.host);
+    add_int(ss, "port", c.shared_state.port);
+    add_int(ss, "db", c.shared_state.db);
+    add_str(ss, "password", c.shared_state.password);
+    add_str(ss, "namespace", c.shared_state.ns);
+    add_int(ss, "timeout_ms", c.shared_state.timeout_ms);
+  }
+  if (c.rate_limit.enabled) {
+    cJSON *rl = cJSON_AddObjectToObject(j, "rate_limit");
+    add_int(rl, "requests_per_minute", c.rate_limit.requests_per_minute);
+    add_int(rl, "tokens_per_minute", c.rate_limit.tokens_per_minute);
+  }
   char *text = cJSON_PrintUnformatted(j);
   if (!text) fail(ESP_ENOMEM, "out of memory");
   std::string out(text);

@@ -11,6 +11,25 @@ namespace esp {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+// The "rate_limit" key (ratelimit.h). Present, even empty, it turns on
+// limiting, header learning and usage accounting for the client's credential.
+struct RateLimitConfig {
+  bool enabled = false;
+  int64_t requests_per_minute = 0;  // 0: none configured (learnt ones still apply)
+  int64_t tokens_per_minute = 0;
+};
+
+// The "shared_state" key (shared_state.h): Redis shared by a fleet.
+struct SharedStateConfig {
+  bool enabled = false;
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string password;  // secret: never printed
+  std::string ns = "esp";
+  int64_t timeout_ms = 50;  // longest wait for Redis before deciding locally
+};
+
 struct ClientConfig {
   std::string provider = "openai";
   std::string name;
@@ -51,6 +70,8 @@ struct ClientConfig {
   // Origins besides base_url's that may receive the client's credentials,
   // as "scheme://host:port", sorted.
   std::vector<std::string> credential_origins;
+  RateLimitConfig rate_limit;
+  SharedStateConfig shared_state;
 
   // Derived by parse_config.
   HeaderList default_headers;  // auth + provider + user headers, secrets included

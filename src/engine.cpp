@@ -295,6 +295,15 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
   auto state = static_cast<BreakerState>(o.breaker_state.load());
+  if (cfg.breaker_failures > 0 && state == BreakerState::kClosed && t->client->shared) {
+    // fleet17: a breaker opened by another process of the fleet.
+    if (int64_t left_ms = t->client->shared->breaker_open_ms(o.label); left_ms > 0) {
+      finish(t.get(), ESP_ECIRCUIT,
+             "circuit breaker open for " + o.label + " for another " + std::to_string(left_ms) +
+                 " ms, opened by a process of the fleet (shared_state)");
+      return;
+    }
+  }
   if (cfg.breaker_failures > 0 && state != BreakerState::kClosed) {
     int64_t now = now_us();
     if (state == BreakerState::kOpen && now < o.open_until_us) {
@@ -313,6 +322,35 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
     t->is_probe = true;
     log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
   }
+  admit(t);
+}
+
+// Rate limits (fleet17): every attempt reserves its place with the
+// credential's limiter and waits for its turn before it takes a slot.
+void Engine::admit(const std::shared_ptr<Transfer> &t) {
+  Limiter *limiter = t->client->limiter.get();
+  if (!limiter) return try_slot(t);
+  const int64_t now = now_us();
+  if (!t->rate_reserved) {
+    if (!t->rate_tokens) t->rate_tokens = estimate_tokens(t->spec.body);
+    t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
+    if (!t->rate.ok) return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
+    t->rate_reserved = true;
+  } else if (int64_t paused = limiter->paused_until(now); paused > t->rate.at_us) {
+    // A pause (a 429 somewhere) came in while this one waited.
+    if (paused > t->deadline_us)
+      return finish(t.get(), ESP_ERATELIMITED,
+                    "rate limited: the provider paused this credential for another " +
+                        std::to_string((paused - now) / 1000) + " ms, past this request's timeout");
+    t->rate.at_us = paused;
+  }
+  if (t->rate.at_us > now) {
+    t->rate_wait_until_us = t->rate.at_us;
+    next_timer_us_ = min_deadline(next_timer_us_, t->rate_wait_until_us);
+    return;
+  }
+  t->rate_wait_until_us = 0;
+  t->rate_reserved = false;  // used by this attempt
   try_slot(t);
 }
 
@@ -518,15 +556,18 @@ void Engine::breaker_record(Transfer *t, bool failure) {
     if (state != BreakerState::kClosed) {
       o.breaker_state.store(static_cast<int>(BreakerState::kClosed));
       log_event(ESP_LOG_WARN, "breaker_closed", {{"origin", o.label}});
+      if (t->client->shared) t->client->shared->breaker_closed(o.label);
     }
     return;
   }
   ++o.consecutive_failures;
   if (state == BreakerState::kHalfOpen || o.consecutive_failures >= cfg.breaker_failures) {
-    if (state != BreakerState::kOpen)
+    if (state != BreakerState::kOpen) {
       log_event(ESP_LOG_WARN, "breaker_open",
                 {{"origin", o.label}, {"failures", std::to_string(o.consecutive_failures)},
                  {"cooldown_ms", std::to_string(cfg.breaker_cooldown_ms)}});
+      if (t->client->shared) t->client->shared->breaker_opened(o.label, cfg.breaker_cooldown_ms);
+    }
     o.breaker_state.store(static_cast<int>(BreakerState::kOpen));
     o.open_until_us = now_us() + cfg.breaker_cooldown_ms * 1000;
   }
@@ -540,6 +581,10 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
   detach_easy(t, false);
   release_slot(t);
   leave_queue(t);
+  if (t->rate_reserved) {  // never sent: the budget goes back
+    t->client->limiter->cancel(t->rate);
+    t->rate_reserved = false;
+  }
   if (t->is_probe) {
     t->origin->probe_in_flight = false;
     t->is_probe = false;
@@ -555,7 +600,7 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
+    enum { kRetry, kRateTurn, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
   };
   std::vector<Due> due;
   int64_t next = 0;
@@ -573,6 +618,10 @@ void Engine::check_timers() {
     const int64_t first_byte_ms = t->client->config.first_byte_timeout_ms;
     if (t->retry_at_us) {
       at(t, t->retry_at_us, Due::kRetry);
+      continue;
+    }
+    if (t->rate_wait_until_us) {
+      at(t, t->rate_wait_until_us, Due::kRateTurn);
       continue;
     }
     if (t->queued_since_us) {
@@ -610,7 +659,11 @@ void Engine::check_timers() {
     switch (d.what) {
       case Due::kRetry:
         t->retry_at_us = 0;
-        try_slot(owned_[t]);
+        admit(owned_[t]);
+        break;
+      case Due::kRateTurn:
+        t->rate_wait_until_us = 0;
+        admit(owned_[t]);
         break;
       case Due::kOpenerLate:
         pump(*t->origin);  // the first waiter may open a connection of its own

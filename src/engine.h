@@ -122,6 +122,8 @@ class Engine {
   void drive_once(Transfer *leader);
   void handle_commands(std::deque<Command> &cmds);
   void start(const std::shared_ptr<Transfer> &t);
+  // Passes t through its credential's rate limit (ratelimit.h), then try_slot.
+  void admit(const std::shared_ptr<Transfer> &t);
   void try_slot(const std::shared_ptr<Transfer> &t);
   void launch_attempt(const std::shared_ptr<Transfer> &t);
   void attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why);

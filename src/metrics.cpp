@@ -33,7 +33,7 @@ const char *outcome_name(int outcome) {
   static const char *const names[kOutcomeCount] = {
       "ok", "http_4xx", "http_5xx", "timeout_total", "timeout_connect", "timeout_first_byte",
       "timeout_idle", "timeout_pool", "connect_error", "tls_error", "io_error", "protocol_error",
-      "cancelled", "circuit_open", "too_large", "shutdown", "other_error"};
+      "cancelled", "circuit_open", "too_large", "shutdown", "other_error", "rate_limited"};
   return outcome >= 0 && outcome < kOutcomeCount ? names[outcome] : "other_error";
 }
 

@@ -33,7 +33,7 @@ class Histogram {
 enum Outcome : int {
   kOk, kHttp4xx, kHttp5xx, kTimeoutTotal, kTimeoutConnect, kTimeoutFirstByte, kTimeoutIdle,
   kTimeoutPool, kConnectError, kTlsError, kIoError, kProtocolError, kCancelled, kCircuitOpen,
-  kTooLarge, kShutdown, kOtherError, kOutcomeCount
+  kTooLarge, kShutdown, kOtherError, kRateLimited, kOutcomeCount
 };
 const char *outcome_name(int outcome);
 

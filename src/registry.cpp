@@ -24,7 +24,13 @@ Registry &registry() {
 
 Client::Client(ClientConfig cfg, uint64_t client_id)
     : config(std::move(cfg)), id(client_id),
-      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name) {}
+      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name),
+      shared(config.shared_state.enabled ? shared_state_for(config.shared_state) : nullptr),
+      limiter(config.rate_limit.enabled
+                  ? limiter_for(credential_id(config.api_key, config.canonical), config.rate_limit)
+                  : nullptr) {
+  if (limiter && shared) limiter->attach_shared(shared);
+}
 
 Client::~Client() { curl_slist_free_all(default_headers_); }
 

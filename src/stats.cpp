@@ -13,12 +13,40 @@ namespace {
 
 std::string quoted(const std::string &s) { return "\"" + json_escape(s) + "\""; }
 
+std::string usage_json(const UsageTotals &u) {
+  return "{\"input_tokens\":" + std::to_string(u.input_tokens.load()) +
+         ",\"output_tokens\":" + std::to_string(u.output_tokens.load()) +
+         ",\"total_tokens\":" + std::to_string(u.total_tokens.load()) +
+         ",\"responses_with_usage\":" + std::to_string(u.responses_with_usage.load()) +
+         ",\"responses_without_usage\":" + std::to_string(u.responses_without_usage.load()) + "}";
+}
+
+// A credential's limits in force, where they come from, and its accounting.
+void limiter_json(const Limiter &l, std::string &out) {
+  const Limiter::Snapshot s = l.snapshot(now_us());
+  out += "{\"credential\":" + quoted(l.id) + ",\"requests_per_minute\":" + std::to_string(s.requests_per_minute) +
+         ",\"tokens_per_minute\":" + std::to_string(s.tokens_per_minute) +
+         ",\"configured\":{\"requests_per_minute\":" + std::to_string(s.configured_rpm) +
+         ",\"tokens_per_minute\":" + std::to_string(s.configured_tpm) +
+         "},\"learned\":{\"requests_per_minute\":" + std::to_string(s.learned_rpm) +
+         ",\"tokens_per_minute\":" + std::to_string(s.learned_tpm) + "},\"paused_ms\":" + std::to_string(s.paused_ms) +
+         ",\"admitted\":" + std::to_string(l.admitted.load()) + ",\"delayed\":" + std::to_string(l.delayed.load()) +
+         ",\"wait_ms_total\":" + std::to_string(l.wait_us_total.load() / 1000) +
+         ",\"rejected\":" + std::to_string(l.rejected.load()) + ",\"pauses\":" + std::to_string(l.pauses.load()) +
+         ",\"server_429\":" + std::to_string(l.server_429.load()) + ",\"usage\":" + usage_json(l.usage) + "}";
+}
+
 void client_json(const ClientState &s, std::string &out) {
   const Client &c = *s.client;
   out += "{\"id\":" + std::to_string(c.id) + ",\"name\":" + quoted(c.label) +
          ",\"provider\":" + quoted(c.config.provider) + ",\"base_url\":" + quoted(redact_url(c.config.base_url)) +
          ",\"origin\":" + quoted(c.config.base_origin) + ",\"isolated\":" + (c.config.isolate ? "true" : "false") +
          ",\"leases\":" + std::to_string(s.leases) + ",\"lingering\":" + (s.leases == 0 ? "true" : "false") + ",";
+  if (c.limiter) {  // fleet17: rate limits
+    out += "\"rate_limit\":";
+    limiter_json(*c.limiter, out);
+    out += ",\"usage\":" + usage_json(c.usage) + ",";
+  }
   counters_json(c.stats, out);
   out += "}";
 }
@@ -34,6 +62,77 @@ void origin_json(const Origin &o, std::string &out) {
          quoted(breaker_state_name(static_cast<BreakerState>(o.breaker_state.load()))) + ",";
   counters_json(o.stats, out);
   out += "}";
+}
+
+// Rate limits (fleet17): token usage per client and per credential, and
+// each credential's limits and admissions.
+void rate_limit_prometheus(const std::vector<std::shared_ptr<ClientState>> &states, std::string &out) {
+  auto limiters = live_limiters();
+  auto family = [&](const std::string &name, const char *type, const char *help) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto usage_samples = [&](const std::string &name, const std::string &labels, const UsageTotals &u) {
+    out += name + "{" + labels + ",kind=\"input\"} " + std::to_string(u.input_tokens.load()) + "\n";
+    out += name + "{" + labels + ",kind=\"output\"} " + std::to_string(u.output_tokens.load()) + "\n";
+    out += name + "{" + labels + ",kind=\"total\"} " + std::to_string(u.total_tokens.load()) + "\n";
+  };
+  family("esp_client_usage_tokens_total", "counter", "Tokens the provider reported using, by kind.");
+  for (auto &s : states)
+    if (s->client->limiter) usage_samples("esp_client_usage_tokens_total", "client=\"" + prom_escape(s->client->label) + "\"", s->client->usage);
+  family("esp_credential_usage_tokens_total", "counter", "Tokens the provider reported using per credential, by kind.");
+  for (auto &l : limiters) usage_samples("esp_credential_usage_tokens_total", "credential=\"" + l->id + "\"", l->usage);
+  struct Metric {
+    const char *name, *type, *help;
+    uint64_t (*get)(const Limiter &, const Limiter::Snapshot &);
+  };
+  const Metric metrics[] = {
+      {"esp_credential_requests_per_minute", "gauge", "Requests-per-minute limit in force (0: none).",
+       [](const Limiter &, const Limiter::Snapshot &s) { return static_cast<uint64_t>(s.requests_per_minute); }},
+      {"esp_credential_tokens_per_minute", "gauge", "Tokens-per-minute limit in force (0: none).",
+       [](const Limiter &, const Limiter::Snapshot &s) { return static_cast<uint64_t>(s.tokens_per_minute); }},
+      {"esp_credential_admitted_total", "counter", "Attempts admitted by the rate limiter.",
+       [](const Limiter &l, const Limiter::Snapshot &) { return l.admitted.load(); }},
+      {"esp_credential_delayed_total", "counter", "Admitted attempts that waited for budget.",
+       [](const Limiter &l, const Limiter::Snapshot &) { return l.delayed.load(); }},
+      {"esp_credential_rejected_total", "counter", "Requests failed with ESP_ERATELIMITED.",
+       [](const Limiter &l, const Limiter::Snapshot &) { return l.rejected.load(); }},
+      {"esp_credential_pauses_total", "counter", "Pauses imposed by 429s or exhausted limits.",
+       [](const Limiter &l, const Limiter::Snapshot &) { return l.pauses.load(); }},
+      {"esp_credential_server_429_total", "counter", "429 responses received.",
+       [](const Limiter &l, const Limiter::Snapshot &) { return l.server_429.load(); }},
+  };
+  auto shared = live_shared_states();
+  const struct {
+    const char *name, *type, *help;
+    uint64_t (*get)(const SharedState &);
+  } shared_metrics[] = {
+      {"esp_shared_state_up", "gauge", "1 while the fleet's Redis answers.",
+       [](const SharedState &s) { return static_cast<uint64_t>(s.up.load()); }},
+      {"esp_shared_state_calls_total", "counter", "Commands sent to the fleet's Redis.",
+       [](const SharedState &s) { return s.calls.load(); }},
+      {"esp_shared_state_errors_total", "counter", "Commands that failed or timed out.",
+       [](const SharedState &s) { return s.errors.load(); }},
+      {"esp_shared_state_fallbacks_total", "counter", "Decisions taken locally because Redis was down.",
+       [](const SharedState &s) { return s.fallbacks.load(); }},
+      {"esp_shared_state_outages_total", "counter", "Transitions of the fleet's Redis to down.",
+       [](const SharedState &s) { return s.outages.load(); }},
+  };
+  for (const auto &m : shared_metrics) {
+    family(m.name, m.type, m.help);
+    for (auto &s : shared)
+      out += std::string(m.name) + "{redis=\"" + prom_escape(s->label) + "\",namespace=\"" + prom_escape(s->ns) +
+             "\"} " + std::to_string(m.get(*s)) + "\n";
+  }
+  const int64_t now = now_us();
+  std::vector<Limiter::Snapshot> snaps;
+  snaps.reserve(limiters.size());
+  for (auto &l : limiters) snaps.push_back(l->snapshot(now));
+  for (const Metric &m : metrics) {
+    family(m.name, m.type, m.help);
+    for (size_t i = 0; i < limiters.size(); ++i)
+      out += std::string(m.name) + "{credential=\"" + limiters[i]->id + "\"} " +
+             std::to_string(m.get(*limiters[i], snaps[i])) + "\n";
+  }
 }
 
 }  // namespace
@@ -77,7 +176,25 @@ std::string process_stats_json() {
     first = false;
     client_json(*s, out);
   }
-  out += "],\"origins\":[" + origins + "]}";
+  out += "],\"origins\":[" + origins + "]";
+  out += ",\"credentials\":[";  // fleet17: rate limits per credential
+  first = true;
+  for (auto &l : live_limiters()) {
+    if (!first) out += ',';
+    first = false;
+    limiter_json(*l, out);
+  }
+  out += "],\"shared_state\":[";  // fleet17: the fleet's Redis
+  first = true;
+  for (auto &s : live_shared_states()) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"redis\":" + quoted(s->label) + ",\"namespace\":" + quoted(s->ns) +
+           ",\"up\":" + (s->up.load() ? "true" : "false") + ",\"calls\":" + std::to_string(s->calls.load()) +
+           ",\"errors\":" + std::to_string(s->errors.load()) + ",\"fallbacks\":" + std::to_string(s->fallbacks.load()) +
+           ",\"outages\":" + std::to_string(s->outages.load()) + "}";
+  }
+  out += "]}";
   return out;
 }
 
@@ -157,6 +274,7 @@ std::string prometheus_text() {
   out += "# HELP esp_origin_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
          "# TYPE esp_origin_breaker_state gauge\n";
   for (auto &b : breakers) out += "esp_origin_breaker_state{" + b.first + "} " + std::to_string(b.second) + "\n";
+  rate_limit_prometheus(states, out);
   return out;
 }
 

@@ -32,6 +32,7 @@ const char *status_text(int code) noexcept {
     case ESP_ESHUTDOWN: return "library shut down";
     case ESP_EINTERNAL: return "internal error in libesp";
     case ESP_EAGAIN: return "nothing arrived within the wait";
+    case ESP_ERATELIMITED: return "rate limit: no budget before the request's timeout";
     default: return "unknown status";
   }
 }

@@ -98,6 +98,7 @@ int outcome_of(int status, int http_status, TimeoutKind kind) {
     case ESP_ECIRCUIT: return kCircuitOpen;
     case ESP_ETOOLARGE: return kTooLarge;
     case ESP_ESHUTDOWN: return kShutdown;
+    case ESP_ERATELIMITED: return kRateLimited;
     default: return kOtherError;
   }
 }
@@ -200,6 +201,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   retry_body.clear();
   errbuf[0] = '\0';
   resp->reset();
+  if (client->limiter) usage.reset();
 
   if (!set_up_for_client) {
     // What depends on the client's config only: kept on the pooled handle
@@ -304,6 +306,7 @@ void Transfer::headers_complete() {
   if (origin && spec.multiplexable && version != CURL_HTTP_VERSION_2_0) origin->http1_only = true;
   resp->index_headers();
   resp->attempts = attempts;
+  if (client->limiter) client->limiter->learn(*resp, now);  // limits, pauses, 429s
   will_retry = retry_delay_us(ESP_OK, now) >= 0;
   if (!will_retry) sink->head(*this);
 }
@@ -317,6 +320,7 @@ size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
     return 0;
   }
   t.last_byte_us = now_us();
+  if (t.client->limiter) t.usage.feed(p, len);
   if (t.will_retry) {
     t.retry_body.append(p, len);
     t.body_bytes += static_cast<int64_t>(len);
@@ -394,10 +398,9 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     status = ESP_ECONNECT;
   timeout_kind = TimeoutKind::kNone;
   if (status == ESP_ETIMEDOUT) {
-    curl_off_t connect_time = 0;
-    curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_time);
-    const bool tcp_up = connect_time > 0 || connects == 0;
-    timeout_kind = now >= deadline_us - 2000 || tcp_up ? TimeoutKind::kTotal : TimeoutKind::kConnect;
+    // Before the request went out (no pre-request call) and before the
+    // deadline: the connect (DNS, TCP, TLS) ran out of connect_timeout_ms.
+    timeout_kind = now >= deadline_us - 2000 || sends > 0 ? TimeoutKind::kTotal : TimeoutKind::kConnect;
   }
   last_error_status = status;
   if (silent_resend) {
@@ -499,10 +502,18 @@ void Transfer::complete(int status, const std::string &error) {
               {{"client", client->label}, {"origin", spec.origin_label}, {"method", spec.method},
                {"ms", std::to_string(elapsed_ms)}, {"attempts", std::to_string(attempts)}});
   if (resp) resp->attempts = attempts;
+  if (client->limiter && status == ESP_OK) settle_usage();
   std::unique_ptr<esp_response> out;
   if (status == ESP_OK) out = std::move(resp);
   if (sends > 0) ever_sent = true;
   sink->complete(*this, status, std::move(out), status != ESP_OK && ever_sent ? error + kMaySentSuffix : error);
+}
+
+void Transfer::settle_usage() {
+  const Usage u = usage.result();
+  client->usage.add(u);
+  client->limiter->usage.add(u);
+  if (u.known()) client->limiter->settle(rate, u.total);
 }
 
 void Transfer::fail_now(int status, TimeoutKind kind, const std::string &error) {

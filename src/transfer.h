@@ -134,6 +134,13 @@ class Transfer {
   bool prepared = false;          // from esp_call_prepare: run by esp_call_run
   std::atomic<bool> run_started{false};
 
+  // Rate limiting (ratelimit.h), when the client has a limiter.
+  Reservation rate;                // the limiter's admission of the next attempt
+  bool rate_reserved = false;      // `rate` is held and not yet used
+  int64_t rate_wait_until_us = 0;  // admitted, waiting for its turn (0: not waiting)
+  int64_t rate_tokens = 0;         // the estimate each attempt reserves
+  UsageScanner usage;              // of the current attempt's body
+
   // Per-attempt state filled in by libcurl callbacks.
   bool headers_done = false;
   bool will_retry = false;        // this attempt's body is withheld: retrying
@@ -161,6 +168,8 @@ class Transfer {
   static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
   bool connection_dropped(CURLcode code) const;
   void headers_complete();
+  // Reports the usage of the response, correcting the token reservation.
+  void settle_usage();
   bool status_retryable(int status) const;
 };
 

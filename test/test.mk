@@ -3,8 +3,8 @@
 TEST_SRCS := $(wildcard test/c/*.cpp)
 # test_units.cpp reaches into these; the shared library hides their symbols,
 # so the test binary built against it compiles them in.
-TEST_UNITS := src/sse.cpp src/response.cpp
-TEST_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags libcurl libcjson 2>/dev/null)
+TEST_UNITS := src/sse.cpp src/response.cpp src/ratelimit.cpp src/usage.cpp src/log.cpp src/shared_state.cpp
+TEST_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
 GTEST_LIBS := -lgtest -lpthread $(DEP_LIBS)
 
 # GoogleTest from Debian, installed when missing (a fresh CI machine).
@@ -13,12 +13,20 @@ gtest-dev:
 	  $(SUDO) apt-get update -q >/dev/null 2>&1 || true; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libgtest-dev >/dev/null; }
 
-$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so | gtest-dev
+$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so $(B)/fleet_worker | gtest-dev
 	$(CXX) $(TEST_CXXFLAGS) -o $@ $(TEST_SRCS) $(TEST_UNITS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS) -ldl
+
+# One process of a fleet (the fleet tests and `make bench SCEN=fleet` run several).
+$(B)/fleet_worker: test/fleet/worker.c include/esp.h $(B)/libesp.so
+	$(CC) -std=c99 -O2 -Wall -Wextra -pedantic -Iinclude -o $@ $< -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) -pthread
+
+# The fleet tests start a real redis-server.
+redis-tool:
+	$(call need_tool,redis-server,redis-server)
 
 # The suite runs with debug logging on and with recognisable fake keys
 # ("...SECRET"): no log line, stats document or error may contain one.
-test-c: $(B)/esp_tests
+test-c: $(B)/esp_tests redis-tool
 	@ESP_ROOT=$(CURDIR) ESP_LOG=debug $(B)/esp_tests $(GTEST_ARGS) > $(B)/test-c.log 2>&1; rc=$$?; \
 	  grep -v '^level=' $(B)/test-c.log; exit $$rc
 	@! grep -n 'SECRET' $(B)/test-c.log || { echo "a secret reached the output above"; exit 1; }

@@ -77,6 +77,33 @@ type Config struct {
 	// MaxResponseBytes caps a response body (default 64 MiB); larger ones
 	// fail with [ErrTooLarge].
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+
+	// RateLimit limits the requests and tokens per minute of the client's
+	// credential (shared by every client of the process with that key):
+	// requests wait for budget instead of collecting 429s, and fail with
+	// [ErrRateLimited] only when their timeout cannot be met. An empty
+	// RateLimit only learns the limits from the provider's headers.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// SharedState shares the rate limits and circuit breakers with every
+	// process using the same Redis (a fleet).
+	SharedState *SharedState `json:"shared_state,omitempty"`
+}
+
+// RateLimit is the "rate_limit" config key; 0 means not configured.
+type RateLimit struct {
+	RequestsPerMinute int64 `json:"requests_per_minute,omitempty"`
+	TokensPerMinute   int64 `json:"tokens_per_minute,omitempty"`
+}
+
+// SharedState is the "shared_state" config key.
+type SharedState struct {
+	// Redis is "redis://[:password@]host:port/db".
+	Redis string `json:"redis"`
+	// Namespace prefixes the keys (default "esp").
+	Namespace string `json:"namespace,omitempty"`
+	// TimeoutMS is the longest wait for Redis before deciding locally
+	// (default 50).
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
 
 // Ptr returns a pointer to v, for the pointer fields of [Config]:

@@ -33,6 +33,7 @@ const (
 	CodeShutdown    Code = C.ESP_ESHUTDOWN    // libesp shut down while the call was in flight
 	CodeInternal    Code = C.ESP_EINTERNAL    // a bug in libesp
 	CodeAgain       Code = C.ESP_EAGAIN       // nothing arrived within a wait
+	CodeRateLimited Code = C.ESP_ERATELIMITED // rate_limit: no budget before the request's timeout
 )
 
 // String returns libesp's fixed description of the code.
@@ -98,6 +99,7 @@ var (
 	ErrShutdown    = &Error{Code: CodeShutdown}
 	ErrInternal    = &Error{Code: CodeInternal}
 	ErrAgain       = &Error{Code: CodeAgain}
+	ErrRateLimited = &Error{Code: CodeRateLimited}
 )
 
 // newError builds the error of a failed call from its status and the copy

@@ -160,7 +160,7 @@ func TestConfigMarshalsOnlyWhatIsSet(t *testing.T) {
 func TestEveryStatusCodeHasASentinel(t *testing.T) {
 	sentinels := []*Error{ErrInvalid, ErrConfig, ErrHandle, ErrNoMem, ErrTimeout, ErrPoolTimeout,
 		ErrConnect, ErrTLS, ErrIO, ErrProtocol, ErrCancelled, ErrCircuit, ErrTooLarge, ErrShutdown,
-		ErrInternal, ErrAgain}
+		ErrInternal, ErrAgain, ErrRateLimited}
 	for i, s := range sentinels {
 		if want := Code(-(i + 1)); s.Code != want {
 			t.Fatalf("sentinel %d has code %d, want %d", i, s.Code, want)
@@ -179,6 +179,20 @@ func TestConnectionRefusedIsErrConnect(t *testing.T) {
 	_, err := c.Do(background, &Request{Path: "models"})
 	if !errors.Is(err, ErrConnect) {
 		t.Fatalf("want ErrConnect, got %v", err)
+	}
+}
+
+func TestRateLimitWithoutBudgetIsErrRateLimited(t *testing.T) {
+	cfg := mockConfig()
+	cfg.APIKey = fmt.Sprintf("sk-go-rl-%d", time.Now().UnixNano()) // a credential of its own
+	cfg.RateLimit = &RateLimit{RequestsPerMinute: 6}               // one per 10 s
+	c := newClient(t, cfg)
+	if _, err := c.Do(background, &Request{Path: "models"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Do(background, &Request{Path: "models", Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrRateLimited) || !strings.Contains(err.Error(), "requests_per_minute 6") {
+		t.Fatalf("want ErrRateLimited naming the limit, got %v", err)
 	}
 }
 

@@ -35,6 +35,10 @@ export interface ClientConfig {
   proxy?: string;
   isolate?: boolean;
   max_response_bytes?: number;
+  /** Requests and tokens per minute of the credential; {} only learns them from the provider's headers. */
+  rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number };
+  /** Rate limits and breakers shared by every process using this Redis. */
+  shared_state?: { redis: string; namespace?: string; timeout_ms?: number };
 }
 
 /** Request headers: a Headers, [name, value] pairs, or a plain object. */
@@ -188,7 +192,7 @@ export function version(): string;
 export const STATUS: Readonly<Record<
   'ESP_OK' | 'ESP_EINVAL' | 'ESP_ECONFIG' | 'ESP_EHANDLE' | 'ESP_ENOMEM' | 'ESP_ETIMEDOUT' |
   'ESP_EPOOLTIMEOUT' | 'ESP_ECONNECT' | 'ESP_ETLS' | 'ESP_EIO' | 'ESP_EPROTOCOL' | 'ESP_ECANCELLED' |
-  'ESP_ECIRCUIT' | 'ESP_ETOOLARGE' | 'ESP_ESHUTDOWN' | 'ESP_EINTERNAL' | 'ESP_EAGAIN', number>>;
+  'ESP_ECIRCUIT' | 'ESP_ETOOLARGE' | 'ESP_ESHUTDOWN' | 'ESP_EINTERNAL' | 'ESP_EAGAIN' | 'ESP_ERATELIMITED', number>>;
 
 /** Base class of libesp failures (no HTTP response came). */
 export class EspError extends Error {
@@ -216,6 +220,8 @@ export class CircuitOpenError extends EspError {}
 export class ResponseTooLargeError extends EspError {}
 /** ESP_EHANDLE or ESP_ESHUTDOWN: the client was closed or libesp shut down. */
 export class ClosedError extends EspError {}
+/** ESP_ERATELIMITED: rate_limit left no budget before the request's timeout; it was never sent. */
+export class RateLimitedError extends EspError {}
 /** A streamed response had a non-2xx HTTP status; the call itself succeeded. */
 export class HttpStatusError extends Error {
   /** The HTTP status. */

@@ -17,7 +17,7 @@ ESP_STATIC_ASSERT(offsetof(esp_request_opts, struct_size) == 0, opts_size_first)
 ESP_STATIC_ASSERT(offsetof(esp_callbacks, struct_size) == 0, callbacks_size_first);
 ESP_STATIC_ASSERT(offsetof(esp_stream_item, struct_size) == 0, item_size_first);
 ESP_STATIC_ASSERT(sizeof(esp_client) == 8 && sizeof(esp_call) == 8 && sizeof(esp_stream) == 8, handles_64bit);
-ESP_STATIC_ASSERT(ESP_OK == 0 && ESP_EINVAL == -1 && ESP_EINTERNAL == -15 && ESP_EAGAIN == -16, codes_fixed);
+ESP_STATIC_ASSERT(ESP_OK == 0 && ESP_EINVAL == -1 && ESP_EINTERNAL == -15 && ESP_EAGAIN == -16 && ESP_ERATELIMITED == -17, codes_fixed);
 
 /* Every declaration is usable from this language. */
 int header_test_use(void);

@@ -11,7 +11,7 @@ TEST(Api, VersionComesFromTheHeader) {
 }
 
 TEST(Api, EveryStatusHasAText) {
-  for (int code = ESP_OK; code >= ESP_EAGAIN; --code)
+  for (int code = ESP_OK; code >= ESP_ERATELIMITED; --code)
     EXPECT_STRNE(esp_strerror(code), "unknown status") << code;
   EXPECT_STREQ(esp_strerror(-999), "unknown status");
   EXPECT_NE(esp_last_error(), nullptr);

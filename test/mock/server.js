@@ -25,13 +25,15 @@ const util = require('util');
 function usage(msg) {
   process.stderr.write(`mock server: ${msg}\n` +
     'usage: node server.js [--port N] [--tls-port N] [--host ADDR] [--close-after-response]\n' +
-    '                      [--idle-close-ms N] [--verbose] [--no-stdin-watch]\n');
+    '                      [--idle-close-ms N] [--verbose] [--no-stdin-watch]\n' +
+    '                      [--rpm N] [--tpm N] [--rl-window-ms N] [--rl-headers openai|anthropic|both|none]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const o = { port: 0, tlsPort: 0, host: '127.0.0.1', verbose: false,
-              closeAfterResponse: false, idleCloseMs: 0, stdinWatch: true };
+              closeAfterResponse: false, idleCloseMs: 0, stdinWatch: true,
+              rpm: 0, tpm: 0, rlWindowMs: 60000, rlHeaders: 'both' };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i], v;
     const eq = a.indexOf('=');
@@ -53,6 +55,10 @@ function parseArgs(argv) {
       case '--idle-close-ms': o.idleCloseMs = int(); break;
       case '--verbose': case '-v': o.verbose = true; break;
       case '--no-stdin-watch': o.stdinWatch = false; break;
+      case '--rpm': o.rpm = int(); break;
+      case '--tpm': o.tpm = int(); break;
+      case '--rl-window-ms': o.rlWindowMs = int(); break;
+      case '--rl-headers': o.rlHeaders = value(); break;
       case '--help': case '-h': usage('help');
       // falls through (usage exits)
       default: usage(`unknown argument ${a}`);
@@ -93,9 +99,149 @@ const openGauge = { counted: 0, all: 0, byPort: new Map() };  // never reset
 const connsByAddr = new Map();                                 // "lport:rport" -> Conn
 let keys = new Map();     // x-mock-key -> { count, records }
 
+// ---------------------------------------------------------------------------
+// Rate-limited mode (--rpm / --tpm, or POST /_mock/rate-limit): per API key,
+// a provider-style token bucket for requests and one for tokens. A bucket
+// holds window_ms worth of its per-minute limit (60 s: a provider's minute)
+// and refills continuously. Past either: 429 with retry-after(-ms).
+
+const rl = { rpm: opts.rpm, tpm: opts.tpm, windowMs: Math.max(1, opts.rlWindowMs), headers: opts.rlHeaders,
+             keys: new Map(), sent429: 0 };
+if (!['openai', 'anthropic', 'both', 'none'].includes(rl.headers)) usage('--rl-headers: openai, anthropic, both or none');
+
+function configureRateLimit(j) {
+  const num = (v, name, min) => {
+    if (v === undefined) return null;
+    if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}`);
+    return v;
+  };
+  try {
+    const rpm = num(j.rpm, 'rpm', 0), tpm = num(j.tpm, 'tpm', 0), w = num(j.window_ms, 'window_ms', 1);
+    if (j.headers !== undefined && !['openai', 'anthropic', 'both', 'none'].includes(j.headers)) {
+      throw new Error('headers must be openai, anthropic, both or none');
+    }
+    if (rpm !== null) rl.rpm = rpm;
+    if (tpm !== null) rl.tpm = tpm;
+    if (w !== null) rl.windowMs = w;
+    if (j.headers !== undefined) rl.headers = j.headers;
+  } catch (e) {
+    return e.message;
+  }
+  rl.keys = new Map();   // a new configuration starts every key afresh
+  rl.sent429 = 0;
+  return null;
+}
+
+function rateLimitJson() {
+  const keysOut = {};
+  for (const [k, s] of rl.keys) {
+    keysOut[k] = { requests: s.requests, tokens: s.tokens, rejected: s.rejected,
+                   first_ms: s.firstMs, last_ms: s.lastMs, admitted_per_second: Array.from(s.bySecond, (n) => n || 0) };
+  }
+  return { rpm: rl.rpm, tpm: rl.tpm, window_ms: rl.windowMs, headers: rl.headers,
+           sent_429: rl.sent429, now_ms: nowMs(), keys: keysOut };
+}
+
+class Bucket {
+  constructor(perMinute) {
+    this.perMinute = perMinute;
+    this.capacity = Math.max(1, perMinute * rl.windowMs / 60000);
+    this.level = this.capacity;
+    this.at = nowMs();
+  }
+  refill(now) {
+    if (now <= this.at) return;
+    this.level = Math.min(this.capacity, this.level + (now - this.at) * this.perMinute / 60000);
+    this.at = now;
+  }
+  msUntil(cost) { return cost <= this.level ? 0 : (Math.min(cost, this.capacity) - this.level) * 60000 / this.perMinute; }
+  msUntilFull() { return (this.capacity - this.level) * 60000 / this.perMinute; }
+}
+
+// The credential a request carries, as a hash (the control API shows it).
+function apiKeyOf(h) {
+  const auth = headerOf(h, 'authorization');
+  const key = auth ? String(auth).replace(/^Bearer\s+/i, '')
+    : headerOf(h, 'x-api-key') ?? headerOf(h, 'api-key') ?? headerOf(h, 'x-goog-api-key') ?? '';
+  return crypto.createHash('sha256').update(String(key)).digest('hex').slice(0, 16);
+}
+
+// What the request will use: prompt and reply words, as the usage reports them.
+function tokensOf(ctx, body) {
+  if (!/\/(chat\/completions|messages|embeddings)$/.test(ctx.path)) return 0;
+  let j;
+  try { j = JSON.parse(body.toString('utf8')); } catch (e) { return 0; }
+  if (!j || typeof j !== 'object') return 0;
+  if (/\/embeddings$/.test(ctx.path)) {
+    const inputs = Array.isArray(j.input) ? j.input : [j.input];
+    return inputs.reduce((n, x) => n + (typeof x === 'string' ? Math.max((x.match(/\S+/g) || []).length, 1) : Array.isArray(x) ? x.length : 0), 0);
+  }
+  return countTokens(j.messages) + replyPieces(ctx, j.messages).length;
+}
+
+function rfc3339In(ms) { return new Date(Date.now() + ms).toISOString().replace(/\.\d+Z$/, 'Z'); }
+function durationText(ms) { return ms < 1000 ? `${Math.ceil(ms)}ms` : `${(ms / 1000).toFixed(3)}s`; }
+
+function rateLimitHeaders(ctx, req, tok) {
+  const put = (limit, b, openaiName, anthropicName) => {
+    if (!b) return;
+    const remaining = String(Math.max(0, Math.floor(b.level)));
+    const reset = b.msUntilFull();
+    if (rl.headers === 'openai' || rl.headers === 'both') {
+      ctx.extraHeaders[`x-ratelimit-limit-${openaiName}`] = String(limit);
+      ctx.extraHeaders[`x-ratelimit-remaining-${openaiName}`] = remaining;
+      ctx.extraHeaders[`x-ratelimit-reset-${openaiName}`] = durationText(reset);
+    }
+    if (rl.headers === 'anthropic' || rl.headers === 'both') {
+      ctx.extraHeaders[`anthropic-ratelimit-${anthropicName}-limit`] = String(limit);
+      ctx.extraHeaders[`anthropic-ratelimit-${anthropicName}-remaining`] = remaining;
+      ctx.extraHeaders[`anthropic-ratelimit-${anthropicName}-reset`] = rfc3339In(reset);
+    }
+  };
+  put(rl.rpm, req, 'requests', 'requests');
+  put(rl.tpm, tok, 'tokens', 'tokens');
+}
+
+// True when it answered 429.
+function rateLimited(ctx, body) {
+  if (!rl.rpm && !rl.tpm) return false;
+  const key = apiKeyOf(ctx.headers);
+  let s = rl.keys.get(key);
+  const now = nowMs();
+  if (!s) {
+    s = { req: rl.rpm ? new Bucket(rl.rpm) : null, tok: rl.tpm ? new Bucket(rl.tpm) : null,
+          requests: 0, tokens: 0, rejected: 0, firstMs: now, lastMs: now, bySecond: [] };
+    rl.keys.set(key, s);
+  }
+  const cost = tokensOf(ctx, body);
+  if (s.req) s.req.refill(now);
+  if (s.tok) s.tok.refill(now);
+  const waitMs = Math.max(s.req ? s.req.msUntil(1) : 0, s.tok ? s.tok.msUntil(cost) : 0);
+  if (waitMs > 0) {
+    s.rejected++;
+    rl.sent429++;
+    rateLimitHeaders(ctx, s.req, s.tok);
+    ctx.extraHeaders['retry-after-ms'] = String(Math.ceil(waitMs));
+    ctx.extraHeaders['retry-after'] = String(Math.ceil(waitMs / 1000));
+    sendError(ctx, 429, `mock: rate limit reached for ${s.req && s.req.msUntil(1) > 0 ? 'requests' : 'tokens'}`);
+    return true;
+  }
+  if (s.req) s.req.level -= 1;
+  if (s.tok) s.tok.level -= Math.min(cost, s.tok.level);
+  s.requests++;
+  s.tokens += cost;
+  s.lastMs = now;
+  const second = Math.floor((now - s.firstMs) / 1000);
+  s.bySecond[second] = (s.bySecond[second] || 0) + 1;
+  rateLimitHeaders(ctx, s.req, s.tok);
+  return false;
+}
+
 function resetCounters() {
   counters = { connections: 0, all_connections: 0, requests: 0, control_requests: 0,
-               http2_sessions: 0, proxy_connects: 0, byPort: new Map() };
+               http2_sessions: 0, proxy_connects: 0, responses_429: 0, byPort: new Map() };
+  rl.keys = new Map();
+  rl.sent429 = 0;
   keys = new Map();
   epoch++;
 }
@@ -195,6 +341,8 @@ function statsJson() {
     all_open_connections: openGauge.all,
     control_requests: counters.control_requests,
     proxy_connects: counters.proxy_connects,
+    responses_429: counters.responses_429,
+    rate_limited_429: rl.sent429,
   };
 }
 
@@ -317,6 +465,7 @@ function writeHead(ctx, status, headers, flush = true) {
   if (!ctx.h2 && (opts.closeAfterResponse || (ctx.f && ctx.f.close))) h.connection = 'close';
   if (ctx.h2) for (const k of Object.keys(h)) if (H2_FORBIDDEN.has(k.toLowerCase())) delete h[k];
   ctx.status = status;
+  if (status === 429) counters.responses_429++;
   ctx.res.writeHead(status, h);
   if (flush && typeof ctx.res.flushHeaders === 'function') ctx.res.flushHeaders();
 }
@@ -488,6 +637,7 @@ async function handleApi(ctx) {
     const session = ctx.req.stream.session;
     if (!session.destroyed && !session.closed) session.close();
   }
+  if (rateLimited(ctx, body)) return;
   if (f.retryAfter !== null) ctx.extraHeaders['retry-after'] = f.retryAfter;
   if (f.retryAfterMs !== null) ctx.extraHeaders['retry-after-ms'] = f.retryAfterMs;
   if (f.shouldRetry !== null) ctx.extraHeaders['x-should-retry'] = f.shouldRetry;
@@ -767,7 +917,8 @@ function echo(ctx, body) {
 }
 
 async function handleControl(ctx) {
-  try { await readBody(ctx.req); } catch (e) { return; }
+  let body;
+  try { body = await readBody(ctx.req); } catch (e) { return; }
   switch (ctx.path) {
     case '/_mock/stats': return sendJson(ctx, 200, statsJson());
     case '/_mock/reset':
@@ -785,6 +936,15 @@ async function handleControl(ctx) {
       return sendJson(ctx, 200, s ? s.records : []);
     }
     case '/_mock/health': return sendJson(ctx, 200, { ok: true, pid: process.pid });
+    case '/_mock/rate-limit': {
+      if (ctx.method === 'POST') {
+        let j;
+        try { j = JSON.parse(body.toString('utf8') || '{}'); } catch (e) { return sendError(ctx, 400, 'mock: rate-limit body is not JSON'); }
+        const bad = configureRateLimit(j);
+        if (bad) return sendError(ctx, 400, `mock: ${bad}`);
+      }
+      return sendJson(ctx, 200, rateLimitJson());
+    }
     default: return sendError(ctx, 404, `mock: no control route ${ctx.path}`);
   }
 }

@@ -26,6 +26,7 @@ const STATUS = Object.freeze({
   ESP_ESHUTDOWN: -14,
   ESP_EINTERNAL: -15,
   ESP_EAGAIN: -16,
+  ESP_ERATELIMITED: -17,
 });
 
 const STATUS_NAMES = new Map(Object.entries(STATUS).map(([name, code]) => [code, name]));
@@ -68,6 +69,8 @@ class CircuitOpenError extends EspError {}
 class ResponseTooLargeError extends EspError {}
 /** The client was closed, or libesp shut down (ESP_EHANDLE, ESP_ESHUTDOWN). */
 class ClosedError extends EspError {}
+/** rate_limit left no budget for the request before its timeout; never sent (ESP_ERATELIMITED). */
+class RateLimitedError extends EspError {}
 
 const CLASS_BY_STATUS = new Map([
   [STATUS.ESP_ECONFIG, ConfigError],
@@ -83,6 +86,7 @@ const CLASS_BY_STATUS = new Map([
   [STATUS.ESP_ETOOLARGE, ResponseTooLargeError],
   [STATUS.ESP_EHANDLE, ClosedError],
   [STATUS.ESP_ESHUTDOWN, ClosedError],
+  [STATUS.ESP_ERATELIMITED, RateLimitedError],
 ]);
 
 /**
@@ -127,6 +131,7 @@ module.exports = {
   CircuitOpenError,
   ResponseTooLargeError,
   ClosedError,
+  RateLimitedError,
   HttpStatusError,
   errorFromStatus,
 };

@@ -23,6 +23,7 @@ export const {
   CircuitOpenError,
   ResponseTooLargeError,
   ClosedError,
+  RateLimitedError,
   HttpStatusError,
 } = binding;
 export default binding;

@@ -11,6 +11,7 @@ import {
   ConnectionError,
   AbortError,
   ClosedError,
+  RateLimitedError,
   STATUS,
 } from '../lib/index.mjs';
 import { startMock, closedPort } from './mock.mjs';
@@ -112,6 +113,20 @@ test('a timeout rejects with a TimeoutError', async () => {
     client.request({ path: `${mock.url}/echo`, headers: { 'x-mock-delay-ms': '3000' }, timeoutMs: 200, retry: false }),
     (err) => err instanceof TimeoutError && err.code === 'ESP_ETIMEDOUT' && err.status === -5,
   );
+});
+
+test('a request without rate-limit budget rejects with a RateLimitedError naming the limit', async () => {
+  const limited = getClient(mock.config({ api_key: `sk-node-rl-${process.pid}-${Date.now()}`, rate_limit: { requests_per_minute: 6 } }));
+  try {
+    await limited.request({ path: 'models' });
+    await assert.rejects(
+      limited.request({ path: 'models', timeoutMs: 300 }),
+      (err) => err instanceof RateLimitedError && err.code === 'ESP_ERATELIMITED' && err.status === -17 &&
+        /requests_per_minute 6/.test(err.message),
+    );
+  } finally {
+    limited.close();
+  }
 });
 
 test('a refused connection rejects with a ConnectionError', async () => {

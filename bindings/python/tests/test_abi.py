@@ -48,6 +48,7 @@ def test_cdef_constants_match_the_header():
         return int(match.group(1), 0)
 
     assert value("ESP_EAGAIN") == _native.ESP_EAGAIN
+    assert value("ESP_ERATELIMITED") == esp.RateLimitedError.status_code
     assert value("ESP_REQ_NO_RETRY") == _native.ESP_REQ_NO_RETRY
     assert value("ESP_REQ_STREAM_RAW") == _native.ESP_REQ_STREAM_RAW
     assert value("ESP_ITEM_EVENT") == _native.ESP_ITEM_EVENT
@@ -71,6 +72,7 @@ def test_cdef_constants_match_the_header():
         (-13, esp.ResponseTooLargeError, Exception),
         (-14, esp.ShutdownError, Exception),
         (-15, esp.InternalError, Exception),
+        (-17, esp.RateLimitedError, Exception),
     ],
 )
 def test_every_status_has_its_exception_class(code, cls, builtin):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import socket
 import threading
 import time
@@ -78,6 +79,16 @@ def test_timeout_raises_esp_timeout_error_which_is_a_builtin_timeout(client):
         client.request("chat/completions", json=CHAT, headers={"x-mock-hang": "1"}, timeout=0.3)
     assert isinstance(info.value, TimeoutError)
     assert info.value.code == -5
+
+
+def test_no_rate_limit_budget_raises_rate_limited_error_naming_the_limit(config):
+    # A credential of its own, one request per 10 s: the second cannot meet its timeout.
+    limited = dict(config, api_key=f"sk-py-rl-{os.getpid()}-{time.monotonic_ns()}", rate_limit={"requests_per_minute": 6})
+    with esp.Client(limited) as c:
+        assert c.request("models").status == 200
+        with pytest.raises(esp.RateLimitedError, match="requests_per_minute 6") as err:
+            c.request("models", timeout=0.3)
+        assert err.value.code == -17
 
 
 def test_refused_connection_raises_connect_error_which_is_a_connection_error():

@@ -88,6 +88,39 @@ pub struct Config {
     pub max_response_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_request_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<SharedState>,
+}
+
+/// The `rate_limit` key: limits of the client's credential per minute
+/// (`None`: not configured; `RateLimit::default()` only learns them from
+/// the provider's headers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// The `shared_state` key: rate limits and breakers shared by every
+/// process using this Redis.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedState {
+    /// `redis://[:password@]host:port/db`.
+    pub redis: String,
+    /// Key prefix ("esp").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Longest wait for Redis before deciding locally, in milliseconds (50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// Builder methods, one per field: `text` ones take anything that becomes
@@ -119,6 +152,20 @@ impl Config {
     pub fn to_json(&self) -> String {
         // A struct of strings, numbers, bools and a string map always serializes.
         serde_json::to_string(self).expect("Config serializes to JSON")
+    }
+
+    /// Limit the credential's requests and tokens per minute (`rate_limit`).
+    #[must_use]
+    pub fn rate_limit(mut self, value: RateLimit) -> Self {
+        self.rate_limit = Some(value);
+        self
+    }
+
+    /// Share rate limits and breakers with a fleet through Redis (`shared_state`).
+    #[must_use]
+    pub fn shared_state(mut self, value: SharedState) -> Self {
+        self.shared_state = Some(value);
+        self
     }
 
     /// Add one default header sent with every request of the client.
@@ -201,11 +248,27 @@ impl Config {
 }
 
 /// Debug output never shows the API key.
+impl fmt::Debug for SharedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redis = if self.redis.contains('@') { "<redacted>" } else { self.redis.as_str() };
+        f.debug_struct("SharedState")
+            .field("redis", &redis)
+            .field("namespace", &self.namespace)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut shown = self.clone();
         if shown.api_key.is_some() {
             shown.api_key = Some("<redacted>".to_owned());
+        }
+        if let Some(s) = shown.shared_state.as_mut() {
+            if s.redis.contains('@') {
+                s.redis = "<redacted>".to_owned(); // a password in the URL
+            }
         }
         write!(f, "Config {}", shown.to_json())
     }
@@ -214,6 +277,22 @@ impl fmt::Debug for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_and_shared_state_serialize_and_hide_the_redis_password() {
+        let config = Config::default()
+            .rate_limit(RateLimit { requests_per_minute: Some(60), tokens_per_minute: None })
+            .shared_state(SharedState {
+                redis: "redis://:pw-SECRET@127.0.0.1:6379/0".into(),
+                namespace: Some("fleet".into()),
+                timeout_ms: None,
+            });
+        assert_eq!(
+            config.to_json(),
+            r#"{"rate_limit":{"requests_per_minute":60},"shared_state":{"redis":"redis://:pw-SECRET@127.0.0.1:6379/0","namespace":"fleet"}}"#
+        );
+        assert!(!format!("{config:?}").contains("SECRET"));
+    }
 
     #[test]
     fn only_set_fields_are_serialized() {

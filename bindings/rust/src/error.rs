@@ -44,6 +44,9 @@ pub enum Error {
     Internal(String),
     /// `ESP_EAGAIN`: nothing arrived within the wait.
     Again(String),
+    /// `ESP_ERATELIMITED`: the client's `rate_limit` left no budget for the
+    /// request before its timeout; it was never sent.
+    RateLimited(String),
     /// A status code this binding does not know (from a newer libesp).
     Unknown {
         /// The negative C status code.
@@ -81,6 +84,7 @@ impl Error {
             sys::ESP_ESHUTDOWN => Error::Shutdown(message),
             sys::ESP_EINTERNAL => Error::Internal(message),
             sys::ESP_EAGAIN => Error::Again(message),
+            sys::ESP_ERATELIMITED => Error::RateLimited(message),
             code => Error::Unknown { code, message },
         }
     }
@@ -114,6 +118,7 @@ impl Error {
             Error::Shutdown(_) => sys::ESP_ESHUTDOWN,
             Error::Internal(_) => sys::ESP_EINTERNAL,
             Error::Again(_) => sys::ESP_EAGAIN,
+            Error::RateLimited(_) => sys::ESP_ERATELIMITED,
             Error::Unknown { code, .. } => *code,
         }
     }
@@ -137,6 +142,7 @@ impl Error {
             | Error::Shutdown(m)
             | Error::Internal(m)
             | Error::Again(m)
+            | Error::RateLimited(m)
             | Error::Unknown { message: m, .. } => m,
         }
     }
@@ -179,7 +185,7 @@ mod tests {
 
     #[test]
     fn every_code_maps_to_its_variant_and_back() {
-        for code in (sys::ESP_EAGAIN..=sys::ESP_EINVAL).chain([-99]) {
+        for code in (sys::ESP_ERATELIMITED..=sys::ESP_EINVAL).chain([-99]) {
             let error = Error::from_code(code, "detail");
             assert_eq!(error.code(), code);
             assert_eq!(error.message(), "detail");

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 pub use asynchronous::{AsyncEventStream, ResponseFuture, StreamFuture};
 pub use client::Client;
-pub use config::Config;
+pub use config::{Config, RateLimit, SharedState};
 pub use error::{Error, Result};
 pub use request::{Request, Response};
 pub use stream::{Event, EventStream, SseEvent};

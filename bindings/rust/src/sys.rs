@@ -50,6 +50,8 @@ pub const ESP_ESHUTDOWN: c_int = -14;
 pub const ESP_EINTERNAL: c_int = -15;
 /// esp_stream_next: nothing arrived within its wait.
 pub const ESP_EAGAIN: c_int = -16;
+/// rate_limit: no budget before the request's timeout.
+pub const ESP_ERATELIMITED: c_int = -17;
 
 /// Do not retry this request, whatever the client's max_retries.
 pub const ESP_REQ_NO_RETRY: u32 = 0x1;

@@ -129,6 +129,14 @@ class InternalError(EspError):
     status_code = -15
 
 
+class RateLimitedError(EspError):
+    """ESP_ERATELIMITED: the client's rate_limit left no budget for the
+    request before its timeout; it was never sent. The message names the
+    limit and when it resets."""
+
+    status_code = -17
+
+
 class LibraryNotFoundError(OSError):
     """libesp could not be loaded; the message lists every place tried."""
 
@@ -151,6 +159,7 @@ _BY_CODE = {
         ResponseTooLargeError,
         ShutdownError,
         InternalError,
+        RateLimitedError,
     )
 }
 

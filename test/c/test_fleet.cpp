@@ -1,0 +1,232 @@
+// A fleet sharing one credential's limits and the breakers through a real
+// redis-server (shared_state): processes (fleet_worker) against the mock
+// server's rate-limited mode stay under the limit and use most of it; a
+// learnt limit spreads; Redis killed mid-run stops nothing; a breaker opened
+// by one process is open for the others.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "fleet_helpers.h"
+#include "helpers.h"
+#include "ratelimit.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string unique(const char *what) {
+  static std::atomic<int> n{0};
+  return std::string(what) + "-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+}
+
+std::string fleet_config(const MockServer &server, const std::string &key, const RedisServer &redis,
+                         const std::string &ns, const std::string &extra) {
+  return "{\"base_url\":\"" + server.http_base() + "/v1\",\"api_key\":\"" + key +
+         "\",\"shared_state\":{\"redis\":\"" + redis.url() + "\",\"namespace\":\"" + ns + "\"}" +
+         (extra.empty() ? "" : "," + extra) + "}";
+}
+
+struct Outcome {
+  double ok = 0, http_429 = 0, http_other = 0, elapsed_ms = 0, failures = 0;
+  std::string raw;
+};
+
+Outcome parse(const std::string &line) {
+  Outcome o;
+  o.raw = line;
+  cJSON *j = cJSON_Parse(line.c_str());
+  auto num = [&](const char *k) {
+    const cJSON *v = j ? cJSON_GetObjectItem(j, k) : nullptr;
+    return v && cJSON_IsNumber(v) ? v->valuedouble : -1;
+  };
+  o.ok = num("ok");
+  o.http_429 = num("http_429");
+  o.http_other = num("http_other");
+  o.elapsed_ms = num("elapsed_ms");
+  const cJSON *f = j ? cJSON_GetObjectItem(j, "failures") : nullptr;
+  for (const cJSON *c = f ? f->child : nullptr; c; c = c->next) o.failures += c->valuedouble;
+  cJSON_Delete(j);
+  return o;
+}
+
+// A member of the first element of a stats array, e.g. ("shared_state", "fallbacks").
+double first_of(const std::string &line, const char *array, const char *member) {
+  cJSON *j = cJSON_Parse(line.c_str());
+  const cJSON *stats = j ? cJSON_GetObjectItem(j, "stats") : nullptr;
+  const cJSON *arr = stats ? cJSON_GetObjectItem(stats, array) : nullptr;
+  const cJSON *v = arr && arr->child ? cJSON_GetObjectItem(arr->child, member) : nullptr;
+  double out = !v ? -1 : cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? 1 : 0) : v->valuedouble;
+  cJSON_Delete(j);
+  return out;
+}
+
+}  // namespace
+
+TEST(Fleet, TwoAndFourProcessesShareOneLimitWithoutServer429s) {
+  RedisServer redis;
+  // 1200 a minute: 20 a second; the server's bucket holds 2 seconds' worth.
+  MockServer server({"--rpm", "1200", "--rl-window-ms", "2000", "--rl-headers", "none"});
+  constexpr double kSeconds = 3, kPerSecond = 20;
+  for (int processes : {2, 4}) {
+    const std::string key = unique("sk-fleet") + "-SECRET";
+    const std::string cfg = fleet_config(server, key, redis, unique("ns"),
+                                         "\"max_retries\":0,\"rate_limit\":{\"requests_per_minute\":1200}");
+    server.control("/_mock/rate-limit", true);  // every key afresh, 429 count zeroed
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (int i = 0; i < processes; ++i) workers.push_back(std::make_unique<Worker>(std::vector<std::string>{cfg, "3000", "8"}));
+    double ok = 0, failures = 0;
+    for (auto &w : workers) {
+      Outcome o = parse(w->wait());
+      ASSERT_EQ(w->exit_code, 0) << o.raw;
+      ok += o.ok;
+      failures += o.failures + o.http_other;
+    }
+    // The server's view of the run: what it admitted, from the first request to the last.
+    cJSON *rl = cJSON_Parse(server.control("/_mock/rate-limit").c_str());
+    const cJSON *k = cJSON_GetObjectItem(rl, "keys")->child;
+    ASSERT_NE(k, nullptr);
+    const double admitted = cJSON_GetObjectItem(k, "requests")->valuedouble;
+    const double window_s = (cJSON_GetObjectItem(k, "last_ms")->valuedouble - cJSON_GetObjectItem(k, "first_ms")->valuedouble) / 1000;
+    const double server_429 = cJSON_GetObjectItem(rl, "sent_429")->valuedouble;
+    cJSON_Delete(rl);
+    // The most a client could have had: a second's burst plus the rate over the window.
+    const double budget = kPerSecond * (1 + window_s);
+    EXPECT_EQ(admitted, ok);
+    // Under the limit: the server refused (almost) nothing...
+    EXPECT_LE(server_429, (ok + server_429) / 100) << processes << " processes";
+    // ...and together they used at least 90 % of it.
+    EXPECT_GE(admitted, 0.9 * budget) << processes << " processes";
+    EXPECT_GE(window_s, kSeconds - 0.5);
+    EXPECT_EQ(failures, 0);
+    std::printf("[ fleet    ] %d processes: %.0f ok over %.2f s at %.0f/s = %.1f %% of the limit, %.0f server 429s\n",
+                processes, ok, window_s, kPerSecond, 100 * admitted / budget, server_429);
+  }
+}
+
+TEST(Fleet, ALearntLimitSpreadsToTheOtherProcesses) {
+  RedisServer redis;
+  MockServer limited({"--rpm", "600", "--rl-headers", "openai"});
+  MockServer open_server;
+  const std::string key = unique("sk-learn") + "-SECRET", ns = unique("ns");
+  // Process A meets the provider's headers once...
+  Worker a({fleet_config(limited, key, redis, ns, "\"rate_limit\":{}"), "100", "1"});
+  a.wait();
+  ASSERT_EQ(a.exit_code, 0);
+  // ...process B, on a server that says nothing, paces at the learnt limit.
+  Worker b({fleet_config(open_server, key, redis, ns, "\"rate_limit\":{}"), "500", "4"});
+  const std::string out = b.wait();
+  ASSERT_EQ(b.exit_code, 0) << out;
+  EXPECT_EQ(first_of(out, "credentials", "requests_per_minute"), 600) << out;
+  // 600 a minute is 10 a second: about 10 + 5 in half a second, not hundreds.
+  EXPECT_LE(parse(out).ok, 20) << out;
+  EXPECT_GE(parse(out).ok, 3) << out;
+}
+
+TEST(Fleet, RedisKilledMidRunStopsNothingAndTheFleetRejoins) {
+  RedisServer redis;
+  MockServer server({"--rpm", "1200", "--rl-window-ms", "2000", "--rl-headers", "none"});
+  const std::string cfg = fleet_config(server, unique("sk-down") + "-SECRET", redis, unique("ns"),
+                                       "\"rate_limit\":{\"requests_per_minute\":1200}");
+  auto t0 = Clock::now();
+  Worker a({cfg, "4000", "8"}), b({cfg, "4000", "8"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  redis.kill_now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  redis.start();  // same port, empty: the fleet starts its buckets afresh
+  for (Worker *w : {&a, &b}) {
+    const std::string out = w->wait();
+    ASSERT_EQ(w->exit_code, 0) << out;
+    Outcome o = parse(out);
+    EXPECT_EQ(o.failures, 0) << out;
+    EXPECT_GT(o.ok, 20) << out;
+    EXPECT_GT(first_of(out, "shared_state", "fallbacks"), 0) << out;  // decided locally meanwhile
+    EXPECT_GE(first_of(out, "shared_state", "outages"), 1) << out;
+    EXPECT_EQ(first_of(out, "shared_state", "up"), 1) << out;  // and back on Redis at the end
+  }
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  EXPECT_LT(ms, 7000);  // nothing waited on the dead Redis
+  EXPECT_NE(redis.command("KEYS *\r\n").find("esp:{"), std::string::npos);  // state written again
+}
+
+TEST(Fleet, AFrozenRedisCostsOneBoundedWaitThenLocalLimitsDecide) {
+  RedisServer redis;
+  Lease lease(fleet_config(mock(), unique("sk-frozen") + "-SECRET", redis, unique("ns"),
+                           "\"rate_limit\":{\"requests_per_minute\":6000}"));
+  ASSERT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
+  redis.freeze(true);
+  auto t0 = Clock::now();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  redis.freeze(false);
+  EXPECT_LT(ms, 1000);  // one 50 ms timeout, then local decisions (Redis retried after a second)
+  const std::string stats = process_stats();
+  cJSON *j = cJSON_Parse(stats.c_str());
+  double fallbacks = 0, outages = 0;
+  for (const cJSON *s = cJSON_GetObjectItem(j, "shared_state")->child; s; s = s->next)
+    if (std::string(cJSON_GetObjectItem(s, "redis")->valuestring) == redis.url()) {
+      fallbacks = cJSON_GetObjectItem(s, "fallbacks")->valuedouble;
+      outages = cJSON_GetObjectItem(s, "outages")->valuedouble;
+    }
+  cJSON_Delete(j);
+  EXPECT_GE(fallbacks, 9);
+  EXPECT_EQ(outages, 1);  // one transition, logged once
+}
+
+TEST(Fleet, ABreakerOpenedByOneProcessIsOpenForAnother) {
+  RedisServer redis;
+  const std::string ns = unique("ns");
+  const std::string cfg = fleet_config(mock(), unique("sk-brk") + "-SECRET", redis, ns,
+                                       "\"max_retries\":0,\"breaker_failures\":2,\"breaker_cooldown_ms\":5000");
+  Worker failing({cfg, "300", "1", "chat/completions", "x-mock-status:500"});
+  failing.wait();
+  ASSERT_EQ(failing.exit_code, 0);
+  Lease here(cfg);  // this process never saw a failure
+  const long before = mock().stat("requests");
+  Result r = post(here.handle, "chat/completions", kChat);
+  EXPECT_EQ(r.rc, ESP_ECIRCUIT);
+  EXPECT_NE(r.error.find("opened by a process of the fleet"), std::string::npos) << r.error;
+  EXPECT_EQ(mock().stat("requests"), before);  // failed fast, never sent
+  // The key names the origin by a hash, in the namespace's hash tag.
+  const std::string keys = redis.command("KEYS *\r\n");
+  EXPECT_NE(keys.find("esp:{" + ns + ":origin-"), std::string::npos) << keys;
+  EXPECT_EQ(keys.find("127.0.0.1"), std::string::npos) << keys;
+}
+
+TEST(Fleet, KeysHoldNoSecretAndUseOneHashTagPerCredential) {
+  RedisServer redis;
+  const std::string key = unique("sk-keys") + "-SECRET", ns = unique("ns");
+  Lease lease(fleet_config(mock(), key, redis, ns, "\"rate_limit\":{\"requests_per_minute\":600,\"tokens_per_minute\":60000}"));
+  ASSERT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
+  const std::string keys = redis.command("KEYS *\r\n");
+  EXPECT_EQ(keys.find("SECRET"), std::string::npos) << keys;
+  EXPECT_EQ(keys.find("sk-keys"), std::string::npos) << keys;
+  const std::string tag = "esp:{" + ns + ":" + esp::credential_id(key, "") + "}:";
+  EXPECT_NE(keys.find(tag + "requests"), std::string::npos) << keys;
+  for (size_t at = keys.find("esp:"); at != std::string::npos; at = keys.find("esp:", at + 1))
+    EXPECT_EQ(keys.compare(at, tag.size(), tag), 0) << keys;  // one hash tag: one Cluster slot
+}
+
+TEST(Fleet, ConfigIsValidatedAndRedisDownAtStartFailsOpen) {
+  for (const char *bad : {"\"shared_state\":{}", "\"shared_state\":{\"redis\":\"http://x\"}",
+                          "\"shared_state\":{\"redis\":\"redis://h:99999/0\"}",
+                          "\"shared_state\":{\"redis\":\"redis://h:1/0\",\"namespace\":\"a b\"}",
+                          "\"shared_state\":{\"redis\":\"redis://h:1/0\",\"other\":1}"}) {
+    Lease l(mock().config(bad));
+    EXPECT_EQ(l.rc, ESP_ECONFIG) << bad;
+    EXPECT_NE(std::string(esp_last_error()).find("shared_state"), std::string::npos) << esp_last_error();
+  }
+  // Nothing listens there: requests go on under the local limits.
+  const int dead_port = free_loopback_port();
+  Lease lease(mock().config("\"rate_limit\":{\"requests_per_minute\":6000},\"shared_state\":{\"redis\":\"redis://:pw-SECRET@127.0.0.1:" +
+                            std::to_string(dead_port) + "/0\",\"namespace\":\"" + unique("ns") + "\"}"));
+  ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
+  auto t0 = Clock::now();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(post(lease.handle, "chat/completions", kChat).status, 200);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  EXPECT_LT(ms, 2000);
+  const std::string stats = process_stats();
+  EXPECT_EQ(stats.find("pw-SECRET"), std::string::npos);
+  EXPECT_NE(stats.find("\"redis\":\"redis://127.0.0.1:" + std::to_string(dead_port) + "/0\""), std::string::npos) << stats;
+}
