@@ -143,7 +143,7 @@ func (s *Stream) Close() error {
 // [Client.Transport] body.
 type streamCall struct {
 	ctx        context.Context
-	stopCancel func() bool   // unregisters the ctx cancellation
+	stopCancel func() bool   // unregisters the ctx cancellation; under mu
 	stream     C.esp_stream  // valid until close
 	user       cgo.Handle    // ready's way back here, deleted by close
 	wake       chan struct{} // capacity 1: libesp's ready callback ran
@@ -175,7 +175,10 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 		s.user.Delete() // refused: ready never runs
 		return nil, newError(rc, msg)
 	}
-	s.stopCancel = context.AfterFunc(ctx, s.close)
+	stopCancel := context.AfterFunc(ctx, s.close)
+	s.mu.Lock()
+	s.stopCancel = stopCancel // read by close, which ctx may already be running
+	s.mu.Unlock()
 	for {
 		var head *C.esp_response
 		var sent C.int
@@ -282,9 +285,10 @@ func (s *streamCall) close() {
 		return
 	}
 	s.closed = true
+	stopCancel := s.stopCancel
 	s.mu.Unlock()
-	if s.stopCancel != nil {
-		s.stopCancel()
+	if stopCancel != nil {
+		stopCancel()
 	}
 	s.calling.Lock()
 	C.esp_stream_close(s.stream)

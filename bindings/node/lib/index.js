@@ -277,6 +277,7 @@ class EventStream {
   #done = false;
   #signal;
   #started;
+  #head = null; // {status, headers (flat), attempts, httpVersion}
 
   /** @internal use Client.stream() */
   constructor(clientHandle, req) {
@@ -302,13 +303,13 @@ class EventStream {
     forgottenStreams.register(this, this.#native, this);
     signal?.addEventListener('abort', () => this.#native.close(), { once: true });
     const head = await this.#native.head();
-    if (head === CLOSED) throw abortError(signal);
+    if (head === CLOSED) {
+      throw signal?.aborted ? abortError(signal) : new AbortError('the stream was cancelled', STATUS.ESP_ECANCELLED);
+    }
     if (head instanceof Error) throw head;
     this.#head = head;
     return { status: head.status, headers: headersFromFlat(head.headers), httpVersion: head.httpVersion };
   }
-
-  #head = null;
 
   /** @returns {AsyncIterator<SseEvent | Buffer>} */
   [Symbol.asyncIterator]() {

@@ -153,3 +153,10 @@ test('cancel() ends iteration quietly, also for a waiting consumer', async () =>
   await sleep(100); // the cancelled completion arrives meanwhile
   assert.deepEqual(await stream.next(), { value: undefined, done: true });
 });
+
+test('cancel() before the head arrives rejects the response and ends iteration quietly', async () => {
+  const stream = client.stream(chat(3, { 'x-mock-delay-ms': '300' }));
+  stream.cancel();
+  await assert.rejects(stream.response, AbortError);
+  for await (const ev of stream) assert.fail(`got ${ev}`);
+});
