@@ -258,7 +258,12 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   std::unique_ptr<Routed> routed = route_request(client, req);  // may make client a deployment's
   if (routed) {
     release_spec_headers(spec);
-    spec = build_request(*client, req);
+    try {
+      spec = build_request(*client, req);
+    } catch (...) {
+      route_refused(*routed);
+      throw;
+    }
   }
   Origin *origin = engine->origin(spec.origin_key, spec.origin_label);
   auto t = std::make_shared<Transfer>(std::move(client), std::move(spec), std::move(sink));
@@ -276,7 +281,7 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
 
 void unaccept(Transfer &t) {
   t.finished = true;
-  if (t.routed) route_refused(t);
+  if (t.routed) route_refused(*t.routed);
   t.client->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
   t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }

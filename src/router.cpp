@@ -186,8 +186,7 @@ bool fail_over(Transfer &t, int attempt_status, const std::string &reason, int64
   return true;
 }
 
-void route_refused(Transfer &t) {
-  Routed &r = *t.routed;
+void route_refused(Routed &r) {
   r.router->ended(r.index, false, -1, now_us());
   r.parent->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }

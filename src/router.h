@@ -87,8 +87,8 @@ bool fail_over(Transfer &t, int attempt_status, const std::string &reason, int64
 // The transfer completed (outcome: metrics.h): its deployment's and its
 // client's accounting.
 void route_completed(Transfer &t, int status, int outcome, int64_t elapsed_us);
-// The engine refused the transfer before it started.
-void route_refused(Transfer &t);
+// The request never started (refused by the engine, or its spec failed).
+void route_refused(Routed &r);
 
 
 }  // namespace esp

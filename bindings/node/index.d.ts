@@ -39,6 +39,19 @@ export interface ClientConfig {
   rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number };
   /** Rate limits and breakers shared by every process using this Redis. */
   shared_state?: { redis: string; namespace?: string; timeout_ms?: number };
+  /** Endpoints of one API, each with its own key: requests are spread over them and fail over. */
+  deployments?: Array<{
+    base_url: string;
+    api_key?: string;
+    api_key_env?: string;
+    weight?: number;
+    rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number };
+    name?: string;
+  }>;
+  /** How a deployment is picked (default "least_busy"). */
+  routing?: 'least_busy' | 'weighted' | 'ordered';
+  /** How long a failing deployment is skipped, in ms (default 5000). */
+  deployment_cooldown_ms?: number;
 }
 
 /** Request headers: a Headers, [name, value] pairs, or a plain object. */
