@@ -329,7 +329,8 @@ TEST(Deployments, AnOpenBreakerSendsRequestsToTheNextWithoutAnAttempt) {
   MockServer other;
   Lease lease(config({deployment(other.http_base() + "/_faults/status=500/v1", "sk-A-SECRET"),
                       deployment(healthy(), "sk-B-SECRET")},
-                     "\"routing\":\"ordered\",\"breaker_failures\":1,\"deployment_cooldown_ms\":0"));
+                     "\"routing\":\"ordered\",\"breaker_failures\":1,\"breaker_cooldown_ms\":300,"
+                     "\"deployment_cooldown_ms\":0"));
   ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
   EXPECT_EQ(post(lease.handle, "chat/completions", kChat).attempts, 2);  // opens A's breaker
   const std::string key = unique_key("depbreaker");
@@ -338,6 +339,10 @@ TEST(Deployments, AnOpenBreakerSendsRequestsToTheNextWithoutAnAttempt) {
   EXPECT_EQ(r.attempts, 1);  // A refused by its breaker before a send
   EXPECT_TRUE(authorizations(other, key).empty());
   EXPECT_EQ(deployment_stat(lease.handle, 0, "failovers"), 2);
+  // Close the breaker again (a probe that succeeds): other tests look for open ones.
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  Lease plain("{\"base_url\":\"" + other.http_base() + "/v1\",\"breaker_failures\":1,\"breaker_cooldown_ms\":300}");
+  EXPECT_EQ(get(plain.handle, "models").status, 200);
 }
 
 TEST(Deployments, AbsoluteUrlsAreNotRouted) {
