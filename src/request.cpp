@@ -250,10 +250,14 @@ void refuse_on_io_thread(const char *function) {
 }
 
 std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &req, std::unique_ptr<Sink> sink) {
+  const uint64_t epoch = shutdown_epoch();
   refuse_during_shutdown();
   std::shared_ptr<Client> client = registry().resolve(lease);
   RequestSpec spec = build_request(*client, req);
   std::shared_ptr<Engine> engine = client->engine();
+  // An esp_shutdown that began meanwhile may have missed this engine (a
+  // fresh one, taken after it stopped the others): the request is over.
+  if (shutdown_epoch() != epoch) fail(ESP_ESHUTDOWN, "esp_shutdown ran while the request was being set up");
   Origin *origin = engine->origin(spec.origin_key, spec.origin_label);
   auto t = std::make_shared<Transfer>(std::move(client), std::move(spec), std::move(sink));
   t->engine = engine.get();

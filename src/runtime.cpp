@@ -26,6 +26,7 @@ struct Runtime {
   std::vector<Engine *> retired;  // last reference dropped on an I/O thread
   uint64_t fork_gen = 1;
   std::atomic<int> shutting_down{0};  // esp_shutdown calls running now (changed under mu)
+  std::atomic<uint64_t> shutdown_epoch{0};  // esp_shutdown calls begun
 };
 
 Runtime &rt() {
@@ -113,6 +114,8 @@ void refuse_during_shutdown() {
   if (rt().shutting_down.load()) fail(ESP_ESHUTDOWN, "esp_shutdown is running: no new requests until it returns");
 }
 
+uint64_t shutdown_epoch() { return rt().shutdown_epoch.load(); }
+
 std::shared_ptr<Engine> make_engine() {
   ensure_initialized();
   refuse_during_shutdown();
@@ -165,6 +168,7 @@ int shutdown_all(int64_t timeout_ms) {
   {
     std::lock_guard<std::mutex> lock(rt().mu);
     ++rt().shutting_down;
+    ++rt().shutdown_epoch;
     shared = std::move(rt().shared);
   }
   struct Reopen {

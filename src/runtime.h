@@ -27,5 +27,7 @@ void collect_retired_engines();
 int shutdown_all(int64_t timeout_ms);
 // Throws Error(ESP_ESHUTDOWN) while esp_shutdown runs.
 void refuse_during_shutdown();
+// Counts the esp_shutdown calls begun so far.
+uint64_t shutdown_epoch();
 
 }  // namespace esp
