@@ -1,3 +1,5 @@
+// Asynchronous calls: the user's esp_callbacks as a transfer's sink and the
+// esp_call handle table, so that cancel and pause find a live call or fail cleanly.
 #include "calls.h"
 
 #include <strings.h>

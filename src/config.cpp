@@ -1,3 +1,5 @@
+// Client configs: JSON parsed with cJSON into a validated ClientConfig, the
+// provider presets, and the canonical form that keys the registry (see config.h).
 #include "config.h"
 
 #include <cjson/cJSON.h>

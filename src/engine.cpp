@@ -1,3 +1,6 @@
+// The driver of one curl multi: commands from callers, the poll/perform loop,
+// slot admission per origin, timers, the idle-easy pool and socket accounting.
+// Policy decisions (retry, breaker) are free functions it calls (see engine.h).
 #include "engine.h"
 
 #include <arpa/inet.h>

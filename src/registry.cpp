@@ -1,3 +1,5 @@
+// The config-keyed client registry: leases, lingering after the last release,
+// and the sweep that frees idle clients (see registry.h).
 #include "registry.h"
 
 #include <curl/curl.h>

@@ -1,3 +1,5 @@
+// From esp_request_opts to an accepted transfer: validation, URL and header
+// building, credentials only to trusted origins; and the blocking request.
 #include "request.h"
 
 #include <strings.h>

@@ -1,3 +1,5 @@
+// Process-wide lifecycle: libcurl's global init, the shared engine and engine
+// retirement, fork handlers and esp_shutdown (see runtime.h).
 #include "runtime.h"
 
 #include <curl/curl.h>

@@ -1,3 +1,5 @@
+// Renders the registry, clients, origins and engines as esp_stats JSON and
+// Prometheus text: read-only views, never a secret.
 #include "stats.h"
 
 #include "calls.h"

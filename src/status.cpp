@@ -1,3 +1,5 @@
+// Status code texts (esp_strerror) and the per-thread last error behind
+// esp_last_error / esp_last_error_sent.
 #include "status.h"
 
 #include "esp.h"

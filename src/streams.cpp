@@ -1,3 +1,5 @@
+// The blocking pull reader (esp_stream_open/next/close): a sink that buffers
+// items for a reader thread and pauses the transfer while it is behind.
 #include "streams.h"
 
 #include <strings.h>
