@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <strings.h>
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -392,6 +393,12 @@ ClientConfig parse_config(const char *json) {
   c.transport_key = (c.verify_tls ? "v1|" : "v0|") + c.ca_file + "|" + c.client_cert + "|" +
                     c.client_key + "|" + c.proxy + "|" + (c.http2 ? "h2" : "h1");
   return c;
+}
+
+bool has_header(const HeaderList &list, const char *name) {
+  for (const auto &h : list)
+    if (strcasecmp(h.first.c_str(), name) == 0) return true;
+  return false;
 }
 
 bool ClientConfig::trusts(const std::string &origin) const {

@@ -7,6 +7,10 @@
 
 namespace esp {
 
+// Which limit ended an attempt that timed out (the detail of ESP_ETIMEDOUT,
+// and ESP_EPOOLTIMEOUT's kPool).
+enum class TimeoutKind { kNone, kTotal, kConnect, kFirstByte, kIdle, kRead, kWrite, kPool };
+
 class Error : public std::exception {
  public:
   Error(int code, std::string message, bool sent = false)
