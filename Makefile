@@ -23,7 +23,7 @@ B := build
 CXXFLAGS ?= -O2 -g
 ESP_CXXFLAGS := -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
   -Iinclude $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs $(C_DEPS) 2>/dev/null || echo $(foreach d,$(C_DEPS),-l$(patsubst lib%,%,$(d)))) -pthread
+DEP_LIBS := $(shell pkg-config --libs $(C_DEPS) 2>/dev/null || echo $(addprefix -l,$(patsubst lib%,%,$(C_DEPS)))) -pthread
 
 SRCS := $(wildcard src/*.cpp)
 OBJS := $(SRCS:src/%.cpp=$(B)/obj/%.o)

@@ -54,10 +54,9 @@ void check_size(uint32_t size, size_t first_release, size_t ours, const char *wh
 }
 
 // Where each struct's 0.1.0 fields end: the smallest struct_size accepted.
-#define ESP_FIELDS_END(type, last) (offsetof(type, last) + sizeof(((type *)nullptr)->last))
-constexpr size_t kOptsFirst = ESP_FIELDS_END(esp_request_opts, flags);
-constexpr size_t kCallbacksFirst = ESP_FIELDS_END(esp_callbacks, on_complete);
-constexpr size_t kItemFirst = ESP_FIELDS_END(esp_stream_item, chunk_len);
+constexpr size_t kOptsFirst = offsetof(esp_request_opts, flags) + sizeof(esp_request_opts::flags);
+constexpr size_t kCallbacksFirst = offsetof(esp_callbacks, on_complete) + sizeof(esp_callbacks::on_complete);
+constexpr size_t kItemFirst = offsetof(esp_stream_item, chunk_len) + sizeof(esp_stream_item::chunk_len);
 
 void need(const void *p, const char *name) {
   if (!p) fail(ESP_EINVAL, std::string(name) + " must not be NULL");

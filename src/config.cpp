@@ -131,7 +131,7 @@ void parse_redis_url(const std::string &url, SharedStateConfig &s) {
     if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) bad();
     s.port = std::stoi(port);
     if (s.port < 1 || s.port > 65535) bad();
-    hostport = hostport.substr(0, colon);
+    hostport.resize(colon);
   }
   if (hostport.size() > 2 && hostport.front() == '[' && hostport.back() == ']') hostport = hostport.substr(1, hostport.size() - 2);
   if (hostport.empty()) bad();

@@ -122,6 +122,19 @@ int64_t element_int(const redisReply *r, size_t i) {
 
 std::string hash_of(const std::string &s) { return credential_id(s, ""); }
 
+// One command, binary-safe; null when the connection failed or timed out.
+redisReply *send_argv(redisContext *c, const std::vector<std::string> &argv) {
+  std::vector<const char *> parts;
+  std::vector<size_t> lengths;
+  parts.reserve(argv.size());
+  lengths.reserve(argv.size());
+  for (const std::string &a : argv) {
+    parts.push_back(a.c_str());
+    lengths.push_back(a.size());
+  }
+  return static_cast<redisReply *>(redisCommandArgv(c, static_cast<int>(parts.size()), parts.data(), lengths.data()));
+}
+
 }  // namespace
 
 SharedState::SharedState(const SharedStateConfig &cfg)
@@ -170,20 +183,23 @@ bool SharedState::connected_locked() {
   owner_pid_ = getpid();
   fcntl(ctx_->fd, F_SETFD, FD_CLOEXEC);
   redisSetTimeout(ctx_, tv);
-  auto simple = [&](std::vector<std::string> argv) {
-    std::vector<const char *> p;
-    std::vector<size_t> n;
-    for (auto &a : argv) p.push_back(a.c_str()), n.push_back(a.size());
-    ReplyPtr r(static_cast<redisReply *>(redisCommandArgv(ctx_, static_cast<int>(p.size()), p.data(), n.data())));
+  auto simple = [&](const std::vector<std::string> &argv) {
+    ReplyPtr r(send_argv(ctx_, argv));
     return r && r->type != REDIS_REPLY_ERROR ? std::move(r) : nullptr;
   };
-  if (!password_.empty() && !simple({"AUTH", password_})) return mark_down_locked("AUTH refused"), false;
-  if (db_ != 0 && !simple({"SELECT", std::to_string(db_)})) return mark_down_locked("SELECT refused"), false;
+  const char *refused = nullptr;
+  if (!password_.empty() && !simple({"AUTH", password_})) refused = "AUTH refused";
+  if (!refused && db_ != 0 && !simple({"SELECT", std::to_string(db_)})) refused = "SELECT refused";
   shas_.clear();
   for (const char *body : kScripts) {
+    if (refused) break;
     ReplyPtr r = simple({"SCRIPT", "LOAD", std::string(kNowLua) + body});
-    if (!r || r->type != REDIS_REPLY_STRING) return mark_down_locked("SCRIPT LOAD refused"), false;
-    shas_.emplace_back(r->str, r->len);
+    if (!r || r->type != REDIS_REPLY_STRING) refused = "SCRIPT LOAD refused";
+    else shas_.emplace_back(r->str, r->len);
+  }
+  if (refused) {
+    mark_down_locked(refused);
+    return false;
   }
   if (!up.exchange(true) && logged_down_)
     log_event(ESP_LOG_WARN, "shared_state_up", {{"redis", label}, {"namespace", ns}});
@@ -197,10 +213,7 @@ redisReply *SharedState::command_locked(const std::vector<std::string> &argv) {
     return nullptr;
   }
   calls.fetch_add(1, std::memory_order_relaxed);
-  std::vector<const char *> p;
-  std::vector<size_t> n;
-  for (auto &a : argv) p.push_back(a.c_str()), n.push_back(a.size());
-  auto *r = static_cast<redisReply *>(redisCommandArgv(ctx_, static_cast<int>(p.size()), p.data(), n.data()));
+  redisReply *r = send_argv(ctx_, argv);
   if (!r) {
     mark_down_locked(ctx_->err == REDIS_ERR_IO ? "timeout or connection lost" : "connection lost");
     fallbacks.fetch_add(1, std::memory_order_relaxed);

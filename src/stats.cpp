@@ -127,6 +127,7 @@ void rate_limit_prometheus(const std::vector<std::shared_ptr<ClientState>> &stat
   }
   const int64_t now = now_us();
   std::vector<Limiter::Snapshot> snaps;
+  snaps.reserve(limiters.size());
   for (auto &l : limiters) snaps.push_back(l->snapshot(now));
   for (const Metric &m : metrics) {
     family(m.name, m.type, m.help);

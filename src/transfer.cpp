@@ -358,10 +358,9 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     status = ESP_ECONNECT;
   timeout_kind = TimeoutKind::kNone;
   if (status == ESP_ETIMEDOUT) {
-    curl_off_t connect_time = 0;
-    curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_time);
-    const bool tcp_up = connect_time > 0 || connects == 0;
-    timeout_kind = now >= deadline_us - 2000 || tcp_up ? TimeoutKind::kTotal : TimeoutKind::kConnect;
+    // Before the request went out (no pre-request call) and before the
+    // deadline: the connect (DNS, TCP, TLS) ran out of connect_timeout_ms.
+    timeout_kind = now >= deadline_us - 2000 || sends > 0 ? TimeoutKind::kTotal : TimeoutKind::kConnect;
   }
   last_error_status = status;
   if (silent_resend) {

@@ -37,7 +37,7 @@ class UsageScanner {
   Usage result() const;
 
  private:
-  static constexpr size_t kKeep = 16 * 1024;
+  static constexpr size_t kKeep = size_t{16} * 1024;
   std::string head_;
   std::string tail_;
 };

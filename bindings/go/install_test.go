@@ -145,7 +145,8 @@ func TestTransportRefusesURLsThatAreNotHTTP(t *testing.T) {
 	hc := newHTTPClient(t)
 	key := fmt.Sprintf("scheme-%d", time.Now().UnixNano())
 	for _, raw := range []string{"invalid://example.org/x", "htps://api.anthropic.com/v1/messages", "localhost:8080/v1/chat", "ftp://127.0.0.1/x"} {
-		req, err := http.NewRequest("POST", raw, strings.NewReader("{}"))
+		body := &closeTracker{Reader: strings.NewReader("{}")}
+		req, err := http.NewRequest("POST", raw, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +156,9 @@ func TestTransportRefusesURLsThatAreNotHTTP(t *testing.T) {
 		var urlErr *url.Error
 		if !errors.As(err, &urlErr) || !strings.Contains(err.Error(), "unsupported protocol scheme") {
 			t.Fatalf("%s: want a *url.Error naming the scheme, got %v", raw, err)
+		}
+		if !body.closed.Load() {
+			t.Fatalf("%s: the request body was not closed", raw)
 		}
 	}
 	// A relative URL, or one without a host, would otherwise go to the

@@ -48,18 +48,20 @@ type roundTripper struct {
 // the Host from req.Host (a "Host" header is ignored) and leaves the
 // hop-by-hop headers to the connection, which here is libesp's.
 func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkRequestURL(req); err != nil {
+		if req.Body != nil {
+			req.Body.Close() // RoundTrip owns req.Body and must close it, also on failure
+		}
+		return nil, err
+	}
 	var body []byte
 	if req.Body != nil {
-		// RoundTrip owns req.Body and must close it, also on failure.
 		var err error
 		body, err = io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {
 			return nil, err
 		}
-	}
-	if err := checkRequestURL(req); err != nil {
-		return nil, err
 	}
 	method := req.Method
 	if method == "" {

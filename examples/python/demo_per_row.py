@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 PER_ROW = Path(__file__).resolve().parent / "per_row.py"
-ROWS = 150
+ROWS = 100
 RUNS = [
     ("httpx (no libesp)", [], {}),
     ("esp.install()", ["-m", "esp.run"], {}),

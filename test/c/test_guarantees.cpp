@@ -168,18 +168,21 @@ TEST(Guarantee, ADeadPooledConnectionCostsAReplaySafeRequestOneCountedSendEvenWi
 }
 
 TEST(Guarantee, ConnMaxIdleIsExactToTheMillisecond) {
-  Lease lease(mock().config("\"conn_max_idle_ms\":1000"));
-  auto conn = [&] {
-    Result r = get(lease.handle, "models");
-    EXPECT_EQ(r.attempts, 1) << "a retired connection is never sent on";
-    return r.header("x-mock-connection-id");
-  };
-  std::string first = conn();
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  EXPECT_EQ(conn(), first) << "idle 0.7 s < 1 s: reused";
-  std::string second = conn();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1150));
-  EXPECT_NE(conn(), second) << "idle 1.15 s > 1 s: a new connection";
+  for (bool tls : {false, true}) {
+    const char *extra = "\"conn_max_idle_ms\":1000";
+    Lease lease(tls ? mock().tls_config(extra) : mock().config(extra));
+    auto conn = [&] {
+      Result r = get(lease.handle, "models");
+      EXPECT_EQ(r.attempts, 1) << "a retired connection is never sent on";
+      return r.header("x-mock-connection-id");
+    };
+    std::string first = conn();
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    EXPECT_EQ(conn(), first) << "idle 0.7 s < 1 s: reused" << (tls ? " (HTTP/2)" : "");
+    std::string second = conn();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1150));
+    EXPECT_NE(conn(), second) << "idle 1.15 s > 1 s: a new connection" << (tls ? " (HTTP/2)" : "");
+  }
 }
 
 TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
@@ -224,6 +227,37 @@ TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
   EXPECT_EQ(r.error.rfind("write timeout", 0), 0u) << r.error;
   EXPECT_LE(took, 200 + 400) << "the stall starts once the socket buffers are full";
 
+  // Connect: a listener whose accept queue is full drops the SYN.
+  {
+    int full = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(full, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(full, reinterpret_cast<sockaddr *>(&a), &len);
+    listen(full, 0);
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+      int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      connect(f, reinterpret_cast<sockaddr *>(&a), sizeof a);
+      fillers.push_back(f);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Lease hung("{\"base_url\":\"http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+               "/v1\",\"max_retries\":0,\"breaker_failures\":0}");
+    esp_request_opts c = opts("models");
+    c.connect_timeout_ms = 150;
+    t0 = std::chrono::steady_clock::now();
+    r = request(hung.handle, c);
+    took = ms_since(t0);
+    EXPECT_EQ(r.rc, ESP_ETIMEDOUT) << r.error;
+    EXPECT_EQ(r.error.rfind("connect timeout", 0), 0u) << r.error;
+    EXPECT_LE(took, 150 + 50);
+    for (int f : fillers) close(f);
+    close(full);
+  }
+
   // ESP_NO_TIMEOUT is a value, anything below it is a mistake.
   esp_request_opts none = opts("models");
   none.timeout_ms = ESP_NO_TIMEOUT;
@@ -258,32 +292,36 @@ TEST(Guarantee, TotalTimeoutHoldsWithinMillisecondsOnHttp1AndHttp2) {
 }
 
 TEST(Guarantee, ShutdownRefusesNewCallsAndLeavesNothingInFlight) {
+  double in_flight_after = -1, sockets_after = -1;
   {
     Lease lease(mock().config("\"max_retries\":0,\"timeout_ms\":3000,\"breaker_failures\":0"));
     ASSERT_EQ(get(lease.handle, "models").status, 200);
-    std::atomic<bool> started{false}, stop{false};
-    std::atomic<int> bad{0}, calls{0};
+    std::atomic<bool> shutting{false}, returned{false};
+    std::atomic<int> bad{0}, during_calls{0};
     std::vector<std::thread> threads;
     for (int i = 0; i < 6; ++i)
       threads.emplace_back([&] {
-        while (!stop) {
+        while (!returned) {
           std::vector<esp_header> h = {{"x-mock-delay-ms", "200"}};
-          bool during = started.load();
+          const bool during = shutting && !returned;
           Result r = get(lease.handle, "models", h);
-          ++calls;
-          // Once esp_shutdown began nothing may run its course.
-          if (during && !stop && r.rc != ESP_ESHUTDOWN && r.rc != ESP_EHANDLE) ++bad;
+          if (!during) continue;
+          ++during_calls;
+          // Begun while esp_shutdown ran: refused or ended by it, never run.
+          if (r.rc != ESP_ESHUTDOWN && r.rc != ESP_EHANDLE) ++bad;
         }
       });
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    started = true;
+    shutting = true;
     EXPECT_EQ(esp_shutdown(5000), ESP_OK);
-    stop = true;
+    returned = true;
+    in_flight_after = stat({"in_flight"});
+    sockets_after = stat({"sockets_open"});
     for (auto &t : threads) t.join();
-    EXPECT_EQ(bad.load(), 0) << "of " << calls.load() << " calls";
+    EXPECT_EQ(bad.load(), 0) << "of " << during_calls.load() << " calls begun during esp_shutdown";
   }
-  EXPECT_EQ(stat({"in_flight"}), 0);
-  EXPECT_EQ(stat({"sockets_open"}), 0);
+  EXPECT_EQ(in_flight_after, 0);
+  EXPECT_EQ(sockets_after, 0);
   Lease again(mock().config());
   EXPECT_EQ(get(again.handle, "models").status, 200) << "usable after esp_shutdown";
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -215,5 +216,50 @@ func TestUnawareProgramCollapsesOntoTheSharedPool(t *testing.T) {
 		if scheme == "http" && plainConns < 2*espConns {
 			t.Fatalf("http: net/http opened %d connections, libesp %d: nothing collapsed", plainConns, espConns)
 		}
+	}
+}
+
+// TestSDKRetriesStayTheSDKsOnInstall: the installed transport does not retry,
+// so openai-go's own 2 retries are the only ones (3 sends, not 3 x 3), and
+// anthropic-sdk-go sees a 529 as its own error.
+func TestSDKRetriesStayTheSDKsOnInstall(t *testing.T) {
+	if err := esp.InstallConfig(esp.Config{CAFile: mock.CAFile}); err != nil {
+		t.Fatal(err)
+	}
+	defer esp.Uninstall()
+	root := fmt.Sprintf("https://localhost:%d", mock.HTTPSPort)
+	key := fmt.Sprintf("retries-%d", os.Getpid())
+	oa := openai.NewClient(option.WithBaseURL(root+"/v1"), option.WithAPIKey("sk-test"))
+	_, err := oa.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model:    openai.ChatModelGPT4oMini,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("again")},
+	}, option.WithHeader("X-Mock-Key", key), option.WithHeader("X-Mock-Status", "503"),
+		option.WithHeader("X-Mock-Retry-After-Ms", "10"))
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 503 {
+		t.Fatalf("want a 503 openai.Error, got %v", err)
+	}
+	resp, err := control.Get(fmt.Sprintf("http://127.0.0.1:%d/_mock/requests?key=%s", mock.HTTPPort, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var seen []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 {
+		t.Fatalf("the server saw %d sends, want 3 (the SDK's first try and its 2 retries)", len(seen))
+	}
+
+	claude := anthropic.NewClient(anthropicoption.WithBaseURL(root), anthropicoption.WithAPIKey("sk-ant-test"),
+		anthropicoption.WithMaxRetries(0))
+	_, err = claude.Messages.New(context.Background(), anthropic.MessageNewParams{
+		Model: anthropic.ModelClaudeSonnet4_5, MaxTokens: 8,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+	}, anthropicoption.WithHeader("X-Mock-Status", "529"))
+	var claudeErr *anthropic.Error
+	if !errors.As(err, &claudeErr) || claudeErr.StatusCode != 529 {
+		t.Fatalf("want a 529 anthropic.Error, got %v", err)
 	}
 }

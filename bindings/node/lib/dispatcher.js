@@ -87,6 +87,16 @@ function requestURL({ origin, path, query }) {
   return url;
 }
 
+/**
+ * A dispatch's bodyTimeout as libesp's per-request read timeout (which also
+ * bounds the wait for the headers): absent, the config's; 0, none, as in undici.
+ */
+function readTimeoutMs(bodyTimeout) {
+  if (bodyTimeout === undefined || bodyTimeout === null) return 0;
+  if (!Number.isFinite(bodyTimeout) || bodyTimeout < 0) throw new InvalidArgumentError('invalid bodyTimeout');
+  return bodyTimeout === 0 ? NO_TIMEOUT : bodyTimeout;
+}
+
 /** [name, value, ...] from any header form undici accepts; validates what undici validates. */
 function flatHeaders(headers, bodyLength) {
   const pairs = [];
@@ -228,6 +238,7 @@ class DispatchedCall {
   #paused = false;
   #backlog = []; // chunks received while paused
   #completeWhenDrained = false;
+  #completed = false; // libesp has completed the call
 
   constructor(dispatcher, handler) {
     this.#dispatcher = dispatcher;
@@ -236,16 +247,16 @@ class DispatchedCall {
 
   /** Connects the handler, gathers the body and sends; every failure goes to the handler. */
   async run(lease, totalTimeoutMs, opts) {
-    this.#handler.onConnect?.((reason) => this.#abort(reason));
-    if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
     try {
+      this.#handler.onConnect?.((reason) => this.#abort(reason));
+      if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const url = requestURL(opts);
       const body = await bodyBuffer(opts.body);
       const headers = flatHeaders(opts.headers, body?.length ?? 0);
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const method = String(opts.method ?? 'GET').toUpperCase();
       const call = native.request(lease, method, url, headers, body, totalTimeoutMs, FLAG_STREAM_RAW, WANT_HEADERS | WANT_DATA,
-        (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d));
+        (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d), [0, readTimeoutMs(opts.bodyTimeout), 0, 0]);
       if (typeof call === 'number' && call < 0) {
         throw undiciErrorFor(errorFromStatus(call, native.lastError(), native.strerror(call)), false);
       }
@@ -263,15 +274,18 @@ class DispatchedCall {
   }
 
   #onMessage(kind, a, b, c, d) {
+    // The call is over for libesp even when the handler has already had its end.
+    if (kind === MSG_COMPLETE) {
+      this.#completed = true;
+      this.#dispatcher.callEnded(this);
+    }
     if (this.#ended) return;
     try {
       if (kind === MSG_HEADERS) this.#onHead(a, b);
       else if (kind === MSG_DATA) this.#onData(a);
       else if (kind === MSG_COMPLETE) this.#onComplete(a, b, c, d);
     } catch (error) {
-      // A handler that throws gets the error and its call is stopped, as in undici.
-      if (this.#call !== null) native.cancel(this.#call);
-      this.#fail(error);
+      this.#fail(error); // a handler that throws gets the error, as in undici
     }
   }
 
@@ -292,7 +306,6 @@ class DispatchedCall {
   }
 
   #onComplete(status, detail, raw, requestSent) {
-    this.#dispatcher.callEnded(this);
     if (status < 0) {
       if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
       const cause = errorFromStatus(status, detail, native.strerror(status), { requestSent });
@@ -306,14 +319,14 @@ class DispatchedCall {
   #pause() {
     if (this.#paused) return;
     this.#paused = true;
-    if (this.#call !== null && !this.#completeWhenDrained) native.pause(this.#call, true);
+    if (this.#call !== null && !this.#completed) native.pause(this.#call, true);
   }
 
   #resume() {
     if (!this.#paused || this.#ended) return;
     this.#paused = false;
     this.#drain();
-    if (!this.#paused && !this.#completeWhenDrained && this.#call !== null) native.pause(this.#call, false);
+    if (!this.#paused && !this.#completed && this.#call !== null) native.pause(this.#call, false);
   }
 
   /** Hands held-back chunks over until the handler pauses again; completes once all are out. */
@@ -331,11 +344,13 @@ class DispatchedCall {
     }
   }
 
+  /** Ends the handler with `error`; a call libesp is still running is cancelled. */
   #fail(error) {
     if (this.#ended) return;
     this.#ended = true;
     this.#backlog.length = 0;
     if (this.#call === null) this.#dispatcher.callEnded(this);
+    else if (!this.#completed) native.cancel(this.#call);
     this.#handler.onError(error);
   }
 

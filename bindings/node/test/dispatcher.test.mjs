@@ -282,6 +282,20 @@ test("failures reach fetch as undici's errors, with libesp's error as their caus
   });
   await bounded.close();
 
+  // undici's per-request bodyTimeout is libesp's read timeout for that request.
+  const perRequest = dispatcher();
+  const { body } = await undici.request(`${mock.url}/echo`, {
+    dispatcher: perRequest,
+    headers: { 'x-mock-slowloris': '1000' },
+    bodyTimeout: 200,
+  });
+  await assert.rejects(body.text(), (err) => {
+    assert.ok(err instanceof undici.errors.BodyTimeoutError, `${err}`);
+    assert.match(err.message, /read timeout/);
+    return true;
+  });
+  await perRequest.close();
+
   const slow = dispatcher({ idle_timeout_ms: 200 });
   const res = await fetch(`${mock.url}/echo`, { headers: { 'x-mock-slowloris': '1000' }, dispatcher: slow });
   await assert.rejects(res.text(), (err) => {
@@ -395,4 +409,58 @@ test("undici's own setGlobalDispatcher(dispatcher()) also puts Node's built-in f
     undici.setGlobalDispatcher(builtin ?? new undici.Agent());
     await d.close();
   }
+});
+
+test('a handler that throws gets the error in onError, its call is cancelled, and close() still completes', async () => {
+  const d = dispatcher();
+  const boom = new Error('handler bug');
+  const got = await new Promise((resolve) => {
+    d.dispatch(
+      { origin: mock.baseURL.replace(/\/v1$/, ''), path: '/v1/chat/completions', method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-mock-events': '500', 'x-mock-chunk-delay-ms': '20' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [] }) },
+      {
+        onConnect() {},
+        onHeaders() {
+          throw boom;
+        },
+        onData() {},
+        onComplete: () => resolve(null),
+        onError: resolve,
+      },
+    );
+  });
+  assert.equal(got, boom);
+  await Promise.race([d.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung')), 5000))]);
+  assert.equal(stats().calls_live, 0);
+});
+
+test('a handler that throws while resuming gets the error and its paused call is cancelled', async () => {
+  const d = dispatcher();
+  let resume;
+  let chunks = 0;
+  const got = new Promise((resolve) => {
+    d.dispatch(
+      { origin: mock.url, path: '/echo', method: 'GET', headers: { 'x-mock-body-bytes': String(4 << 20) } },
+      {
+        onConnect() {},
+        onHeaders(status, headers, resumeFn) {
+          resume = resumeFn;
+          return true;
+        },
+        onData() {
+          if (++chunks > 1) throw new Error('second chunk');
+          return false;
+        },
+        onComplete: () => resolve(null),
+        onError: resolve,
+      },
+    );
+  });
+  for (let i = 0; i < 500 && chunks === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  resume();
+  assert.match(String(await got), /second chunk/);
+  await d.close();
+  for (let i = 0; i < 100 && stats().calls_live > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(stats().calls_live, 0);
 });

@@ -365,3 +365,16 @@ async def test_the_trace_extension_sees_the_response_head(mock, flavour):
     assert len(completes) == 2
     version, status, reason, headers = completes[0]
     assert (version, status, reason) == (b"HTTP/1.1", 200, b"OK") and (b"content-type", b"application/json") in headers
+
+
+def test_an_exhausted_rate_limit_is_a_pool_timeout_naming_the_limit(mock, flavour):
+    # The budget belongs to the credential: one per flavour.
+    credential = f"sk-rate-limit-{flavour.__name__}"
+    transport = esp.HTTPTransport(rate_limit={"requests_per_minute": 1}, timeout_ms=300, api_key=credential)
+    with flavour.Client(transport=transport) as client:
+        assert client.get(mock.url("/echo")).status_code == 200
+        before = _api_requests(mock)
+        with pytest.raises(flavour.PoolTimeout) as caught:
+            client.get(mock.url("/echo"))
+    assert isinstance(caught.value.__cause__, esp.RateLimitedError) and "esp status -17" in str(caught.value)
+    assert _api_requests(mock) == before

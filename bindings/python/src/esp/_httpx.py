@@ -106,7 +106,9 @@ def _timeout_error_name(message: str) -> str:
 
 def _httpx_error_name(exc: _errors.EspError) -> str:
     """The name of the httpx exception an SDK expects for exc."""
-    if isinstance(exc, _errors.PoolTimeoutError):
+    if isinstance(exc, (_errors.PoolTimeoutError, _errors.RateLimitedError)):
+        # Both waited for local capacity (a connection slot, the rate
+        # limit's budget) until the timeout; nothing was sent.
         return "PoolTimeout"
     if isinstance(exc, _errors.TimeoutError):
         return _timeout_error_name(exc.message)
