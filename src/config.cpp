@@ -189,6 +189,8 @@ RateLimitConfig get_rate_limit(const cJSON *item) {
   return r;
 }
 
+// A flat dispatch, one branch per key with its type and range: long, but each
+// line stands alone.
 void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
   const std::string key = item->string;
   if (key == "provider") {

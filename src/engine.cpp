@@ -532,11 +532,11 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kRateTurn, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
+    Timer what;
   };
   std::vector<Due> due;
   int64_t next = 0;
-  auto at = [&](Transfer *t, int64_t deadline, decltype(Due::kRetry) what) {
+  auto at = [&](Transfer *t, int64_t deadline, Timer what) {
     if (now >= deadline) {
       due.push_back({t, what});
       return true;
@@ -549,84 +549,85 @@ void Engine::check_timers() {
     const RequestSpec &spec = t->spec;
     const int64_t first_byte_ms = t->client->config.first_byte_timeout_ms;
     if (t->retry_at_us) {
-      at(t, t->retry_at_us, Due::kRetry);
+      at(t, t->retry_at_us, Timer::kRetry);
       continue;
     }
     if (t->rate_wait_until_us) {
-      at(t, t->rate_wait_until_us, Due::kRateTurn);
+      at(t, t->rate_wait_until_us, Timer::kRateTurn);
       continue;
     }
     if (t->queued_since_us) {
-      if (!at(t, t->pool_deadline_us, Due::kPool) && t->origin->openers > 0)
-        at(t, t->origin->last_opener_us + opener_grace_us(*t->origin), Due::kOpenerLate);
+      if (!at(t, t->pool_deadline_us, Timer::kPool) && t->origin->openers > 0)
+        at(t, t->origin->last_opener_us + opener_grace_us(*t->origin), Timer::kOpenerLate);
       continue;
     }
     if (!t->easy) continue;
     // libesp's own total deadline: libcurl's may overrun (HTTP/2 waits).
-    if (t->deadline_us != kNever && at(t, t->deadline_us, Due::kTotal)) continue;
+    if (t->deadline_us != kNever && at(t, t->deadline_us, Timer::kTotal)) continue;
     const bool paused = t->user_paused || t->reader_paused;
     if (spec.write_timeout_ms > 0 && t->sent_us && !t->upload_done_us &&
-        at(t, std::max(t->sent_us, t->upload_progress_us) + spec.write_timeout_ms * 1000, Due::kWrite))
+        at(t, std::max(t->sent_us, t->upload_progress_us) + spec.write_timeout_ms * 1000, Timer::kWrite))
       continue;
     if (spec.read_timeout_ms > 0 && !paused) {
       // From the end of the body on (or the send, without a body watcher).
       int64_t since = t->last_byte_us ? t->last_byte_us : t->upload_done_us ? t->upload_done_us : 0;
-      if (since && at(t, since + spec.read_timeout_ms * 1000, Due::kRead)) continue;
+      if (since && at(t, since + spec.read_timeout_ms * 1000, Timer::kRead)) continue;
       if (!since) next = min_deadline(next, now + spec.read_timeout_ms * 1000);
     }
     if (!t->first_byte_us && first_byte_ms > 0) {
-      at(t, t->attempt_start_us + first_byte_ms * 1000, Due::kFirstByte);
+      at(t, t->attempt_start_us + first_byte_ms * 1000, Timer::kFirstByte);
     } else if (t->first_byte_us && spec.idle_timeout_ms > 0 && !paused) {
-      at(t, t->last_byte_us + spec.idle_timeout_ms * 1000, Due::kIdle);
+      at(t, t->last_byte_us + spec.idle_timeout_ms * 1000, Timer::kIdle);
     } else if (spec.idle_timeout_ms > 0) {
       next = min_deadline(next, now + spec.idle_timeout_ms * 1000);
     }
   }
   next_timer_us_ = next;
-  for (const Due &d : due) {
-    Transfer *t = d.t;
-    if (t->finished) continue;
-    const ClientConfig &cfg = t->client->config;
-    const RequestSpec &spec = t->spec;
-    switch (d.what) {
-      case Due::kRetry:
-        t->retry_at_us = 0;
-        admit(owned_[t]);
-        break;
-      case Due::kRateTurn:
-        t->rate_wait_until_us = 0;
-        admit(owned_[t]);
-        break;
-      case Due::kOpenerLate:
-        pump(*t->origin);  // the first waiter may open a connection of its own
-        break;
-      case Due::kPool:
-        t->timeout_kind = TimeoutKind::kPool;
-        finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
-        break;
-      case Due::kTotal:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kTotal,
-                     "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms");
-        break;
-      case Due::kFirstByte:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
-                     "first-byte timeout: no response within first_byte_timeout_ms (" +
-                         std::to_string(cfg.first_byte_timeout_ms) + " ms)");
-        break;
-      case Due::kIdle:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
-                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(spec.idle_timeout_ms) +
-                         " ms) inside the response");
-        break;
-      case Due::kRead:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kRead,
-                     "read timeout: no response data for " + std::to_string(spec.read_timeout_ms) + " ms");
-        break;
-      case Due::kWrite:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kWrite,
-                     "write timeout: the request body stalled for " + std::to_string(spec.write_timeout_ms) + " ms");
-        break;
-    }
+  for (const Due &d : due)
+    if (!d.t->finished) fire_timer(d.t, d.what);
+}
+
+void Engine::fire_timer(Transfer *t, Timer what) {
+  const ClientConfig &cfg = t->client->config;
+  const RequestSpec &spec = t->spec;
+  switch (what) {
+    case Timer::kRetry:
+      t->retry_at_us = 0;
+      admit(owned_[t]);
+      break;
+    case Timer::kRateTurn:
+      t->rate_wait_until_us = 0;
+      admit(owned_[t]);
+      break;
+    case Timer::kOpenerLate:
+      pump(*t->origin);  // the first waiter may open a connection of its own
+      break;
+    case Timer::kPool:
+      t->timeout_kind = TimeoutKind::kPool;
+      finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
+      break;
+    case Timer::kTotal:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kTotal,
+                   "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms");
+      break;
+    case Timer::kFirstByte:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
+                   "first-byte timeout: no response within first_byte_timeout_ms (" +
+                       std::to_string(cfg.first_byte_timeout_ms) + " ms)");
+      break;
+    case Timer::kIdle:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
+                   "idle timeout: no data for idle_timeout_ms (" + std::to_string(spec.idle_timeout_ms) +
+                       " ms) inside the response");
+      break;
+    case Timer::kRead:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kRead,
+                   "read timeout: no response data for " + std::to_string(spec.read_timeout_ms) + " ms");
+      break;
+    case Timer::kWrite:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kWrite,
+                   "write timeout: the request body stalled for " + std::to_string(spec.write_timeout_ms) + " ms");
+      break;
   }
 }
 

@@ -101,7 +101,11 @@ class Engine final : public ConnectionWatcher {
   void detach_easy(Transfer *t, bool completed_ok);
   void finish(Transfer *t, int status, const std::string &error);
   void breaker_record(Transfer *t, bool failure);
+  // Finds the transfers whose timer is due, then fires each (fire_timer):
+  // firing may finish transfers, so it never runs inside the scan.
   void check_timers();
+  enum class Timer { kRetry, kRateTurn, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite };
+  void fire_timer(Transfer *t, Timer what);
   std::string pool_timeout_message(const Transfer &t) const;
   long poll_timeout_ms();
   // A pooled easy handle, preferably one last set up for this client.

@@ -99,6 +99,10 @@ int64_t timeout_field(int64_t value, int64_t fallback, const char *name) {
 
 }  // namespace
 
+// Longer than most functions on purpose: one pass in a fixed order (method,
+// target, headers and credentials, replay safety, timeouts), each step reading
+// what the earlier ones decided; split, the pieces would pass the half-built
+// spec and header list between them.
 RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   const ClientConfig &cfg = client.config;
   RequestSpec spec;

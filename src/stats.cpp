@@ -67,7 +67,8 @@ void origin_json(const Origin &o, std::string &out) {
 }
 
 // Rate limits (fleet17): token usage per client and per credential, and
-// each credential's limits and admissions.
+// each credential's limits and admissions: metric families one after
+// another (HELP, TYPE, samples), long but flat.
 void rate_limit_prometheus(const std::vector<std::shared_ptr<ClientState>> &states, std::string &out) {
   auto limiters = live_limiters();
   auto family = [&](const std::string &name, const char *type, const char *help) {

@@ -1,6 +1,9 @@
-// Status codes as C++ exceptions inside the library, and the per-thread
-// detail message that esp_last_error() returns at the ABI.
+// Status codes as C++ exceptions inside the library, the per-thread detail
+// message that esp_last_error() returns at the ABI, and the mapping of
+// libcurl results and finished requests onto status codes and outcomes.
 #pragma once
+
+#include <curl/curl.h>
 
 #include <exception>
 #include <string>
@@ -37,5 +40,11 @@ bool last_error_sent() noexcept;
 // Appended to the detail of a failure that came after the request may have
 // reached the server.
 extern const char *const kMaySentSuffix;
+
+// The ESP status of a libcurl result (before libesp's own refinements:
+// connection drops during the handshake, silent resends, timeouts named).
+int map_curl_code(CURLcode code);
+// The stats bucket (metrics.h Outcome) of a finished request.
+int outcome_of(int status, int http_status, TimeoutKind kind);
 
 }  // namespace esp

@@ -20,38 +20,6 @@ namespace esp {
 
 namespace {
 
-int map_curl_code(CURLcode code) {
-  switch (code) {
-    case CURLE_OK: return ESP_OK;
-    case CURLE_OPERATION_TIMEDOUT: return ESP_ETIMEDOUT;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT: return ESP_ECONNECT;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_USE_SSL_FAILED: return ESP_ETLS;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP3: return ESP_EPROTOCOL;
-    case CURLE_FILESIZE_EXCEEDED: return ESP_ETOOLARGE;
-    case CURLE_OUT_OF_MEMORY: return ESP_ENOMEM;
-    case CURLE_URL_MALFORMAT: return ESP_EINVAL;
-    default: return ESP_EIO;  // send/recv errors, resets, GOT_NOTHING, PARTIAL_FILE, HTTP2_STREAM
-  }
-}
-
 // A TLS handshake that failed because the peer reset or closed the
 // connection (not a certificate or protocol problem).
 bool connection_dropped_text(const char *err) {
@@ -59,33 +27,6 @@ bool connection_dropped_text(const char *err) {
                             "connection was closed", "Broken pipe"})
     if (std::strstr(err, cause)) return true;
   return false;
-}
-
-int outcome_of(int status, int http_status, TimeoutKind kind) {
-  switch (status) {
-    case ESP_OK:
-      return http_status >= 500 ? kHttp5xx : http_status >= 400 ? kHttp4xx : kOk;
-    case ESP_ETIMEDOUT:
-      switch (kind) {
-        case TimeoutKind::kConnect: return kTimeoutConnect;
-        case TimeoutKind::kFirstByte: return kTimeoutFirstByte;
-        case TimeoutKind::kIdle:
-        case TimeoutKind::kRead:
-        case TimeoutKind::kWrite: return kTimeoutIdle;
-        default: return kTimeoutTotal;
-      }
-    case ESP_EPOOLTIMEOUT: return kTimeoutPool;
-    case ESP_ECONNECT: return kConnectError;
-    case ESP_ETLS: return kTlsError;
-    case ESP_EIO: return kIoError;
-    case ESP_EPROTOCOL: return kProtocolError;
-    case ESP_ECANCELLED: return kCancelled;
-    case ESP_ECIRCUIT: return kCircuitOpen;
-    case ESP_ETOOLARGE: return kTooLarge;
-    case ESP_ESHUTDOWN: return kShutdown;
-    case ESP_ERATELIMITED: return kRateLimited;
-    default: return kOtherError;
-  }
 }
 
 }  // namespace
@@ -146,8 +87,38 @@ Transfer::~Transfer() {
   curl_slist_free_all(spec.headers);
 }
 
-void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
+// What depends on the client's config only: kept on the pooled handle for
+// the client's next transfers (Engine::take_easy), so set once per handle.
+void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   const ClientConfig &cfg = client->config;
+  curl_easy_setopt(e, CURLOPT_SHARE, share);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
+  // The engine retires idle connections to the millisecond (Engine::
+  // retire_idle_connections); libcurl's whole-second limit is a backstop.
+  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000 + 1));
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
+  // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
+  curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+  if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
+  else if (const char *system_ca = default_ca_file()) curl_easy_setopt(e, CURLOPT_CAINFO, system_ca);
+  if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
+  if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
+  curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
+  // libcurl's silent resend on a dead reused connection would send the
+  // request a second time within one attempt: the pre-request callback
+  // refuses it, so that every send is an attempt libesp counted.
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
+}
+
+void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
   easy = e;
   ++attempts;
   attempt_start_us = now;
@@ -163,35 +134,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   resp->reset();
   if (client->limiter) usage.reset();
 
-  if (!set_up_for_client) {
-    // What depends on the client's config only: kept on the pooled handle
-    // for the client's next transfers.
-    curl_easy_setopt(e, CURLOPT_SHARE, share);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
-    // The engine retires idle connections to the millisecond (Engine::
-    // retire_idle_connections); libcurl's whole-second limit is a backstop.
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000 + 1));
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
-    // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
-    curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
-    if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
-    else if (const char *system_ca = default_ca_file()) curl_easy_setopt(e, CURLOPT_CAINFO, system_ca);
-    if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
-    if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
-    curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
-    // libcurl's silent resend on a dead reused connection would send the
-    // request a second time within one attempt: the pre-request callback
-    // refuses it, so that every send is an attempt libesp counted.
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
-  }
+  if (!set_up_for_client) set_client_options(e, share);
   curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, this);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, spec.headers);

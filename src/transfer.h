@@ -156,6 +156,7 @@ class Transfer {
   std::string last_error;
 
  private:
+  void set_client_options(CURL *e, CURLSH *share) const;
   static size_t on_header(char *p, size_t size, size_t n, void *self);
   static size_t on_write(char *p, size_t size, size_t n, void *self);
   static int on_prereq(void *self, char *, char *, int, int local_port);
