@@ -21,9 +21,11 @@ CXX ?= g++
 CC ?= gcc
 B := build
 CXXFLAGS ?= -O2 -g
-ESP_CXXFLAGS := -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
+# Recursive (=), not simple (:=): on a fresh machine the `deps` target installs
+# pkg-config and the libraries during this very run, after the Makefile is read.
+ESP_CXXFLAGS = -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden -Wall -Wextra \
   -Iinclude $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
-DEP_LIBS := $(shell pkg-config --libs $(C_DEPS) 2>/dev/null || echo $(addprefix -l,$(patsubst lib%,%,$(C_DEPS)))) -pthread
+DEP_LIBS = $(shell pkg-config --libs $(C_DEPS) 2>/dev/null || echo $(addprefix -l,$(patsubst lib%,%,$(C_DEPS)))) -pthread
 
 SRCS := $(wildcard src/*.cpp)
 OBJS := $(SRCS:src/%.cpp=$(B)/obj/%.o)

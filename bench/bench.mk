@@ -10,8 +10,8 @@
 BENCH_B := $(B)/bench
 BENCH_PROGS := seq conc pool agents h2 registry
 BENCH_BINS := $(BENCH_PROGS:%=$(BENCH_B)/%)
-BENCH_CXXFLAGS := -std=c++17 -O2 -g -Wall -Iinclude $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
-BENCH_LIBS := -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(DEP_LIBS)
+BENCH_CXXFLAGS = -std=c++17 -O2 -g -Wall -Iinclude $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
+BENCH_LIBS = -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(DEP_LIBS)
 BENCH_VENV := $(BENCH_B)/venv
 SCEN ?=
 REPS ?= 3

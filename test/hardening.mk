@@ -253,7 +253,7 @@ test-valgrind: $(B)/valgrind/esp_tests
 # cppcheck; both on src/ only. Suppressions are inline and say why.
 
 TIDY ?= clang-tidy
-TIDY_FLAGS := -std=c++17 -Iinclude -Isrc $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
+TIDY_FLAGS = -std=c++17 -Iinclude -Isrc $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
 # cppcheck: warning, performance, portability and style, minus these style
 # ids: unreadVariable/variableScope (RAII holders such as `expired` in the
 # registry exist to be destroyed after a lock is released), constVariable/

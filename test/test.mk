@@ -4,8 +4,8 @@ TEST_SRCS := $(wildcard test/c/*.cpp)
 # test_units.cpp reaches into these; the shared library hides their symbols,
 # so the test binary built against it compiles them in.
 TEST_UNITS := src/sse.cpp src/response.cpp src/breaker.cpp src/retry.cpp src/ratelimit.cpp src/usage.cpp src/log.cpp src/shared_state.cpp
-TEST_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags $(DEP_PC) 2>/dev/null)
-GTEST_LIBS := -lgtest -lpthread $(DEP_LIBS)
+TEST_CXXFLAGS = -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
+GTEST_LIBS = -lgtest -lpthread $(DEP_LIBS)
 
 # GoogleTest from Debian, installed when missing (a fresh CI machine).
 gtest-dev:
