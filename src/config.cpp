@@ -303,6 +303,7 @@ void derive(ClientConfig &c) {
 void add_str(cJSON *o, const char *k, const std::string &v) { cJSON_AddStringToObject(o, k, v.c_str()); }
 void add_int(cJSON *o, const char *k, int64_t v) { cJSON_AddNumberToObject(o, k, static_cast<double>(v)); }
 
+// Every key in a fixed order, one line each: long, but flat.
 std::string canonical_form(const ClientConfig &c) {
   JsonPtr o(cJSON_CreateObject());
   if (!o) fail(ESP_ENOMEM, "out of memory");
