@@ -344,7 +344,7 @@ std::string canonical_form(const ClientConfig &c) {
   add_int(j, "stream_buffer_bytes", c.stream_buffer_bytes);
   add_int(j, "stream_resume_bytes", c.effective_stream_resume_bytes());
   cJSON *trusted = cJSON_AddArrayToObject(j, "credential_origins");
-  for (const auto &o : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(o.c_str()));
+  for (const auto &origin : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(origin.c_str()));
   if (c.shared_state.enabled) {
     cJSON *ss = cJSON_AddObjectToObject(j, "shared_state");
     add_str(ss, "host", c.shared_state.host);

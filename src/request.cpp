@@ -77,7 +77,10 @@ bool is_absolute(const char *path) {
   std::string lower;
   for (char ch : scheme) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (lower != "http" && lower != "https") {
-    if (scheme.size() > 32) scheme = scheme.substr(0, 32) + "...";
+    if (scheme.size() > 32) {
+      scheme.resize(32);
+      scheme += "...";
+    }
     fail(ESP_EINVAL, "unsupported URL scheme '" + scheme + "' (only http and https)");
   }
   if (std::strncmp(path + scheme.size(), "://", 3) != 0)
