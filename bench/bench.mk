@@ -1,7 +1,8 @@
 # Benchmarks (included by the top Makefile).
 #
 #   make bench                 every scenario, writes bench/RESULTS.md and bench/*.png
-#   make bench SCEN=agents     one scenario (or a comma list), prints its table
+#   make bench SCEN=agents     one scenario (or a comma list): prints its table and rewrites
+#                              only its sections of bench/RESULTS.md
 #   make bench REPS=5          repetitions per measurement (default 3; medians)
 #
 # Scenarios: seq conc pool agents h2 registry accounting bindings profile fleet.
