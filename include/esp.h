@@ -272,13 +272,15 @@ typedef struct esp_stream_item {
  * status and headers are in (*head, optional, is then the caller's to free).
  * The body is read with esp_stream_next: as SSE events when the response is
  * text/event-stream (unless ESP_REQ_STREAM_RAW), otherwise as raw chunks.
- * The transfer pauses while the reader is behind by more than 1 MiB.
+ * The transfer pauses while the reader is more than the client's
+ * stream_buffer_bytes (1 MiB) behind, and resumes once it is back under
+ * stream_resume_bytes (a quarter of it).
  */
 ESP_API int esp_stream_open(esp_client client, const esp_request_opts *req,
                             esp_stream *out, esp_response **head);
 /**
- * Wait up to timeout_ms (< 0: no limit but the request's own timeouts) for
- * the next item. Returns 1 with *item filled (valid until the next call on
+ * Wait up to timeout_ms (< 0: no limit but the request's own timeouts; 0:
+ * do not wait, also allowed inside callbacks) for the next item. Returns 1 with *item filled (valid until the next call on
  * this stream), 0 at the end of the body, ESP_EAGAIN when the wait elapsed,
  * or the failure of the transfer (ESP_ETIMEDOUT, ESP_ECANCELLED, ...).
  */
@@ -288,6 +290,40 @@ ESP_API int esp_stream_next(esp_stream stream, int64_t timeout_ms,
  *  from another thread while esp_stream_next waits: that call then returns
  *  ESP_ECANCELLED. */
 ESP_API int esp_stream_close(esp_stream stream);
+
+/**
+ * Tells a non-blocking reader that its stream has news: the head, an item,
+ * the end or a failure. Runs on a libesp I/O thread, once after the start
+ * and then once after each esp_stream_head / esp_stream_next that returned
+ * ESP_EAGAIN, as soon as that call would return something else. A reader
+ * that waits only after ESP_EAGAIN therefore never misses news, and a fast
+ * stream costs one call per wait, not one per item. It should only wake the
+ * reader (it may call esp_stream_head and esp_stream_next with timeout 0).
+ */
+typedef void (*esp_stream_ready_fn)(void *user);
+
+/**
+ * Start a non-blocking reader (0.2.0): sends the request and returns at
+ * once. Read the head with esp_stream_head and the body with
+ * esp_stream_next(stream, 0, &item) whenever `ready` (optional) says so;
+ * buffering, pausing the transfer past stream_buffer_bytes and the choice
+ * between SSE events and raw chunks are the same as for esp_stream_open.
+ * `ready` may run before this returns. After esp_stream_close returns,
+ * `ready` is not running and never runs again (called from inside `ready`,
+ * esp_stream_close does not wait for that call), so `user` may be freed then;
+ * do not hold a lock that `ready` takes while calling esp_stream_close.
+ * esp_shutdown ends a started stream: `ready` runs, esp_stream_next and
+ * esp_stream_head return ESP_ESHUTDOWN and esp_stream_close ESP_OK.
+ */
+ESP_API int esp_stream_start(esp_client client, const esp_request_opts *req,
+                             esp_stream_ready_fn ready, void *user,
+                             esp_stream *out);
+/**
+ * The status and headers of a stream (0.2.0): ESP_OK with *head set (the
+ * caller's to free), ESP_EAGAIN while they are not in yet (`ready` runs once
+ * they are), or the failure that ended the stream before them. Never blocks.
+ */
+ESP_API int esp_stream_head(esp_stream stream, esp_response **head);
 
 /* ---- observability -------------------------------------------------------- */
 

@@ -1,7 +1,5 @@
 #include "calls.h"
 
-#include <strings.h>
-
 #include <cstring>
 
 #include "engine.h"
@@ -13,17 +11,12 @@ namespace esp {
 
 namespace {
 
-bool is_event_stream(const esp_response &r) {
-  const char *ct = r.header("content-type");
-  return ct && strncasecmp(ct, "text/event-stream", 17) == 0;
-}
-
 class CallbackSink : public Sink {
  public:
   CallbackSink(const esp_callbacks &cb, void *user) : cb_(cb), user_(user) {}
 
   void head(Transfer &t) override {
-    sse_ = cb_.on_event && is_event_stream(*t.resp);
+    sse_ = t.resp->delivers_events(cb_.on_event != nullptr);
     streaming_ = sse_ || cb_.on_data;
     if (cb_.on_headers) cb_.on_headers(user_, t.resp.get());
   }

@@ -209,6 +209,26 @@ int esp_stream_close(esp_stream stream) {
   return guarded([&] { esp::close_stream(stream); });
 }
 
+int esp_stream_start(esp_client client, const esp_request_opts *req, esp_stream_ready_fn ready, void *user,
+                     esp_stream *out) {
+  return guarded([&] {
+    need(out, "out");
+    *out = 0;
+    esp_request_opts opts = copy_opts(req);
+    *out = esp::start_stream(client, opts, ready, user);
+  });
+}
+
+int esp_stream_head(esp_stream stream, esp_response **head) {
+  int result = ESP_OK;
+  int rc = guarded([&] {
+    need(head, "head");
+    *head = nullptr;
+    result = esp::stream_head(stream, head);
+  });
+  return rc == ESP_OK ? result : rc;
+}
+
 int esp_client_stats(esp_client client, char **json) {
   return guarded([&] {
     need(json, "json");

@@ -236,6 +236,8 @@ void apply_key(ClientConfig &c, const cJSON *item, std::string &api_key_env) {
   else if (key == "isolate") c.isolate = get_bool(item);
   else if (key == "max_response_bytes") c.max_response_bytes = get_int(item, 1, int64_t{1} << 40);
   else if (key == "slow_request_ms") c.slow_request_ms = get_int(item, 0, kDay);
+  else if (key == "stream_buffer_bytes") c.stream_buffer_bytes = get_int(item, 1, int64_t{1} << 32);
+  else if (key == "stream_resume_bytes") c.stream_resume_bytes = get_int(item, 0, int64_t{1} << 32);
   else if (key == "credential_origins") {
     if (!cJSON_IsArray(item)) config_error("'credential_origins' must be an array of origins");
     for (const cJSON *o = item->child; o; o = o->next) {
@@ -267,6 +269,8 @@ void derive(ClientConfig &c) {
   }
   if (c.api_version.empty() && preset->api_version) c.api_version = preset->api_version;
   if (c.retry_max_ms < c.retry_base_ms) config_error("'retry_max_ms' must be >= 'retry_base_ms'");
+  if (c.stream_resume_bytes >= c.stream_buffer_bytes)
+    config_error("'stream_resume_bytes' must be < 'stream_buffer_bytes'");
   if (!c.client_key.empty() && c.client_cert.empty())
     config_error("'client_key' needs 'client_cert'");
 
@@ -331,6 +335,8 @@ std::string canonical_form(const ClientConfig &c) {
   cJSON_AddBoolToObject(j, "isolate", c.isolate);
   add_int(j, "max_response_bytes", c.max_response_bytes);
   add_int(j, "slow_request_ms", c.slow_request_ms);
+  add_int(j, "stream_buffer_bytes", c.stream_buffer_bytes);
+  add_int(j, "stream_resume_bytes", c.effective_stream_resume_bytes());
   cJSON *trusted = cJSON_AddArrayToObject(j, "credential_origins");
   for (const auto &o : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(o.c_str()));
   if (c.shared_state.enabled) {

@@ -63,6 +63,10 @@ struct ClientConfig {
   bool isolate = false;
   int64_t max_response_bytes = int64_t{64} << 20;
   int64_t slow_request_ms = 10000;
+  // Stream readers: pause the transfer while this many bytes wait unread,
+  // resume at stream_resume_bytes or fewer (-1: a quarter of it).
+  int64_t stream_buffer_bytes = int64_t{1} << 20;
+  int64_t stream_resume_bytes = -1;
   // Origins besides base_url's that may receive the client's credentials,
   // as "scheme://host:port", sorted.
   std::vector<std::string> credential_origins;
@@ -82,6 +86,9 @@ struct ClientConfig {
 
   int64_t effective_pool_timeout_ms() const {
     return pool_timeout_ms < 0 ? timeout_ms : pool_timeout_ms;
+  }
+  int64_t effective_stream_resume_bytes() const {
+    return stream_resume_bytes < 0 ? stream_buffer_bytes / 4 : stream_resume_bytes;
   }
 };
 

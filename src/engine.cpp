@@ -80,12 +80,7 @@ Engine::Engine() {
   io_ = std::thread(&Engine::io_loop, this);
 }
 
-Engine::~Engine() {
-  stop();
-  for (IdleEasy &i : idle_easies_) curl_easy_cleanup(i.easy);
-  curl_multi_cleanup(multi_);
-  curl_share_cleanup(share_);
-}
+Engine::~Engine() { stop(); }
 
 bool Engine::stop(int64_t timeout_ms) {
   {
@@ -104,6 +99,18 @@ bool Engine::stop(int64_t timeout_ms) {
   }
   std::lock_guard<std::mutex> joining(join_mu_);  // two esp_shutdown calls may race here
   if (io_.joinable()) io_.join();
+  // Every transfer is complete and nothing drives the multi any more: close
+  // the connections now, not when the last caller drops its transfer, so
+  // that esp_shutdown returns with no socket open.
+  if (multi_) {
+    std::lock_guard<std::mutex> drive(drive_mu_);
+    for (IdleEasy &i : idle_easies_) curl_easy_cleanup(i.easy);
+    idle_easies_.clear();
+    curl_multi_cleanup(multi_);
+    curl_share_cleanup(share_);
+    multi_ = nullptr;
+    share_ = nullptr;
+  }
   return true;
 }
 

@@ -68,13 +68,13 @@ struct Origin {
 class Engine {
  public:
   Engine();
-  ~Engine();  // stop(), then frees the multi and its handles
+  ~Engine();  // stop()
   Engine(const Engine &) = delete;
   Engine &operator=(const Engine &) = delete;
 
-  // Completes everything in flight with ESP_ESHUTDOWN and ends the I/O
-  // thread. False when it did not end within timeout_ms (< 0: no limit):
-  // then the engine must be leaked, not destroyed.
+  // Completes everything in flight with ESP_ESHUTDOWN, ends the I/O thread
+  // and closes every connection. False when the thread did not end within
+  // timeout_ms (< 0: no limit): then the engine must be leaked, not destroyed.
   bool stop(int64_t timeout_ms = -1);
 
   // Blocks until t completes (its sink has been called).

@@ -29,7 +29,7 @@ class HandleTable {
     Slot &s = slots_[index];
     s.obj = std::move(obj);
     ++live_;
-    return (uint64_t{kind_} << 56) | (uint64_t{s.generation} << 32) | (uint64_t{index} + 1);
+    return handle_of(index);
   }
 
   std::shared_ptr<T> get(uint64_t handle) const {
@@ -52,13 +52,15 @@ class HandleTable {
     return obj;
   }
 
-  // Invalidates every handle; returns the objects (for the caller to finish).
-  std::vector<std::shared_ptr<T>> clear() {
+  // Invalidates every handle; returns the objects (for the caller to finish)
+  // and, when asked, the handles they had.
+  std::vector<std::shared_ptr<T>> clear(std::vector<uint64_t> *handles = nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::shared_ptr<T>> out;
     for (size_t i = 0; i < slots_.size(); ++i) {
       Slot &s = slots_[i];
       if (!s.obj) continue;
+      if (handles) handles->push_back(handle_of(static_cast<uint32_t>(i)));
       out.push_back(std::move(s.obj));
       s.obj.reset();
       s.generation = (s.generation + 1) & 0xFFFFFFu;
@@ -83,6 +85,10 @@ class HandleTable {
     std::shared_ptr<T> obj;
     uint32_t generation = 1;
   };
+
+  uint64_t handle_of(uint32_t index) const {
+    return (uint64_t{kind_} << 56) | (uint64_t{slots_[index].generation} << 32) | (uint64_t{index} + 1);
+  }
 
   const Slot *find(uint64_t handle) const {
     if ((handle >> 56) != kind_) return nullptr;

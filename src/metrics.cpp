@@ -97,6 +97,8 @@ void counters_json(const Counters &c, std::string &out) {
   kv(out, "queued", load(c.queued));
   kv(out, "queued_peak", load(c.queued_peak));
   kv(out, "streams_open", load(c.streams_open));
+  kv(out, "streams_paused", load(c.streams_paused));
+  kv(out, "stream_buffered_bytes", load(c.stream_buffered_bytes));
   kv(out, "connections_opened", load(c.conns_opened));
   kv(out, "connections_reused", load(c.conns_reused));
   kv(out, "bytes_sent", load(c.bytes_sent));
@@ -179,6 +181,10 @@ void counters_prometheus(const std::string &prefix, const std::vector<LabelledCo
                 [](const Counters &c) { return load(c.queued_peak); });
   simple_family(out, prefix, {"streams_open", "gauge", "Streaming responses being read."}, ents,
                 [](const Counters &c) { return load(c.streams_open); });
+  simple_family(out, prefix, {"streams_paused", "gauge", "Streams paused because their reader is behind."}, ents,
+                [](const Counters &c) { return load(c.streams_paused); });
+  simple_family(out, prefix, {"stream_buffered_bytes", "gauge", "Stream bytes received and not yet read."}, ents,
+                [](const Counters &c) { return load(c.stream_buffered_bytes); });
   simple_family(out, prefix, {"connections_opened", "counter", "Attempts that opened a connection."},
                 ents, [](const Counters &c) { return load(c.conns_opened); });
   simple_family(out, prefix, {"connections_reused", "counter", "Attempts that reused a connection."},

@@ -46,6 +46,8 @@ struct Counters {
   std::atomic<int64_t> queued{0};          // waiting for a connection slot
   std::atomic<int64_t> queued_peak{0};
   std::atomic<int64_t> streams_open{0};
+  std::atomic<int64_t> streams_paused{0};         // held by a reader behind by stream_buffer_bytes
+  std::atomic<int64_t> stream_buffered_bytes{0};  // received, not yet read by stream readers
   std::atomic<uint64_t> conns_opened{0};   // attempts that opened a new connection
   std::atomic<uint64_t> conns_reused{0};   // attempts that reused one
   std::atomic<uint64_t> bytes_sent{0};

@@ -205,6 +205,8 @@ void Registry::after_fork_child() {
     s.in_flight.store(0);
     s.queued.store(0);
     s.streams_open.store(0);
+    s.streams_paused.store(0);
+    s.stream_buffered_bytes.store(0);
   }
 }
 

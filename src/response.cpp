@@ -28,3 +28,8 @@ const char *esp_response::header(const char *name) const {
     if (strcasecmp(h.first.c_str(), name) == 0) return h.second.c_str();
   return nullptr;
 }
+
+bool esp_response::delivers_events(bool events_wanted) const {
+  const char *type = header("content-type");
+  return events_wanted && type && strncasecmp(type, "text/event-stream", 17) == 0;
+}

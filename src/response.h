@@ -24,4 +24,8 @@ struct esp_response {
   // responses repeat no header, and then this allocates nothing.
   void index_headers();
   const char *header(const char *name) const;
+  // The one SSE-or-raw rule: a body reaches a reader that wants events as
+  // parsed Server-Sent Events when it is text/event-stream, and as raw
+  // chunks otherwise.
+  bool delivers_events(bool events_wanted) const;
 };

@@ -182,7 +182,7 @@ int shutdown_all(int64_t timeout_ms) {
     }
   }
   shared.reset();
-  for (auto &s : streams().clear()) close_stream_state(*s);
+  end_streams_for_shutdown();
   calls().clear();
   registry().clear();
   collect_retired_engines();

@@ -1,9 +1,13 @@
+// Streamed responses read by pulling: a transfer whose sink buffers items
+// for a reader (blocking, or woken by a ready callback), pausing the
+// transfer past the client's stream_buffer_bytes. Every binding's streams
+// sit on this, so the buffering and backpressure rules exist once.
 #include "streams.h"
-
-#include <strings.h>
 
 #include <chrono>
 #include <cstring>
+#include <unordered_set>
+#include <vector>
 
 #include "engine.h"
 #include "request.h"
@@ -23,49 +27,80 @@ esp_response *copy_head(const esp_response &r) {
   return out;
 }
 
+// Keeps the client's gauges in step with what the stream holds.
+void hold(StreamState &st, int64_t bytes) {
+  st.buffered = static_cast<size_t>(static_cast<int64_t>(st.buffered) + bytes);
+  st.client->stats.stream_buffered_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void mark_paused(StreamState &st, bool paused) {
+  if (st.paused == paused) return;
+  st.paused = paused;
+  st.client->stats.streams_paused.fetch_add(paused ? 1 : -1, std::memory_order_relaxed);
+}
+
+// Wakes blocking readers, and a non-blocking one when it is owed a call and
+// there is news. Called with the lock held; releases it while `ready` runs,
+// so that the callback may read the stream.
+void wake(StreamState &st, std::unique_lock<std::mutex> &lock, bool news) {
+  st.cv.notify_all();
+  if (!news || !st.armed || !st.ready || st.closed) return;
+  st.armed = false;
+  st.firing = true;
+  st.firing_thread = std::this_thread::get_id();
+  lock.unlock();
+  st.ready(st.user);
+  lock.lock();
+  st.firing = false;
+  st.cv.notify_all();
+}
+
 class StreamSink : public Sink {
  public:
   explicit StreamSink(std::shared_ptr<StreamState> st) : st_(std::move(st)) {}
 
   void head(Transfer &t) override {
-    std::lock_guard<std::mutex> lock(st_->mu);
-    const char *ct = t.resp->header("content-type");
-    st_->sse = !st_->raw && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+    std::unique_lock<std::mutex> lock(st_->mu);
+    st_->sse = t.resp->delivers_events(!st_->raw);
     st_->head.reset(copy_head(*t.resp));
-    st_->cv.notify_all();
+    wake(*st_, lock, true);
   }
 
   size_t body(Transfer &, const char *p, size_t n) override {
-    std::lock_guard<std::mutex> lock(st_->mu);
+    std::unique_lock<std::mutex> lock(st_->mu);
     if (st_->closed) return n;
-    if (st_->buffered >= StreamState::kBufferLimit) {
-      st_->paused = true;
+    if (st_->buffered >= st_->high_water) {
+      mark_paused(*st_, true);
       return CURL_WRITEFUNC_PAUSE;  // libcurl hands us the same bytes on resume
     }
-    append(p, n);
+    append(lock, p, n);
     return n;
   }
 
   void replay(Transfer &, const std::string &b) override {
-    std::lock_guard<std::mutex> lock(st_->mu);
-    append(b.data(), b.size());
+    std::unique_lock<std::mutex> lock(st_->mu);
+    append(lock, b.data(), b.size());
   }
 
   void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
-    std::lock_guard<std::mutex> lock(st_->mu);
+    std::unique_lock<std::mutex> lock(st_->mu);
     st_->sent = t.ever_sent;
     if (!st_->head && resp) st_->head.reset(copy_head(*resp));
-    if (resp && !resp->body.empty()) append(resp->body.data(), resp->body.size());
+    if (resp && !resp->body.empty()) append(lock, resp->body.data(), resp->body.size());
+    if (st_->done) return;  // esp_shutdown ended it already
     st_->done = true;
     st_->status = status;
     st_->error = error;
     st_->transfer.reset();
-    st_->cv.notify_all();
+    mark_paused(*st_, false);
+    wake(*st_, lock, true);
   }
 
  private:
-  void append(const char *p, size_t n) {
+  void append(std::unique_lock<std::mutex> &lock, const char *p, size_t n) {
     StreamState &st = *st_;
+    if (st.closed || st.done) return;
+    const size_t before = st.items.size();
     if (st.sse) {
       st.parser.feed(p, n, [&](const esp_sse_event &ev) {
         StreamItem item;
@@ -74,20 +109,91 @@ class StreamSink : public Sink {
         item.data.assign(ev.data, ev.data_len);
         item.id = ev.id;
         item.retry_ms = ev.retry_ms;
-        st.buffered += item.data.size();
+        hold(st, static_cast<int64_t>(item.data.size()));
         st.items.push_back(std::move(item));
       });
     } else if (n > 0) {
       StreamItem item;
       item.data.assign(p, n);
-      st.buffered += n;
+      hold(st, static_cast<int64_t>(n));
       st.items.push_back(std::move(item));
     }
-    st.cv.notify_all();
+    wake(st, lock, st.items.size() != before);
   }
 
   std::shared_ptr<StreamState> st_;
 };
+
+// Handles of streams esp_shutdown ended, until their esp_stream_close: they
+// read ESP_ESHUTDOWN rather than look forged.
+struct EndedStreams {
+  std::mutex mu;
+  std::unordered_set<uint64_t> handles;
+};
+
+EndedStreams &ended() {
+  static EndedStreams *e = new EndedStreams;
+  return *e;
+}
+
+std::shared_ptr<StreamState> live_stream(uint64_t handle) {
+  std::shared_ptr<StreamState> st = streams().get(handle);
+  if (st) return st;
+  {
+    std::lock_guard<std::mutex> lock(ended().mu);
+    if (ended().handles.count(handle)) fail(ESP_ESHUTDOWN, "esp_shutdown ended the stream");
+  }
+  fail(ESP_EHANDLE, "stream handle is not live (closed, stale or invalid)");
+}
+
+std::shared_ptr<StreamState> new_state(const esp_request_opts &req) {
+  auto st = std::make_shared<StreamState>();
+  st->raw = (req.flags & ESP_REQ_STREAM_RAW) != 0;
+  return st;
+}
+
+// Creates the transfer of a stream and hands it to its engine.
+std::shared_ptr<Transfer> launch(uint64_t lease, const esp_request_opts &req, const std::shared_ptr<StreamState> &st) {
+  std::shared_ptr<Transfer> t = make_transfer(lease, req, std::make_unique<StreamSink>(st));
+  st->transfer = t;
+  st->client = t->client;
+  st->high_water = static_cast<size_t>(t->client->config.stream_buffer_bytes);
+  st->low_water = static_cast<size_t>(t->client->config.effective_stream_resume_bytes());
+  return t;
+}
+
+void submit(const std::shared_ptr<Transfer> &t) {
+  try {
+    t->engine->submit(t);
+  } catch (const Error &) {
+    unaccept(*t);
+    throw;
+  }
+}
+
+[[noreturn]] void fail_ended(const StreamState &st) {
+  throw Error(st.status == ESP_OK ? ESP_EPROTOCOL : st.status, st.error, st.sent);
+}
+
+// Ends a reader's wait and cancels the transfer. Once it returns, no ready
+// call runs (except the one calling it) and none will.
+void close_stream_state(StreamState &st) {
+  std::shared_ptr<Transfer> t;
+  {
+    std::unique_lock<std::mutex> lock(st.mu);
+    const auto self = std::this_thread::get_id();
+    st.cv.wait(lock, [&] { return !st.firing || st.firing_thread == self; });
+    if (st.closed) return;
+    st.closed = true;
+    t = std::move(st.transfer);
+    hold(st, -static_cast<int64_t>(st.buffered));
+    mark_paused(st, false);
+    st.items.clear();
+    st.cv.notify_all();
+  }
+  st.client->stats.streams_open.fetch_sub(1);
+  if (t) t->engine->cancel(t);
+}
 
 }  // namespace
 
@@ -98,50 +204,73 @@ HandleTable<StreamState> &streams() {
 
 uint64_t open_stream(uint64_t lease, const esp_request_opts &req, esp_response **head) {
   refuse_on_io_thread("esp_stream_open");
-  auto st = std::make_shared<StreamState>();
-  st->raw = (req.flags & ESP_REQ_STREAM_RAW) != 0;
-  std::shared_ptr<Transfer> t = make_transfer(lease, req, std::make_unique<StreamSink>(st));
-  st->transfer = t;
-  st->client = t->client;
-  try {
-    t->engine->submit(t);
-  } catch (const Error &) {
-    unaccept(*t);
-    throw;
-  }
+  std::shared_ptr<StreamState> st = new_state(req);
+  std::shared_ptr<Transfer> t = launch(lease, req, st);
+  submit(t);
   std::unique_lock<std::mutex> lock(st->mu);
   st->cv.wait(lock, [&] { return st->head || st->done; });
-  if (!st->head) {
-    int status = st->status;
-    std::string error = st->error;
-    throw Error(status == ESP_OK ? ESP_EPROTOCOL : status, error, st->sent);
-  }
+  if (!st->head) fail_ended(*st);
   if (head) *head = copy_head(*st->head);
   lock.unlock();
   t->client->stats.streams_open.fetch_add(1);
   return streams().insert(st);
 }
 
+uint64_t start_stream(uint64_t lease, const esp_request_opts &req, esp_stream_ready_fn ready, void *user) {
+  std::shared_ptr<StreamState> st = new_state(req);
+  st->ready = ready;
+  st->user = user;
+  st->armed = true;
+  std::shared_ptr<Transfer> t = launch(lease, req, st);
+  t->client->stats.streams_open.fetch_add(1);
+  uint64_t handle = streams().insert(st);
+  try {
+    submit(t);
+  } catch (const Error &) {
+    streams().remove(handle);
+    t->client->stats.streams_open.fetch_sub(1);
+    throw;
+  }
+  return handle;
+}
+
+int stream_head(uint64_t stream, esp_response **head) {
+  std::shared_ptr<StreamState> st = live_stream(stream);
+  std::unique_lock<std::mutex> lock(st->mu);
+  if (st->closed) fail(ESP_ECANCELLED, "the stream was closed");
+  if (st->head) {
+    *head = copy_head(*st->head);
+    return ESP_OK;
+  }
+  if (st->done) fail_ended(*st);
+  st->armed = true;
+  return ESP_EAGAIN;
+}
+
 int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item) {
-  refuse_on_io_thread("esp_stream_next");
-  std::shared_ptr<StreamState> st = streams().get(stream);
-  if (!st) fail(ESP_EHANDLE, "stream handle is not live (closed, stale or invalid)");
+  if (timeout_ms != 0) refuse_on_io_thread("esp_stream_next");
+  std::shared_ptr<StreamState> st = live_stream(stream);
   std::unique_lock<std::mutex> lock(st->mu);
   auto ready = [&] { return !st->items.empty() || st->done || st->closed; };
-  if (timeout_ms < 0)
+  if (timeout_ms < 0) {
     st->cv.wait(lock, ready);
-  else if (!st->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready))
+  } else if (!st->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)) {
+    st->armed = true;
     return ESP_EAGAIN;
-  if (st->closed) fail(ESP_ECANCELLED, "the stream was closed");
+  }
+  if (st->closed) {
+    if (st->status == ESP_ESHUTDOWN) fail_ended(*st);
+    fail(ESP_ECANCELLED, "the stream was closed");
+  }
   if (st->items.empty()) {
-    if (st->status != ESP_OK) throw Error(st->status, st->error, st->sent);
+    if (st->status != ESP_OK) fail_ended(*st);
     return 0;
   }
   st->current = std::move(st->items.front());
   st->items.pop_front();
-  st->buffered -= st->current.data.size();
-  if (st->paused && st->buffered < StreamState::kBufferLimit / 2 && st->transfer) {
-    st->paused = false;
+  hold(*st, -static_cast<int64_t>(st->current.data.size()));
+  if (st->paused && st->buffered <= st->low_water && st->transfer) {
+    mark_paused(*st, false);
     st->transfer->engine->set_paused(st->transfer, false);
   }
   const StreamItem &cur = st->current;
@@ -165,23 +294,34 @@ int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item) {
   return 1;
 }
 
-void close_stream_state(StreamState &st) {
-  std::shared_ptr<Transfer> t;
-  {
-    std::lock_guard<std::mutex> lock(st.mu);
-    if (st.closed) return;
-    st.closed = true;
-    t = std::move(st.transfer);
-    st.cv.notify_all();
-  }
-  st.client->stats.streams_open.fetch_sub(1);
-  if (t) t->engine->cancel(t);
-}
-
 void close_stream(uint64_t stream) {
   std::shared_ptr<StreamState> st = streams().remove(stream);
-  if (!st) fail(ESP_EHANDLE, "stream handle is not live (closed, stale or invalid)");
+  if (!st) {
+    std::lock_guard<std::mutex> lock(ended().mu);
+    if (ended().handles.erase(stream)) return;
+    fail(ESP_EHANDLE, "stream handle is not live (closed, stale or invalid)");
+  }
   close_stream_state(*st);
+}
+
+void end_streams_for_shutdown() {
+  std::vector<uint64_t> handles;
+  std::vector<std::shared_ptr<StreamState>> states = streams().clear(&handles);
+  {
+    std::lock_guard<std::mutex> lock(ended().mu);
+    ended().handles.insert(handles.begin(), handles.end());
+  }
+  for (auto &st : states) {
+    std::unique_lock<std::mutex> lock(st->mu);
+    if (!st->done) {  // its engine did not get to complete it
+      st->done = true;
+      st->status = ESP_ESHUTDOWN;
+      st->error = "esp_shutdown ended the stream";
+    }
+    wake(*st, lock, true);
+    lock.unlock();
+    close_stream_state(*st);
+  }
 }
 
 }  // namespace esp

@@ -1,5 +1,7 @@
-// The blocking pull reader (esp_stream_*): a transfer whose sink buffers
-// items for a reader thread, pausing the transfer when the reader is behind.
+// Streamed responses read by pulling (esp_stream_*): the one place that
+// buffers a body for its reader, pauses the transfer while the reader is
+// behind, decides between SSE events and raw chunks, and tells a
+// non-blocking reader (esp_stream_start's ready callback) that it has news.
 #pragma once
 
 #include <condition_variable>
@@ -7,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "esp.h"
 #include "handles.h"
@@ -24,13 +27,13 @@ struct StreamItem {
 };
 
 struct StreamState {
-  static constexpr size_t kBufferLimit = 1 << 20;  // pause the transfer past this
-
   std::mutex mu;
   std::condition_variable cv;
   std::unique_ptr<esp_response> head;  // status and headers, once in
   std::deque<StreamItem> items;
-  size_t buffered = 0;
+  size_t buffered = 0;      // bytes of items not yet read
+  size_t high_water = 0;    // pause the transfer at this many (stream_buffer_bytes)
+  size_t low_water = 0;     // resume it at this many or fewer (stream_resume_bytes)
   bool paused = false;
   bool done = false;
   bool closed = false;
@@ -44,14 +47,25 @@ struct StreamState {
   std::shared_ptr<Transfer> transfer;  // until it completes
   std::shared_ptr<Client> client;      // for its accounting
   SseParser parser;  // driver thread only
+
+  // esp_stream_start's reader: its callback, owed once `armed`.
+  esp_stream_ready_fn ready = nullptr;
+  void *user = nullptr;
+  bool armed = false;
+  bool firing = false;       // ready runs now, on firing_thread
+  std::thread::id firing_thread;
 };
 
 HandleTable<StreamState> &streams();
 
 uint64_t open_stream(uint64_t lease, const esp_request_opts &req, esp_response **head);
+uint64_t start_stream(uint64_t lease, const esp_request_opts &req, esp_stream_ready_fn ready, void *user);
+// Returns ESP_OK with *head set, or ESP_EAGAIN.
+int stream_head(uint64_t stream, esp_response **head);
 int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item);
 void close_stream(uint64_t stream);
-// Ends a reader's wait and cancels its transfer (close and shutdown).
-void close_stream_state(StreamState &st);
+// esp_shutdown: ends every stream, after the engines have completed their
+// transfers; started ones then read ESP_ESHUTDOWN until closed.
+void end_streams_for_shutdown();
 
 }  // namespace esp

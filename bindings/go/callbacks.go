@@ -16,7 +16,6 @@ import "C"
 
 import (
 	"runtime/cgo"
-	"unsafe"
 )
 
 // completer is the state of an asynchronous call.
@@ -26,19 +25,11 @@ type completer interface {
 	complete(err *Error, resp *C.esp_response)
 }
 
-//export espGoHeaders
-func espGoHeaders(user C.uintptr_t, head *C.esp_response) {
-	cgo.Handle(user).Value().(*streamCall).onHeaders(head)
-}
-
-//export espGoData
-func espGoData(user C.uintptr_t, chunk unsafe.Pointer, n C.size_t) {
-	cgo.Handle(user).Value().(*streamCall).onData(chunk, n)
-}
-
-//export espGoEvent
-func espGoEvent(user C.uintptr_t, ev *C.esp_sse_event) {
-	cgo.Handle(user).Value().(*streamCall).onEvent(ev)
+// espGoReady runs when a stream has news for its reader (stream.go).
+//
+//export espGoReady
+func espGoReady(user C.uintptr_t) {
+	cgo.Handle(user).Value().(*streamCall).signal()
 }
 
 // espGoComplete runs exactly once per accepted call, so it frees the handle.

@@ -31,20 +31,8 @@ package esp
 
 // Exported from callbacks.go. The user pointer of every call is a
 // cgo.Handle, carried through C as an integer.
-extern void espGoHeaders(uintptr_t user, esp_response *head);
-extern void espGoData(uintptr_t user, void *chunk, size_t len);
-extern void espGoEvent(uintptr_t user, esp_sse_event *ev);
 extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
 
-static void esp_go_on_headers(void *user, const esp_response *head) {
-	espGoHeaders((uintptr_t)user, (esp_response *)head);
-}
-static void esp_go_on_data(void *user, const void *chunk, size_t len) {
-	espGoData((uintptr_t)user, (void *)chunk, len);
-}
-static void esp_go_on_event(void *user, const esp_sse_event *ev) {
-	espGoEvent((uintptr_t)user, (esp_sse_event *)ev);
-}
 // libesp sets esp_last_error() and esp_last_error_sent() to the call's
 // failure before on_complete.
 static void esp_go_on_complete(void *user, int status, esp_response *resp) {
@@ -53,15 +41,8 @@ static void esp_go_on_complete(void *user, int status, esp_response *resp) {
 	              status < 0 ? esp_last_error_sent() : 0);
 }
 
-// One callback table per kind of call, shared by every call of that kind.
 static const esp_callbacks esp_go_whole_cb = {
 	sizeof(esp_callbacks), NULL, NULL, NULL, esp_go_on_complete};
-static const esp_callbacks esp_go_events_cb = {
-	sizeof(esp_callbacks), esp_go_on_headers, esp_go_on_data, esp_go_on_event,
-	esp_go_on_complete};
-static const esp_callbacks esp_go_raw_cb = {
-	sizeof(esp_callbacks), esp_go_on_headers, esp_go_on_data, NULL,
-	esp_go_on_complete};
 
 // esp_last_error() is per thread and only valid until the next libesp call
 // on that thread, while Go may move a goroutine to another thread between
@@ -82,14 +63,9 @@ static int esp_go_client_release(esp_client client, char **err) {
 	return rc;
 }
 
-enum { ESP_GO_WHOLE = 0, ESP_GO_EVENTS = 1, ESP_GO_RAW = 2 };
-
 static int esp_go_start(esp_client client, const esp_request_opts *req,
-                        int kind, uintptr_t user, esp_call *out, char **err) {
-	const esp_callbacks *cb = kind == ESP_GO_EVENTS ? &esp_go_events_cb
-	                        : kind == ESP_GO_RAW    ? &esp_go_raw_cb
-	                                                : &esp_go_whole_cb;
-	int rc = esp_request_async(client, req, cb, (void *)user, out);
+                        uintptr_t user, esp_call *out, char **err) {
+	int rc = esp_request_async(client, req, &esp_go_whole_cb, (void *)user, out);
 	ESP_GO_KEEP_ERROR(rc, err);
 	return rc;
 }
@@ -179,26 +155,17 @@ func (c *Client) Close() error {
 	return c.closeErr
 }
 
-// callKind selects the callback table of a call.
-type callKind C.int
-
-const (
-	kindWhole  callKind = C.ESP_GO_WHOLE  // on_complete only: Do
-	kindEvents callKind = C.ESP_GO_EVENTS // headers, SSE events or raw chunks
-	kindRaw    callKind = C.ESP_GO_RAW    // headers and raw chunks only
-)
-
-// start submits req as an asynchronous call whose callbacks reach state
+// start submits req as an asynchronous call whose completion reaches state
 // through a cgo.Handle. The handle is deleted by the completion callback, or
 // here if libesp refused the call (it then never calls back).
-func (c *Client) start(req *Request, kind callKind, state any) (C.esp_call, error) {
+func (c *Client) start(req *Request, state completer) (C.esp_call, error) {
 	opts := newCRequest(req)
 	// libesp copies the request into its own memory before returning.
 	defer C.free(unsafe.Pointer(opts))
 	handle := cgo.NewHandle(state)
 	var call C.esp_call
 	var msg *C.char
-	rc := C.esp_go_start(c.handle, opts, C.int(kind), C.uintptr_t(handle), &call, &msg)
+	rc := C.esp_go_start(c.handle, opts, C.uintptr_t(handle), &call, &msg)
 	runtime.KeepAlive(c) // the lease must outlive the submit
 	if rc < 0 {
 		handle.Delete()

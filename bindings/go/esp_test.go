@@ -321,8 +321,9 @@ type processStats struct {
 	Registry struct {
 		LeasesLive *int `json:"leases_live"`
 	} `json:"registry"`
-	CallsLive *int `json:"calls_live"`
-	InFlight  *int `json:"in_flight"`
+	CallsLive   *int `json:"calls_live"`
+	InFlight    *int `json:"in_flight"`
+	StreamsOpen *int `json:"streams_open"`
 }
 
 func readStats(t *testing.T) processStats {

@@ -99,7 +99,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	default:
 	}
 	w := &wholeCall{done: make(chan struct{})}
-	call, err := c.start(req, kindWhole, w)
+	call, err := c.start(req, w)
 	if err != nil {
 		return nil, err
 	}

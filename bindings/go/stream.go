@@ -1,33 +1,61 @@
 package esp
 
 /*
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <esp.h>
+
+// Exported from callbacks.go; the user pointer is the stream's cgo.Handle.
+extern void espGoReady(uintptr_t user);
+
+static void esp_go_on_ready(void *user) { espGoReady((uintptr_t)user); }
+
+// Each shim copies esp_last_error() in the cgo call that failed (see esp.go).
+static int esp_go_stream_start(esp_client client, const esp_request_opts *req,
+                               uintptr_t user, esp_stream *out, char **err) {
+	int rc = esp_stream_start(client, req, esp_go_on_ready, (void *)user, out);
+	if (rc < 0) *err = strdup(esp_last_error());
+	return rc;
+}
+
+static void esp_go_stream_failure(int rc, char **err, int *sent) {
+	if (rc < 0 && rc != ESP_EAGAIN) {
+		*err = strdup(esp_last_error());
+		*sent = esp_last_error_sent();
+	}
+}
+
+static int esp_go_stream_head(esp_stream s, esp_response **head, char **err, int *sent) {
+	int rc = esp_stream_head(s, head);
+	esp_go_stream_failure(rc, err, sent);
+	return rc;
+}
+
+static int esp_go_stream_next(esp_stream s, esp_stream_item *item, char **err, int *sent) {
+	item->struct_size = sizeof *item;
+	int rc = esp_stream_next(s, 0, item);
+	esp_go_stream_failure(rc, err, sent);
+	return rc;
+}
 */
 import "C"
 
 import (
 	"context"
 	"runtime"
-	"strings"
+	"runtime/cgo"
 	"sync"
 	"time"
 	"unsafe"
 )
 
-// Why streams use the asynchronous API rather than esp_stream_next:
-// esp_stream_next blocks the calling OS thread while it waits for data, so
-// N streams waiting at once would pin N OS threads, and a ctx could only be
-// honoured by polling with a timeout or by a watcher goroutine per stream.
-// With esp_request_async the I/O thread hands each event or chunk to a
-// callback that only queues it and wakes the reader: a waiting Next is a
-// parked goroutine holding no OS thread, ctx cancellation is one
-// esp_call_cancel from context.AfterFunc, and backpressure is kept by
-// pausing the transfer (esp_call_pause) while the reader is behind by more
-// than streamHighWater bytes, as esp_stream_next's reader does in C.
-const (
-	streamHighWater = 1 << 20             // pause the transfer above this many queued bytes
-	streamLowWater  = streamHighWater / 4 // resume it once the reader is back below this
-)
+// Streams are libesp's non-blocking stream reader (esp_stream_start): C
+// buffers the body, pauses the transfer while the reader is behind by the
+// client's stream_buffer_bytes and decides between SSE events and raw
+// chunks. Go only waits: libesp's ready callback wakes the reading
+// goroutine, which then takes items with esp_stream_next(s, 0). A waiting
+// Next is a parked goroutine holding no OS thread.
 
 // Event is one item of a [Stream]: a Server-Sent Event, or a raw body chunk
 // when the response is not text/event-stream or [Request.Raw] is set.
@@ -69,17 +97,13 @@ type Stream struct {
 // Next returns false and Err reports an error that matches both
 // [ErrCancelled] and ctx.Err().
 func (c *Client) Stream(ctx context.Context, req *Request) (*Stream, error) {
-	kind := kindEvents
-	if req.Raw {
-		kind = kindRaw
-	}
-	call, err := c.openStream(ctx, req, kind)
+	call, err := c.openStream(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	s := &Stream{call: call, head: call.head}
 	// A forgotten Stream would otherwise stay paused in libesp forever.
-	s.cancelOnGC = runtime.AddCleanup(s, func(call C.esp_call) { C.esp_call_cancel(call) }, call.call)
+	s.cancelOnGC = runtime.AddCleanup(s, (*streamCall).close, call)
 	return s, nil
 }
 
@@ -115,98 +139,133 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-// streamCall is the state shared by the I/O thread's callbacks and the
-// reader of a streamed call ([Stream] or a [Client.Transport] body).
+// streamCall is one libesp stream, read by a [Stream] or a
+// [Client.Transport] body.
 type streamCall struct {
 	ctx        context.Context
-	stopCancel func() bool   // unregisters the ctx cancellation
-	headOnce   sync.Once     // closes headReady
-	headReady  chan struct{} // closed once head is set or the call failed
-	head       *Response     // status and headers, set before headReady closes
-	done       chan struct{} // closed by the completion callback
-	wake       chan struct{} // capacity 1: an item was queued or the call finished
-	wantEvents bool          // on_event is set: SSE bodies arrive parsed
-	sse        bool          // the body is SSE and wantEvents: skip its raw chunks
+	stopCancel func() bool   // unregisters the ctx cancellation; under mu
+	stream     C.esp_stream  // valid until close
+	user       cgo.Handle    // ready's way back here, deleted by close
+	wake       chan struct{} // capacity 1: libesp's ready callback ran
+	head       *Response     // status and headers
 
-	mu          sync.Mutex
-	call        C.esp_call // 0 until esp_request_async has returned
-	queue       []Event
-	queuedBytes int
-	paused      bool
-	pauseWanted bool // the queue filled up before call was known
-	finished    bool
-	err         *Error // the call's failure, once finished
+	// Held around each esp_stream_* call and the copy of what it lent, so
+	// that close (from Close or ctx, on another goroutine) never frees an
+	// item being copied. Those calls never block.
+	calling sync.Mutex
+
+	mu     sync.Mutex
+	closed bool   // close ran: libesp has let go of the stream
+	err    *Error // the failure that ended the stream, once known
 }
 
-// openStream starts req as a streamed call and waits for its head.
-func (c *Client) openStream(ctx context.Context, req *Request, kind callKind) (*streamCall, error) {
+// openStream starts req as a libesp stream and waits for its head.
+func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, error) {
 	if ctx.Err() != nil {
 		return nil, contextError(ctx, ErrCancelled)
 	}
-	s := &streamCall{
-		ctx:        ctx,
-		headReady:  make(chan struct{}),
-		done:       make(chan struct{}),
-		wake:       make(chan struct{}, 1),
-		wantEvents: kind == kindEvents,
+	s := &streamCall{ctx: ctx, wake: make(chan struct{}, 1)}
+	s.user = cgo.NewHandle(s)
+	opts := newCRequest(req)
+	var msg *C.char
+	rc := C.esp_go_stream_start(c.handle, opts, C.uintptr_t(s.user), &s.stream, &msg)
+	C.free(unsafe.Pointer(opts)) // libesp copied the request
+	runtime.KeepAlive(c)         // the lease must outlive the start
+	if rc < 0 {
+		s.user.Delete() // refused: ready never runs
+		return nil, newError(rc, msg)
 	}
-	call, err := c.start(req, kind, s)
-	if err != nil {
-		return nil, err
-	}
+	stopCancel := context.AfterFunc(ctx, s.close)
 	s.mu.Lock()
-	s.call = call
-	if s.pauseWanted && !s.finished {
-		s.pause(true)
-	}
+	s.stopCancel = stopCancel // read by close, which ctx may already be running
 	s.mu.Unlock()
-	s.stopCancel = context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
-	<-s.headReady
-	if s.head == nil {
-		<-s.done
-		s.stopCancel()
-		return nil, s.failure()
-	}
-	return s, nil
-}
-
-// pause pauses or resumes the transfer; s.mu is held.
-func (s *streamCall) pause(paused bool) {
-	var p C.int
-	if paused {
-		p = 1
-	}
-	// ESP_EHANDLE once the call has completed: nothing left to pause.
-	C.esp_call_pause(s.call, p)
-	s.paused = paused
-	s.pauseWanted = false
-}
-
-// next pops the next queued item, waiting for one; false at the end.
-func (s *streamCall) next() (Event, bool) {
 	for {
-		s.mu.Lock()
-		if len(s.queue) > 0 {
-			ev := s.queue[0]
-			s.queue[0] = Event{}
-			s.queue = s.queue[1:]
-			s.queuedBytes -= len(ev.Data)
-			if s.paused && s.queuedBytes <= streamLowWater {
-				s.pause(false)
-			}
-			s.mu.Unlock()
-			return ev, true
+		var head *C.esp_response
+		var sent C.int
+		s.calling.Lock()
+		rc := C.esp_go_stream_head(s.stream, &head, &msg, &sent)
+		s.calling.Unlock()
+		if rc == C.ESP_OK {
+			s.head = goResponseHead(head) // head is ours, not lent
+			C.esp_response_free(head)
+			return s, nil
 		}
-		finished := s.finished
-		s.mu.Unlock()
-		if finished {
-			return Event{}, false
+		if rc != C.ESP_EAGAIN || s.isClosed() {
+			s.fail(rc, msg, sent)
+			err := s.failure()
+			s.close()
+			return nil, err
 		}
 		<-s.wake
 	}
 }
 
-// failure is the error that ended the call, nil at a clean end.
+// next returns the next item, waiting for one; false at the end or on
+// failure (see failure).
+func (s *streamCall) next() (Event, bool) {
+	for {
+		var item C.esp_stream_item
+		var msg *C.char
+		var sent C.int
+		var ev Event
+		s.calling.Lock()
+		rc := C.esp_go_stream_next(s.stream, &item, &msg, &sent)
+		if rc == 1 {
+			ev = goEvent(&item)
+		}
+		s.calling.Unlock()
+		switch {
+		case rc == 1:
+			return ev, true
+		case rc == C.ESP_EAGAIN && !s.isClosed():
+			<-s.wake
+		case rc == 0:
+			return Event{}, false
+		default:
+			s.fail(rc, msg, sent)
+			return Event{}, false
+		}
+	}
+}
+
+func goEvent(item *C.esp_stream_item) Event {
+	if item.kind != C.ESP_ITEM_EVENT {
+		return Event{Data: C.GoBytes(item.chunk, C.int(item.chunk_len))}
+	}
+	ev := item.ev
+	e := Event{
+		Type: C.GoString(ev.event),
+		Data: C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.data_len)),
+		ID:   C.GoString(ev.id),
+	}
+	if ev.retry_ms >= 0 {
+		e.Retry = time.Duration(ev.retry_ms) * time.Millisecond
+	}
+	return e
+}
+
+func (s *streamCall) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// fail records the failure of rc (freeing msg); once the stream was closed
+// under the reader (Close, ctx), that is a cancellation whatever rc says.
+func (s *streamCall) fail(rc C.int, msg *C.char, sent C.int) {
+	err := newError(rc, msg)
+	err.RequestSent = sent != 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		err = &Error{Code: CodeCancelled, Message: "the stream was closed", RequestSent: true}
+	}
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// failure is the error that ended the stream, nil at a clean end.
 func (s *streamCall) failure() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,15 +275,26 @@ func (s *streamCall) failure() error {
 	return contextError(s.ctx, s.err)
 }
 
-// close cancels the call unless it has completed, waits for its completion
-// and drops what was queued.
+// close cancels the transfer if it is unfinished and wakes a waiting reader.
+// Once esp_stream_close has returned, ready never runs again, so the handle
+// can go.
 func (s *streamCall) close() {
-	s.stopCancel()
-	C.esp_call_cancel(s.call) // ESP_EHANDLE if it had completed: harmless
-	<-s.done
 	s.mu.Lock()
-	s.queue, s.queuedBytes = nil, 0
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	stopCancel := s.stopCancel
 	s.mu.Unlock()
+	if stopCancel != nil {
+		stopCancel()
+	}
+	s.calling.Lock()
+	C.esp_stream_close(s.stream)
+	s.calling.Unlock()
+	s.user.Delete()
+	s.signal()
 }
 
 // signal wakes a reader waiting in next without ever blocking the I/O thread.
@@ -233,66 +303,4 @@ func (s *streamCall) signal() {
 	case s.wake <- struct{}{}:
 	default:
 	}
-}
-
-// push queues an item (I/O thread) and pauses the transfer when the reader
-// is too far behind.
-func (s *streamCall) push(ev Event) {
-	s.mu.Lock()
-	s.queue = append(s.queue, ev)
-	s.queuedBytes += len(ev.Data)
-	if s.queuedBytes > streamHighWater && !s.paused {
-		if s.call != 0 {
-			s.pause(true)
-		} else {
-			s.pauseWanted = true
-		}
-	}
-	s.mu.Unlock()
-	s.signal()
-}
-
-func (s *streamCall) onHeaders(head *C.esp_response) {
-	s.headOnce.Do(func() {
-		s.head = goResponseHead(head)
-		// libesp calls on_data as well as on_event for an SSE body, and
-		// parses SSE only for text/event-stream (its rule, mirrored here).
-		ct := strings.ToLower(s.head.Header.Get("Content-Type"))
-		s.sse = s.wantEvents && strings.HasPrefix(ct, "text/event-stream")
-		close(s.headReady)
-	})
-}
-
-func (s *streamCall) onData(chunk unsafe.Pointer, n C.size_t) {
-	if s.sse {
-		return // the same bytes arrive parsed through onEvent
-	}
-	s.push(Event{Data: C.GoBytes(chunk, C.int(n))})
-}
-
-func (s *streamCall) onEvent(ev *C.esp_sse_event) {
-	e := Event{
-		Type: C.GoString(ev.event),
-		Data: C.GoBytes(unsafe.Pointer(ev.data), C.int(ev.data_len)),
-		ID:   C.GoString(ev.id),
-	}
-	if ev.retry_ms >= 0 {
-		e.Retry = time.Duration(ev.retry_ms) * time.Millisecond
-	}
-	s.push(e)
-}
-
-func (s *streamCall) complete(err *Error, resp *C.esp_response) {
-	if resp != nil {
-		// A call that succeeded without on_headers still has its head here.
-		s.onHeaders(resp)
-		C.esp_response_free(resp)
-	}
-	s.mu.Lock()
-	s.finished = true
-	s.err = err
-	s.mu.Unlock()
-	s.headOnce.Do(func() { close(s.headReady) })
-	close(s.done)
-	s.signal()
 }

@@ -150,22 +150,40 @@ func TestStreamCloseMidBodyCancels(t *testing.T) {
 	}
 }
 
+// clientGauges reads a client's stream gauges from its stats.
+func clientGauges(t *testing.T, c *Client) (paused, buffered int) {
+	t.Helper()
+	b, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Client struct {
+			Paused   *int `json:"streams_paused"`
+			Buffered *int `json:"stream_buffered_bytes"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || st.Client.Paused == nil || st.Client.Buffered == nil {
+		t.Fatalf("stats without streams_paused / stream_buffered_bytes: %v\n%s", err, b)
+	}
+	return *st.Client.Paused, *st.Client.Buffered
+}
+
 func TestStreamBackpressurePausesTheTransfer(t *testing.T) {
 	const size = 16 << 20
-	c := newClient(t, mockConfig())
+	cfg := mockConfig()
+	c := newClient(t, cfg)
 	s, err := c.Stream(background, &Request{Path: "models", Header: faults("X-Mock-Body-Bytes", "16777216")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Read nothing for a while: the transfer must stop near the high-water
-	// mark rather than buffer the whole body in Go.
+	// Read nothing for a while: libesp must hold the transfer paused near its
+	// stream_buffer_bytes (1 MiB) rather than buffer the whole body.
 	time.Sleep(time.Second)
-	s.call.mu.Lock()
-	queued := s.call.queuedBytes
-	s.call.mu.Unlock()
-	if queued > 2*streamHighWater {
-		t.Fatalf("%d bytes queued while the reader was idle; the transfer was not paused", queued)
+	paused, buffered := clientGauges(t, c)
+	if paused != 1 || buffered < 1<<20 || buffered > 2<<20 {
+		t.Fatalf("idle reader: %d streams paused, %d bytes buffered", paused, buffered)
 	}
 	total := 0
 	for s.Next() {
@@ -177,6 +195,29 @@ func TestStreamBackpressurePausesTheTransfer(t *testing.T) {
 	}
 	if s.Err() != nil || total != size {
 		t.Fatalf("read %d of %d bytes: %v", total, size, s.Err())
+	}
+	if paused, buffered := clientGauges(t, c); paused != 0 || buffered != 0 {
+		t.Fatalf("after the end: %d streams paused, %d bytes buffered", paused, buffered)
+	}
+}
+
+func TestStreamOfANonSSEBodyDeliversRawChunks(t *testing.T) {
+	c := newClient(t, mockConfig())
+	s, err := c.Stream(background, &Request{Method: "POST", Path: "chat/completions", Body: chatBody(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var body bytes.Buffer
+	for s.Next() {
+		if ev := s.Event(); ev.Type != "" {
+			t.Fatalf("a JSON body delivered an SSE event %+v", ev)
+		}
+		body.Write(s.Event().Data)
+	}
+	var doc struct{ Object string }
+	if s.Err() != nil || json.Unmarshal(body.Bytes(), &doc) != nil || doc.Object != "chat.completion" {
+		t.Fatalf("err %v, body %q", s.Err(), body.String())
 	}
 }
 
@@ -192,8 +233,8 @@ func TestForgottenStreamIsCancelledByGC(t *testing.T) {
 			t.Fatal(s.Err())
 		}
 	}()
-	if n := *readStats(t).CallsLive; n != 1 {
-		t.Fatalf("%d calls live, want the forgotten stream's", n)
+	if n := *readStats(t).StreamsOpen; n != 1 {
+		t.Fatalf("%d streams open, want the forgotten one", n)
 	}
-	waitFor(t, "the forgotten stream's call to be cancelled", func() bool { return *readStats(t).CallsLive == 0 })
+	waitFor(t, "the forgotten stream to be closed", func() bool { return *readStats(t).StreamsOpen == 0 })
 }

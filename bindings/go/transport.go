@@ -74,7 +74,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		Body:    body,
 		Timeout: t.timeout,
 		Raw:     true,
-	}, kindRaw)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		contentLength = n
 	}
 	rb := &responseBody{call: call}
-	rb.cancelOnGC = runtime.AddCleanup(rb, func(call C.esp_call) { C.esp_call_cancel(call) }, call.call)
+	rb.cancelOnGC = runtime.AddCleanup(rb, (*streamCall).close, call)
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", head.StatusCode, http.StatusText(head.StatusCode)),
 		StatusCode:    head.StatusCode,

@@ -110,16 +110,18 @@ export interface ResponseHead {
 }
 
 /**
- * The events of one streamed call. Breaking out of `for await` cancels the
- * call; a consumer that falls behind pauses the transfer. A non-2xx status
- * makes iteration throw an HttpStatusError.
+ * The body of one streamed call: SSE events for a text/event-stream body,
+ * Buffer chunks for any other body (libesp decides). Breaking out of
+ * `for await` cancels the call; a consumer that falls behind pauses the
+ * transfer in libesp. A non-2xx status makes iteration throw an
+ * HttpStatusError.
  */
-export class EventStream implements AsyncIterableIterator<SseEvent> {
+export class EventStream implements AsyncIterableIterator<SseEvent | Buffer> {
   /** Resolves once status and headers arrive. */
   readonly response: Promise<ResponseHead>;
-  [Symbol.asyncIterator](): AsyncIterableIterator<SseEvent>;
-  next(): Promise<IteratorResult<SseEvent, undefined>>;
-  return(): Promise<IteratorResult<SseEvent, undefined>>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<SseEvent | Buffer>;
+  next(): Promise<IteratorResult<SseEvent | Buffer, undefined>>;
+  return(): Promise<IteratorResult<SseEvent | Buffer, undefined>>;
   /** Cancels the call and ends iteration. */
   cancel(): void;
 }

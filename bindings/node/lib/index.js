@@ -15,22 +15,8 @@ const { STATUS, AbortError, HttpStatusError, errorFromStatus } = errors;
 // esp.h ESP_REQ_* flags.
 const FLAG_NO_RETRY = 0x1;
 const FLAG_STREAM_RAW = 0x2;
-// What a call asks the addon to deliver besides its completion (src/addon.c).
-const WANT_HEADERS = 1;
-const WANT_DATA = 2;
-const WANT_EVENTS = 4;
-// Kinds of the messages the addon delivers (src/addon.c).
-const MSG_HEADERS = 1;
-const MSG_DATA = 2;
-const MSG_EVENT = 3;
+// Kind of the completion message the addon delivers (src/addon.c).
 const MSG_COMPLETE = 4;
-
-// A stream pauses the transfer when this many events wait unread, and resumes
-// once the consumer has caught up to a quarter of it.
-const EVENT_QUEUE_HIGH = 64;
-const EVENT_QUEUE_LOW = 16;
-// fetch() bodies: bytes buffered ahead of the reader before the transfer pauses.
-const FETCH_BODY_HIGH_WATER_BYTES = 256 * 1024;
 // Statuses whose Response must have a null body (fetch spec).
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
@@ -121,13 +107,13 @@ function encodeRequest(req) {
 }
 
 /**
- * Starts one asynchronous libesp call. `onMessage(kind, ...)` gets headers,
- * chunks and events; `onComplete(error, rawResponse)` runs exactly once.
+ * Starts one asynchronous libesp call; `onComplete(error, rawResponse)` runs
+ * exactly once.
  * An abort of `signal` cancels the call, which then completes with an
  * AbortError carrying signal.reason. Throws when libesp refuses the call.
- * @returns {bigint} the call handle, for cancel and pause
+ * @returns {bigint} the call handle, for cancel
  */
-function startCall(clientHandle, encoded, want, signal, onMessage, onComplete) {
+function startCall(clientHandle, encoded, signal, onComplete) {
   if (signal?.aborted) throw abortError(signal);
   let onAbort;
   const call = check(
@@ -139,9 +125,9 @@ function startCall(clientHandle, encoded, want, signal, onMessage, onComplete) {
       encoded.body,
       encoded.timeoutMs,
       encoded.flags,
-      want,
+      0, // no headers or chunks: the completion only
       (kind, a, b, c, d) => {
-        if (kind !== MSG_COMPLETE) return onMessage(kind, a, b, c, d);
+        if (kind !== MSG_COMPLETE) return;
         if (onAbort) signal.removeEventListener('abort', onAbort);
         if (a >= 0) return onComplete(null, c);
         const aborted = a === STATUS.ESP_ECANCELLED && signal?.aborted;
@@ -197,107 +183,172 @@ class EspResponse {
   }
 }
 
+/** NativeStreams by id, for the addon's ready messages. */
+const openStreams = new Map();
+let lastStreamId = 0;
+native.onStreamReady((id) => openStreams.get(id)?.wake());
+
+/** What NativeStream.next/head give once the stream was closed under them. */
+const CLOSED = Symbol('closed');
+
 /**
- * The Server-Sent Events of one streamed call, as an async iterable.
- * Breaking out of a `for await` loop cancels the call; a consumer that falls
- * behind pauses the transfer until it catches up.
+ * One libesp stream (esp_stream_start). libesp buffers the body, pauses the
+ * transfer while the reader is behind (the client's stream_buffer_bytes)
+ * and decides between SSE events and raw chunks; this only waits for its
+ * ready message and takes what is there.
+ */
+class NativeStream {
+  #stream;
+  #id = ++lastStreamId;
+  #wake = null;
+  closed = false;
+
+  /** Throws the EspError when libesp refuses the request. */
+  constructor(clientHandle, encoded) {
+    const stream = native.streamStart(
+      clientHandle,
+      encoded.method,
+      encoded.path,
+      encoded.headers,
+      encoded.body,
+      encoded.timeoutMs,
+      encoded.flags,
+      this.#id,
+      encoded.phaseTimeouts,
+    );
+    if (typeof stream === 'number') throw NativeStream.#error(stream);
+    this.#stream = stream;
+    openStreams.set(this.#id, this);
+  }
+
+  /** The EspError of a status libesp just returned on this thread. */
+  static #error(status) {
+    return errorFromStatus(status, native.lastError(), native.strerror(status), { requestSent: native.lastErrorSent() });
+  }
+
+  /** Resolves with look()'s result once it is not ESP_EAGAIN: an item, null at the end, an EspError, or CLOSED. */
+  async #until(look) {
+    for (;;) {
+      if (this.closed) return CLOSED;
+      const result = look(this.#stream);
+      if (result !== STATUS.ESP_EAGAIN) return typeof result === 'number' ? NativeStream.#error(result) : result;
+      await new Promise((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  /** {status, headers (flat), attempts, httpVersion}, an EspError, or CLOSED. */
+  head() {
+    return this.#until(native.streamHead);
+  }
+
+  /** An SSE event object, a Buffer chunk, null at the end, an EspError, or CLOSED. */
+  next() {
+    return this.#until(native.streamNext);
+  }
+
+  wake() {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  /** Cancels an unfinished transfer; a waiting head/next gets CLOSED. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    openStreams.delete(this.#id);
+    native.streamClose(this.#stream);
+    this.wake();
+  }
+}
+
+/** Closes the NativeStream of a stream object that was garbage-collected unfinished. */
+const forgottenStreams = new FinalizationRegistry((stream) => stream.close());
+
+/**
+ * The body of one streamed call, as an async iterable: Server-Sent Events
+ * for a text/event-stream body, Buffer chunks for any other body (libesp
+ * decides). Breaking out of a `for await` loop cancels the call; a consumer
+ * that falls behind pauses the transfer in libesp until it catches up.
  */
 class EventStream {
-  #call = null;
-  #events = [];
-  #error = null;
+  #native = null;
+  #failure = null; // the error the start ended in
   #done = false;
-  #httpFailure = false; // a non-2xx head: the body becomes an HttpStatusError
-  #paused = false;
-  #wake = null;
-  #resolveHead;
-  #rejectHead;
+  #signal;
+  #started;
+  #head = null; // {status, headers (flat), attempts, httpVersion}
 
   /** @internal use Client.stream() */
   constructor(clientHandle, req) {
+    this.#signal = req.signal;
     /**
      * Resolves with {status, headers, httpVersion} once they arrive; rejects
      * when the call fails before that.
      * @type {Promise<{status: number, headers: Headers, httpVersion: number}>}
      */
     this.response = new Promise((resolve, reject) => {
-      this.#resolveHead = resolve;
-      this.#rejectHead = reject;
+      this.#started = this.#start(clientHandle, req).then(resolve, (error) => {
+        this.#failure = error;
+        reject(error);
+      });
     });
     this.response.catch(() => {}); // iteration reports the same failure
-    try {
-      this.#call = startCall(
-        clientHandle,
-        encodeRequest(req),
-        WANT_HEADERS | WANT_EVENTS,
-        req.signal,
-        (kind, a, b, c, d) => (kind === MSG_HEADERS ? this.#onHead(a, b, c) : this.#onEvent(a, b, c, d)),
-        (error, raw) => this.#finish(error ?? (this.#httpFailure ? new HttpStatusError(new EspResponse(raw)) : null)),
-      );
-    } catch (error) {
-      this.#finish(error);
+  }
+
+  async #start(clientHandle, req) {
+    const signal = req.signal;
+    if (signal?.aborted) throw abortError(signal);
+    this.#native = new NativeStream(clientHandle, encodeRequest(req));
+    forgottenStreams.register(this, this.#native, this);
+    signal?.addEventListener('abort', () => this.#native.close(), { once: true });
+    const head = await this.#native.head();
+    if (head === CLOSED) {
+      throw signal?.aborted ? abortError(signal) : new AbortError('the stream was cancelled', STATUS.ESP_ECANCELLED);
     }
+    if (head instanceof Error) throw head;
+    this.#head = head;
+    return { status: head.status, headers: headersFromFlat(head.headers), httpVersion: head.httpVersion };
   }
 
-  #onHead(status, flatHeaders, httpVersion) {
-    const head = { status, headers: headersFromFlat(flatHeaders), httpVersion };
-    this.#resolveHead(head);
-    this.#httpFailure = status < 200 || status > 299;
-  }
-
-  #onEvent(event, data, id, retry) {
-    if (this.#done || this.#httpFailure) return;
-    this.#events.push({ event, data, id, retry: retry < 0 ? undefined : retry });
-    if (!this.#paused && this.#events.length >= EVENT_QUEUE_HIGH) {
-      this.#paused = true;
-      native.pause(this.#call, true);
-    }
-    this.#signal();
-  }
-
-  #finish(error) {
-    if (error) this.#rejectHead(error);
-    if (this.#done) return; // cancelled by the consumer: that end is not an error
-    this.#error = error;
-    this.#done = true;
-    this.#signal();
-  }
-
-  #signal() {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-
-  /** @returns {AsyncIterator<SseEvent>} */
+  /** @returns {AsyncIterator<SseEvent | Buffer>} */
   [Symbol.asyncIterator]() {
     return this;
   }
 
-  /** The next event, or done at the end of the stream. */
+  /** The next event or chunk, or done at the end of the stream. */
   async next() {
+    await this.#started;
+    if (this.#done) return { value: undefined, done: true };
+    if (this.#failure) return this.#end(this.#failure);
+    const { status } = this.#head;
+    if (status < 200 || status > 299) return this.#end(await this.#httpStatusError());
+    const item = await this.#native.next();
+    if (item === null) return this.#end(null);
+    if (item === CLOSED) return this.#end(this.#signal?.aborted ? abortError(this.#signal) : null);
+    if (item instanceof Error) return this.#end(item);
+    return { value: item, done: false };
+  }
+
+  /** Ends iteration, throwing `error` once if there is one. */
+  #end(error) {
+    this.#done = true;
+    this.#native?.close();
+    if (error) throw error;
+    return { value: undefined, done: true };
+  }
+
+  /** A non-2xx response: its whole body, as an HttpStatusError (or the failure reading it). */
+  async #httpStatusError() {
+    const chunks = [];
     for (;;) {
-      if (this.#events.length > 0) {
-        const value = this.#events.shift();
-        if (this.#paused && this.#events.length <= EVENT_QUEUE_LOW) {
-          this.#paused = false;
-          native.pause(this.#call, false);
-        }
-        return { value, done: false };
-      }
-      if (this.#error) {
-        const error = this.#error;
-        this.#error = null;
-        this.#done = true;
-        this.#events.length = 0;
-        throw error;
-      }
-      if (this.#done) return { value: undefined, done: true };
-      await new Promise((resolve) => {
-        const earlier = this.#wake; // a concurrent next() waits too
-        this.#wake = earlier ? () => (earlier(), resolve()) : resolve;
-      });
+      const item = await this.#native.next();
+      if (item === CLOSED) return this.#signal?.aborted ? abortError(this.#signal) : null;
+      if (item instanceof Error) return item;
+      if (item === null) break;
+      chunks.push(Buffer.isBuffer(item) ? item : Buffer.from(item.data));
     }
+    return new HttpStatusError(new EspResponse({ ...this.#head, body: Buffer.concat(chunks) }));
   }
 
   /** Stops the stream (called by `break` in `for await`): cancels the call. */
@@ -306,14 +357,10 @@ class EventStream {
     return { value: undefined, done: true };
   }
 
-  /** Cancels the call; buffered events are dropped and iteration ends. */
+  /** Cancels the call; iteration ends. */
   cancel() {
-    if (this.#done) return;
     this.#done = true;
-    this.#events.length = 0;
-    this.#error = null;
-    if (this.#call !== null) native.cancel(this.#call);
-    this.#signal();
+    this.#native?.close();
   }
 }
 
@@ -339,7 +386,7 @@ class Client {
    */
   request(req) {
     return new Promise((resolve, reject) => {
-      startCall(this.#handle, encodeRequest(req), 0, req.signal, null, (error, raw) =>
+      startCall(this.#handle, encodeRequest(req), req.signal, (error, raw) =>
         error ? reject(error) : resolve(new EspResponse(raw)),
       );
     });
@@ -356,8 +403,9 @@ class Client {
 
   /**
    * A WHATWG fetch through this client: `new OpenAI({ fetch: client.fetch })`.
-   * The response body is a ReadableStream fed as bytes arrive (the transfer
-   * pauses while 256 KiB wait unread), and init.signal cancels the call. Uses the client's retries: give the SDK
+   * The response body is a ReadableStream read from libesp as the consumer
+   * pulls (libesp pauses the transfer while stream_buffer_bytes wait unread),
+   * and init.signal cancels the call. Uses the client's retries: give the SDK
    * maxRetries: 0 so that one layer retries.
    * @type {typeof fetch}
    */
@@ -382,68 +430,54 @@ class Client {
       timeoutMs: 0,
       flags: FLAG_STREAM_RAW,
     };
-    return new Promise((resolve, reject) => {
-      let call = null;
-      let responded = false;
-      let controller = null; // set when the Response has a body stream
-      let paused = false;
-      let cancelled = false;
-      const respond = (status, flatHeaders) => {
-        responded = true;
-        if (status < 200 || status > 599) {
-          // Response cannot represent it (fetch never exposes 1xx heads).
-          native.cancel(call);
-          cancelled = true;
-          reject(new TypeError('fetch failed', { cause: new RangeError(`unusable HTTP status ${status}`) }));
-          return;
-        }
-        const hasBody = request.method !== 'HEAD' && !NULL_BODY_STATUSES.has(status);
-        const stream = hasBody
-          ? new ReadableStream(
-              {
-                start: (c) => void (controller = c),
-                pull: () => {
-                  if (paused) {
-                    paused = false;
-                    native.pause(call, false);
-                  }
-                },
-                cancel: () => {
-                  cancelled = true;
-                  native.cancel(call);
-                },
-              },
-              new ByteLengthQueuingStrategy({ highWaterMark: FETCH_BODY_HIGH_WATER_BYTES }),
-            )
-          : null;
-        const response = new Response(stream, { status, headers: headersFromFlat(flatHeaders) });
-        Object.defineProperty(response, 'url', { value: request.url });
-        resolve(response);
-      };
-      const onMessage = (kind, a, b) => {
-        if (kind === MSG_HEADERS) return respond(a, b);
-        if (!controller || cancelled) return;
-        controller.enqueue(a);
-        if (!paused && controller.desiredSize <= 0) {
-          paused = true;
-          native.pause(call, true);
-        }
-      };
-      const onComplete = (error, raw) => {
-        if (!responded && !error) respond(raw.status, raw.headers); // no head was delivered
-        // fetch rejects an aborted call with signal.reason, like undici does.
-        const failure = error && (signal.aborted ? signal.reason : error);
-        if (!responded) reject(signal.aborted ? failure : new TypeError('fetch failed', { cause: failure }));
-        if (!controller || cancelled) return;
-        if (failure) controller.error(failure);
-        else controller.close();
-      };
-      try {
-        call = startCall(this.#handle, encoded, WANT_HEADERS | WANT_DATA, signal, onMessage, onComplete);
-      } catch (error) {
-        reject(signal.aborted ? signal.reason : new TypeError('fetch failed', { cause: error }));
-      }
-    });
+    if (signal.aborted) throw signal.reason;
+    let stream;
+    try {
+      stream = new NativeStream(this.#handle, encoded);
+    } catch (error) {
+      throw new TypeError('fetch failed', { cause: error });
+    }
+    const onAbort = () => stream.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    // fetch rejects an aborted call with signal.reason, like undici does.
+    const failed = (error) => (signal.aborted ? signal.reason : error);
+    const head = await stream.head();
+    if (head === CLOSED) throw signal.reason;
+    if (head instanceof Error) {
+      stream.close();
+      throw new TypeError('fetch failed', { cause: failed(head) });
+    }
+    const { status } = head;
+    if (status < 200 || status > 599) {
+      // Response cannot represent it (fetch never exposes 1xx heads).
+      stream.close();
+      throw new TypeError('fetch failed', { cause: new RangeError(`unusable HTTP status ${status}`) });
+    }
+    const finish = () => {
+      signal.removeEventListener('abort', onAbort);
+      stream.close();
+    };
+    const hasBody = request.method !== 'HEAD' && !NULL_BODY_STATUSES.has(status);
+    if (!hasBody) finish();
+    // highWaterMark 0: nothing is read ahead here; libesp holds the body.
+    const responseBody = hasBody
+      ? new ReadableStream(
+          {
+            pull: async (controller) => {
+              const item = await stream.next();
+              if (Buffer.isBuffer(item)) return controller.enqueue(new Uint8Array(item.buffer, item.byteOffset, item.length));
+              finish();
+              if (item === null) controller.close();
+              else controller.error(item === CLOSED ? signal.reason : failed(item));
+            },
+            cancel: finish,
+          },
+          { highWaterMark: 0 },
+        )
+      : null;
+    const response = new Response(responseBody, { status, headers: headersFromFlat(head.headers) });
+    Object.defineProperty(response, 'url', { value: request.url });
+    return response;
   }
 
   /** This client's stats (origins, requests, connections, latency), parsed from libesp's JSON. */

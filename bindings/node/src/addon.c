@@ -5,9 +5,13 @@
  * Every request is asynchronous (esp_request_async). The I/O thread copies
  * what it was given into a heap message and queues it on one
  * napi_threadsafe_function per addon instance; the JS thread turns messages
- * into JS values and calls the request's JS callback. The thread-safe
- * function is referenced only while a call is in flight, so an idle process
- * exits. Everything above this (Promises, streams, errors) is in lib/.
+ * into JS values and calls the request's JS callback. Streams are libesp's
+ * non-blocking readers (esp_stream_start): libesp buffers and pauses, its
+ * ready callback only queues a wake-up, and JS takes the items with
+ * streamNext. The thread-safe function is referenced only while a call is
+ * in flight or JS waits for a stream, so an idle process exits (also with a
+ * stream left unread). Everything above this
+ * (Promises, streams, errors) is in lib/.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -21,14 +25,15 @@
 /* What a call wants delivered besides its completion (bit mask from JS). */
 enum {
   WANT_HEADERS = 1, /* on_headers: status and headers before the body */
-  WANT_DATA = 2,    /* on_data: raw body chunks                       */
-  WANT_EVENTS = 4   /* on_event: parsed Server-Sent Events            */
+  WANT_DATA = 2     /* on_data: raw body chunks                       */
 };
 
-/* Message kinds; the JS callback receives the kind as its first argument. */
-enum { MSG_HEADERS = 1, MSG_DATA = 2, MSG_EVENT = 3, MSG_COMPLETE = 4 };
+/* Message kinds; the JS callback receives the kind as its first argument.
+ * MSG_READY goes to the instance's stream-ready function instead. */
+enum { MSG_HEADERS = 1, MSG_DATA = 2, MSG_COMPLETE = 4, MSG_READY = 5 };
 
 typedef struct Call Call;
+typedef struct StreamReader StreamReader;
 
 /* Per addon instance (per Node environment: main thread or a Worker). It
  * outlives the environment while calls are still in flight, because their
@@ -39,7 +44,9 @@ typedef struct Instance {
   size_t pending;            /* calls whose on_complete has not run    */
   Call *calls;               /* the pending calls, to cancel at exit   */
   napi_threadsafe_function tsfn;
-  size_t referenced_calls;   /* JS thread only: calls keeping it ref'd */
+  size_t referenced_calls;   /* JS thread only: calls and waiting streams keeping it ref'd */
+  StreamReader *streams;     /* JS thread only: open streams, closed at exit */
+  napi_ref stream_ready;     /* JS function (id) => void, for MSG_READY */
 } Instance;
 
 /* One asynchronous call. Freed on the JS thread after its completion was
@@ -49,6 +56,18 @@ struct Call {
   Call *prev, *next;         /* in instance->calls, under instance->lock */
   esp_call handle;
   napi_ref callback;         /* the JS function receiving the messages   */
+};
+
+/* One open esp_stream_start stream, owned by its JS external object. Its
+ * ready callback reads only `instance` and `id`, and never runs once
+ * esp_stream_close has returned, so the JS thread frees it after that. */
+struct StreamReader {
+  Instance *instance;
+  StreamReader *prev, *next; /* in instance->streams while open */
+  esp_stream handle;
+  uint32_t id;               /* what MSG_READY hands to JS */
+  int open;
+  int waiting;               /* JS waits for ready: keeps the process alive */
 };
 
 /* Request headers as C strings, for the duration of esp_request_async
@@ -61,17 +80,17 @@ typedef struct HeaderList {
 
 typedef struct Message {
   int kind;
-  Call *call;
+  Instance *instance;
+  Call *call;                /* NULL for MSG_READY                       */
+  uint32_t stream_id;        /* MSG_READY                                */
   int status;                /* MSG_COMPLETE: ESP_OK or a negative code  */
   int sent;                  /* MSG_COMPLETE: esp_last_error_sent()      */
   esp_response *response;    /* MSG_COMPLETE: may be NULL                */
   int http_status;           /* MSG_HEADERS                              */
   int http_version;          /* MSG_HEADERS                              */
   size_t count;              /* MSG_HEADERS: pairs in data               */
-  int64_t retry_ms;          /* MSG_EVENT                                */
   size_t len;                /* bytes in data                            */
-  char data[];               /* MSG_DATA bytes; MSG_HEADERS name\0value\0...;
-                                MSG_EVENT event\0id\0data                */
+  char data[];               /* MSG_DATA bytes; MSG_HEADERS name\0value\0... */
 } Message;
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -128,6 +147,7 @@ static Message *message_new(int kind, Call *call, size_t extra) {
   if (m) {
     m->kind = kind;
     m->call = call;
+    m->instance = call ? call->instance : NULL;
   }
   return m;
 }
@@ -159,7 +179,7 @@ static int untrack(Call *call) {
 /* Hand a message to the JS thread; from the I/O thread. Returns 0 when the
  * environment is gone (the caller then owns the message again). */
 static int post(Message *m) {
-  Instance *inst = m->call->instance;
+  Instance *inst = m->instance;
   int posted = 0;
   pthread_mutex_lock(&inst->lock);
   if (!inst->closed)
@@ -203,17 +223,13 @@ static void on_data(void *user, const void *chunk, size_t len) {
   if (!post(m)) free(m);
 }
 
-static void on_event(void *user, const esp_sse_event *ev) {
-  const char *name = ev->event ? ev->event : "message";
-  const char *id = ev->id ? ev->id : "";
-  size_t n = strlen(name) + 1, i = strlen(id) + 1;
-  Message *m = message_new(MSG_EVENT, user, n + i + ev->data_len);
+/* libesp has news for a stream's reader: wake JS, which reads it itself. */
+static void on_stream_ready(void *user) {
+  StreamReader *r = user;
+  Message *m = message_new(MSG_READY, NULL, 0);
   if (!m) return;
-  memcpy(m->data, name, n);
-  memcpy(m->data + n, id, i);
-  if (ev->data_len) memcpy(m->data + n + i, ev->data, ev->data_len);
-  m->len = ev->data_len;
-  m->retry_ms = ev->retry_ms;
+  m->instance = r->instance;
+  m->stream_id = r->id;
   if (!post(m)) free(m);
 }
 
@@ -309,6 +325,20 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)context;
   Message *m = data;
   Call *call = m->call;
+  if (m->kind == MSG_READY) {
+    napi_value fn, id, undefined, result;
+    if (env && napi_get_reference_value(env, m->instance->stream_ready, &fn) == napi_ok && fn) {
+      napi_get_undefined(env, &undefined);
+      napi_create_uint32(env, m->stream_id, &id);
+      if (napi_call_function(env, undefined, fn, 1, &id, &result) == napi_pending_exception) {
+        napi_value error;
+        napi_get_and_clear_last_exception(env, &error);
+        napi_fatal_exception(env, error);
+      }
+    }
+    free(m);
+    return;
+  }
   if (!env) { /* the queue is being dropped at teardown */
     if (m->kind == MSG_COMPLETE) {
       Instance *inst = call->instance;
@@ -339,16 +369,6 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
       napi_create_buffer_copy(env, m->len, m->data, NULL, &buf);
     }
     argv[argc++] = buf;
-    break;
-  }
-  case MSG_EVENT: {
-    const char *name = m->data;
-    const char *id = name + strlen(name) + 1;
-    const char *payload = id + strlen(id) + 1;
-    argv[argc++] = make_string(env, name, strlen(name));
-    argv[argc++] = make_string(env, payload, m->len);
-    argv[argc++] = make_string(env, id, strlen(id));
-    argv[argc++] = make_int(env, m->retry_ms);
     break;
   }
   case MSG_COMPLETE:
@@ -442,12 +462,6 @@ static int read_headers(napi_env env, napi_value flat, HeaderList *list) {
   return 1;
 }
 
-/*
- * request(client: bigint, method: string|null, path: string,
- *         headers: string[] (name, value, ...), body: Buffer|null,
- *         timeoutMs: number, flags: number, want: number,
- *         callback: (kind, ...) => void) -> bigint call | negative status
- */
 /* Per-request timeouts from an optional [connect, read, write, pool] array
  * (milliseconds; 0 the client's, ESP_NO_TIMEOUT none). */
 static void read_phase_timeouts(napi_env env, napi_value array, esp_request_opts *opts) {
@@ -464,6 +478,73 @@ static void read_phase_timeouts(napi_env env, napi_value array, esp_request_opts
   }
 }
 
+/* The strings of a request, owned until libesp has copied the request. */
+typedef struct RequestArgs {
+  char *method;
+  char *path;
+  HeaderList headers;
+} RequestArgs;
+
+static void free_request_args(RequestArgs *a) {
+  free(a->method);
+  free(a->path);
+  free(a->headers.block);
+  free(a->headers.items);
+}
+
+/* Fills opts from arguments 1-6 of request() and streamStart() (method,
+ * path, headers, body, timeoutMs, flags) and their phase timeouts (may be
+ * NULL). Returns 0 with an exception pending (or out of memory). */
+static int read_request(napi_env env, napi_value *argv, napi_value phases, esp_request_opts *opts,
+                        RequestArgs *args) {
+  memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+  args->method = read_string(env, argv[1]);
+  args->path = read_string(env, argv[2]);
+  bool thrown;
+  napi_is_exception_pending(env, &thrown);
+  if (thrown || !args->path || !read_headers(env, argv[3], &args->headers)) return 0;
+  opts->headers = args->headers.items;
+  opts->header_count = args->headers.count;
+  napi_valuetype body_type;
+  napi_typeof(env, argv[4], &body_type);
+  if (body_type != napi_null && body_type != napi_undefined) {
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, argv[4], &data, &len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "body must be a Buffer");
+      return 0;
+    }
+    opts->body = data;
+    opts->body_len = len;
+  }
+  double timeout_ms = 0;
+  uint32_t flags = 0;
+  napi_get_value_double(env, argv[5], &timeout_ms);
+  napi_get_value_uint32(env, argv[6], &flags);
+  opts->method = args->method;
+  opts->path = args->path;
+  opts->timeout_ms = (int64_t)timeout_ms;
+  opts->flags = flags;
+  if (phases) read_phase_timeouts(env, phases, opts);
+  return 1;
+}
+
+/* After read_request failed: throw out-of-memory unless something else is pending. */
+static napi_value request_args_failed(napi_env env) {
+  bool thrown;
+  napi_is_exception_pending(env, &thrown);
+  if (!thrown) napi_throw_error(env, "ESP_ENOMEM", "out of memory");
+  return NULL;
+}
+
+/*
+ * request(client: bigint, method: string|null, path: string,
+ *         headers: string[] (name, value, ...), body: Buffer|null,
+ *         timeoutMs: number, flags: number, want: number,
+ *         callback: (kind, ...) => void, phaseTimeouts?: number[])
+ *   -> bigint call | negative status
+ */
 static napi_value js_request(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
@@ -484,47 +565,21 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
   }
   call->instance = inst;
   esp_request_opts opts;
-  memset(&opts, 0, sizeof opts);
-  opts.struct_size = sizeof opts;
-  HeaderList headers = {NULL, NULL, 0};
-  char *method = read_string(env, argv[1]);
-  char *path = read_string(env, argv[2]);
-  bool thrown;
-  napi_is_exception_pending(env, &thrown);
-  if (thrown || !path || !read_headers(env, argv[3], &headers)) goto fail;
-  opts.headers = headers.items;
-  opts.header_count = headers.count;
-
-  napi_valuetype body_type;
-  napi_typeof(env, argv[4], &body_type);
-  if (body_type != napi_null && body_type != napi_undefined) {
-    void *data;
-    size_t len;
-    if (napi_get_buffer_info(env, argv[4], &data, &len) != napi_ok) {
-      napi_throw_type_error(env, NULL, "body must be a Buffer");
-      goto fail;
-    }
-    opts.body = data;
-    opts.body_len = len;
+  RequestArgs args = {NULL, NULL, {NULL, NULL, 0}};
+  uint32_t want = 0;
+  if (!read_request(env, argv, argc > 9 ? argv[9] : NULL, &opts, &args) ||
+      napi_get_value_uint32(env, argv[7], &want) != napi_ok ||
+      napi_create_reference(env, argv[8], 1, &call->callback) != napi_ok) {
+    free_request_args(&args);
+    call_free(env, call);
+    return request_args_failed(env);
   }
-  double timeout_ms = 0;
-  uint32_t flags = 0, want = 0;
-  napi_get_value_double(env, argv[5], &timeout_ms);
-  napi_get_value_uint32(env, argv[6], &flags);
-  napi_get_value_uint32(env, argv[7], &want);
-  opts.method = method;
-  opts.path = path;
-  opts.timeout_ms = (int64_t)timeout_ms;
-  opts.flags = flags;
-  if (argc > 9) read_phase_timeouts(env, argv[9], &opts);
-  if (napi_create_reference(env, argv[8], 1, &call->callback) != napi_ok) goto fail;
 
   esp_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.struct_size = sizeof cb;
   cb.on_headers = (want & WANT_HEADERS) ? on_headers : NULL;
   cb.on_data = (want & WANT_DATA) ? on_data : NULL;
-  cb.on_event = (want & WANT_EVENTS) ? on_event : NULL;
   cb.on_complete = on_complete;
 
   /* Count the call before starting it: on_complete may run at once. */
@@ -538,10 +593,7 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
 
   esp_call handle = 0;
   int rc = esp_request_async(client, &opts, &cb, call, &handle);
-  free(method);
-  free(path);
-  free(headers.block);
-  free(headers.items);
+  free_request_args(&args);
   if (rc < 0) { /* no callback will ever run for this call */
     untrack(call);
     if (--inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
@@ -551,16 +603,6 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
   /* Still valid: the call is freed on this thread, after this returns. */
   call->handle = handle;
   return make_handle(env, handle);
-
-fail:
-  free(method);
-  free(path);
-  free(headers.block);
-  free(headers.items);
-  call_free(env, call);
-  napi_is_exception_pending(env, &thrown);
-  if (!thrown) napi_throw_error(env, "ESP_ENOMEM", "out of memory");
-  return NULL;
 }
 
 /* cancel(call: bigint) -> status (ESP_EHANDLE once it completed) */
@@ -580,6 +622,171 @@ static napi_value js_pause(napi_env env, napi_callback_info info) {
   if (!read_handle(env, argv[0], &handle)) return NULL;
   napi_get_value_bool(env, argv[1], &paused);
   return make_int(env, esp_call_pause(handle, paused ? 1 : 0));
+}
+
+/* ---- streams (esp_stream_start), JS thread only ---------------------------------- */
+
+/* JS starts or stops waiting for a stream's ready: like a socket read, a
+ * wait keeps the process alive, an unread stream does not. */
+static void set_waiting(napi_env env, StreamReader *r, int waiting) {
+  Instance *inst = r->instance;
+  if (r->waiting == waiting) return;
+  r->waiting = waiting;
+  if (!env) return;
+  if (waiting && inst->referenced_calls++ == 0) napi_ref_threadsafe_function(env, inst->tsfn);
+  if (!waiting && --inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
+}
+
+/* Closes a stream: libesp cancels an unfinished transfer, and ready never
+ * runs again once this returns. env is NULL at teardown. */
+static void stream_close(napi_env env, StreamReader *r) {
+  if (!r->open) return;
+  r->open = 0;
+  esp_stream_close(r->handle);
+  Instance *inst = r->instance;
+  if (r->prev) r->prev->next = r->next;
+  else inst->streams = r->next;
+  if (r->next) r->next->prev = r->prev;
+  set_waiting(env, r, 0);
+}
+
+/* A forgotten stream, garbage-collected: close it. */
+static void stream_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  stream_close(env, data);
+  free(data);
+}
+
+/* The StreamReader of an external, or NULL with a TypeError pending. */
+static StreamReader *read_stream(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "expected a stream");
+    return NULL;
+  }
+  return data;
+}
+
+/* onStreamReady(fn: (id: number) => void): where MSG_READY goes. */
+static napi_value js_on_stream_ready(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Instance *inst;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OK(napi_get_instance_data(env, (void **)&inst));
+  if (inst->stream_ready) napi_delete_reference(env, inst->stream_ready);
+  NAPI_OK(napi_create_reference(env, argv[0], 1, &inst->stream_ready));
+  return NULL;
+}
+
+/*
+ * streamStart(client: bigint, method, path, headers, body, timeoutMs, flags
+ *             (as for request), id: number, phaseTimeouts?: number[])
+ *   -> stream (an external) | negative status
+ */
+static napi_value js_stream_start(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  Instance *inst;
+  uint64_t client;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OK(napi_get_instance_data(env, (void **)&inst));
+  if (argc < 8) {
+    napi_throw_type_error(env, NULL, "streamStart: 8 arguments expected");
+    return NULL;
+  }
+  if (!read_handle(env, argv[0], &client)) return NULL;
+  StreamReader *r = calloc(1, sizeof(StreamReader));
+  if (!r) {
+    napi_throw_error(env, "ESP_ENOMEM", "out of memory");
+    return NULL;
+  }
+  r->instance = inst;
+  esp_request_opts opts;
+  RequestArgs args = {NULL, NULL, {NULL, NULL, 0}};
+  if (!read_request(env, argv, argc > 8 ? argv[8] : NULL, &opts, &args) ||
+      napi_get_value_uint32(env, argv[7], &r->id) != napi_ok) {
+    free_request_args(&args);
+    free(r);
+    return request_args_failed(env);
+  }
+  int rc = esp_stream_start(client, &opts, on_stream_ready, r, &r->handle);
+  free_request_args(&args);
+  napi_value out;
+  if (rc < 0) { /* refused: ready never runs */
+    free(r);
+    return make_int(env, rc);
+  }
+  r->open = 1;
+  r->next = inst->streams;
+  if (inst->streams) inst->streams->prev = r;
+  inst->streams = r;
+  if (napi_create_external(env, r, stream_finalize, NULL, &out) != napi_ok) {
+    stream_close(env, r);
+    free(r);
+    napi_throw_error(env, "ESP_ENOMEM", "out of memory");
+    return NULL;
+  }
+  return out;
+}
+
+/* streamHead(stream) -> {status, headers, attempts, httpVersion} | negative
+ * status (ESP_EAGAIN: not yet; ready will say) */
+static napi_value js_stream_head(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  StreamReader *r = read_stream(env, argv[0]);
+  if (!r) return NULL;
+  esp_response *head = NULL;
+  int rc = r->open ? esp_stream_head(r->handle, &head) : ESP_ECANCELLED;
+  set_waiting(env, r, rc == ESP_EAGAIN);
+  return rc < 0 ? make_int(env, rc) : response_object(env, head);
+}
+
+/* streamNext(stream) -> Buffer (a raw chunk) | {event, data, id, retry} (an
+ * SSE event) | null (the end) | negative status (ESP_EAGAIN: nothing yet) */
+static napi_value js_stream_next(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  StreamReader *r = read_stream(env, argv[0]);
+  if (!r) return NULL;
+  esp_stream_item item = ESP_STREAM_ITEM_INIT;
+  int rc = r->open ? esp_stream_next(r->handle, 0, &item) : ESP_ECANCELLED;
+  set_waiting(env, r, rc == ESP_EAGAIN);
+  if (rc < 0) return make_int(env, rc);
+  if (rc == 0) {
+    napi_get_null(env, &out);
+  } else if (item.kind == ESP_ITEM_CHUNK) {
+    napi_create_buffer_copy(env, item.chunk_len, item.chunk, NULL, &out);
+  } else {
+    const esp_sse_event *ev = item.ev;
+    napi_create_object(env, &out);
+    napi_set_named_property(env, out, "event", make_string(env, ev->event, strlen(ev->event)));
+    napi_set_named_property(env, out, "data", make_string(env, ev->data, ev->data_len));
+    napi_set_named_property(env, out, "id", make_string(env, ev->id, strlen(ev->id)));
+    if (ev->retry_ms >= 0) napi_set_named_property(env, out, "retry", make_int(env, ev->retry_ms));
+  }
+  return out;
+}
+
+/* streamClose(stream): cancels an unfinished transfer; idempotent. */
+static napi_value js_stream_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  StreamReader *r = read_stream(env, argv[0]);
+  if (r) stream_close(env, r);
+  return NULL;
+}
+
+/* lastErrorSent() -> esp_last_error_sent() of the JS thread */
+static napi_value js_last_error_sent(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_get_boolean(env, esp_last_error_sent() != 0, &out);
+  return out;
 }
 
 /* Turns an esp_free()-owned string result into a JS string or a status. */
@@ -649,6 +856,7 @@ static napi_value js_version(napi_env env, napi_callback_info info) {
  * instance if calls are still pending. */
 static void instance_teardown(void *data) {
   Instance *inst = data;
+  while (inst->streams) stream_close(NULL, inst->streams); /* no ready after this */
   pthread_mutex_lock(&inst->lock);
   inst->closed = 1;
   size_t n = inst->pending, i = 0;
@@ -687,6 +895,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"request", NULL, js_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pause", NULL, js_pause, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"onStreamReady", NULL, js_on_stream_ready, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"streamStart", NULL, js_stream_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"streamHead", NULL, js_stream_head, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"streamNext", NULL, js_stream_next, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"streamClose", NULL, js_stream_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lastErrorSent", NULL, js_last_error_sent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"metricsPrometheus", NULL, js_metrics, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lastError", NULL, js_last_error, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,11 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getClient, AbortError, HttpStatusError } from '../lib/index.mjs';
 import { startMock } from './mock.mjs';
 
-const native = createRequire(import.meta.url)('../lib/native.js');
 
 let mock;
 let client;
@@ -70,24 +68,36 @@ test('breaking out of the loop cancels the call and closes its connection', asyn
   }
 });
 
-test('a slow consumer pauses the transfer and still receives every event', async (t) => {
-  const pauses = [];
-  const realPause = native.pause;
-  native.pause = (call, paused) => {
-    pauses.push(paused);
-    return realPause(call, paused);
-  };
-  t.after(() => (native.pause = realPause));
-  const tokens = 400;
+test('a slow consumer pauses the transfer in libesp and still receives every event', async () => {
+  const tokens = 4000;
   let count = 0;
-  for await (const ev of client.stream(chat(tokens))) {
-    if (count === 0) await sleep(300); // let the whole response pile up
-    count++;
-    if (ev.data !== '[DONE]') assert.equal(JSON.parse(ev.data).object, 'chat.completion.chunk');
+  let held = null;
+  const slow = getClient(mock.config({ stream_buffer_bytes: 16384, isolate: true }));
+  try {
+    for await (const ev of slow.stream(chat(tokens))) {
+      if (count === 0) {
+        await sleep(300); // let the response pile up
+        held = slow.stats().client;
+      }
+      count++;
+      if (ev.data !== '[DONE]') assert.equal(JSON.parse(ev.data).object, 'chat.completion.chunk');
+    }
+    assert.equal(count, tokens + 3);
+    assert.equal(held.streams_paused, 1, 'the transfer was paused while the consumer lagged');
+    assert.ok(held.stream_buffered_bytes > 16384 - 1024 && held.stream_buffered_bytes < 65536, `${held.stream_buffered_bytes} bytes held`);
+    assert.equal(slow.stats().client.streams_paused, 0, 'and resumed');
+  } finally {
+    slow.close();
   }
-  assert.equal(count, tokens + 3);
-  assert.ok(pauses.includes(true), 'the transfer was paused while the consumer lagged');
-  assert.equal(pauses.at(-1), false, 'and resumed');
+});
+
+test('a non-SSE 2xx body arrives as raw chunks', async () => {
+  const chunks = [];
+  for await (const item of client.stream({ method: 'POST', path: 'chat/completions', json: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } })) {
+    assert.ok(Buffer.isBuffer(item), 'a chunk, not an event');
+    chunks.push(item);
+  }
+  assert.equal(JSON.parse(Buffer.concat(chunks).toString()).object, 'chat.completion');
 });
 
 test('an AbortSignal ends iteration with an AbortError', async () => {
@@ -142,4 +152,11 @@ test('cancel() ends iteration quietly, also for a waiting consumer', async () =>
   assert.deepEqual(await waiting, { value: undefined, done: true });
   await sleep(100); // the cancelled completion arrives meanwhile
   assert.deepEqual(await stream.next(), { value: undefined, done: true });
+});
+
+test('cancel() before the head arrives rejects the response and ends iteration quietly', async () => {
+  const stream = client.stream(chat(3, { 'x-mock-delay-ms': '300' }));
+  stream.cancel();
+  await assert.rejects(stream.response, AbortError);
+  for await (const ev of stream) assert.fail(`got ${ev}`);
 });

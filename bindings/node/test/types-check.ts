@@ -14,6 +14,7 @@ export async function usage(signal: AbortSignal): Promise<string> {
   const head = await stream.response;
   text += head.headers.get('x');
   for await (const event of stream) {
+    if (Buffer.isBuffer(event)) continue; // a body that is not an event stream: raw chunks
     const e: SseEvent = event;
     text += e.data + e.event + e.id + (e.retry ?? 0);
   }

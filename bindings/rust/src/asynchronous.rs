@@ -1,16 +1,17 @@
-//! Futures and async streams over `esp_request_async`, for any executor.
+//! Futures over `esp_request_async` and async streams over
+//! `esp_stream_start`, for any executor.
 //!
-//! Each call shares an `Arc<Mutex<..>>` with the C side: `Arc::into_raw` is
-//! the callbacks' user pointer, and that reference belongs to the C call
-//! until `on_complete` (which runs exactly once) takes it back. Callbacks run
-//! on a libesp I/O thread: they only store what arrived and wake the task.
+//! Each call or stream shares an `Arc<Mutex<..>>` with the C side:
+//! `Arc::into_raw` is the user pointer, and that reference belongs to C
+//! until `on_complete` (exactly once) or `esp_stream_close` gives it back.
+//! Callbacks run on a libesp I/O thread: they only store and wake the task.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::os::raw::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -18,12 +19,8 @@ use futures_core::Stream;
 
 use crate::error::{Error, Result};
 use crate::request::{Request, Response};
-use crate::stream::{copy_chunk, Event, SseEvent};
+use crate::stream::Event;
 use crate::sys;
-
-/// Pause the transfer while this many bytes wait unread in an async stream,
-/// and resume it once the reader is back under half of it.
-const PAUSE_AT_BYTES: usize = 1 << 20;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while the lock was held cannot leave these plain fields torn.
@@ -223,164 +220,92 @@ impl std::fmt::Debug for ResponseFuture {
 }
 
 // ---- streamed responses --------------------------------------------------
+//
+// libesp's non-blocking stream reader (esp_stream_start) buffers the body,
+// pauses the transfer while the reader is behind by the client's
+// stream_buffer_bytes and decides between SSE events and raw chunks. Rust
+// only waits: its ready callback wakes the task, which then takes items with
+// esp_stream_next(stream, 0). The task stores its waker before each look, so
+// a ready that follows an ESP_EAGAIN always finds it.
 
-#[derive(Default)]
-struct StreamState {
-    /// The call, once esp_request_async returned it (needed to pause).
-    call: sys::esp_call,
-    /// The request asked for raw chunks (Request::raw_stream).
-    raw: bool,
-    /// The body is delivered as parsed events: libesp calls on_event for
-    /// text/event-stream bodies and on_data for every body, so one of the
-    /// two is ignored, as esp_stream_next does.
-    sse: bool,
-    head: Option<Response>,
-    events: VecDeque<Event>,
-    queued_bytes: usize,
-    paused: bool,
-    /// Set by on_complete: Ok at the end of the body, or the failure.
-    end: Option<Result<()>>,
-    waker: Option<Waker>,
-}
+/// The task to wake; shared with libesp's ready callback.
+type WakeSlot = Mutex<Option<Waker>>;
 
-/// Run `f` on the stream state behind a borrowed user pointer, then wake the
-/// task. Panics stay on this side of the C boundary.
-unsafe fn with_stream_state(user: *mut c_void, f: impl FnOnce(&mut StreamState)) {
+unsafe extern "C" fn on_stream_ready(user: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the C call holds a reference to the state until on_complete.
-        let state = unsafe { &*(user as *const Mutex<StreamState>) };
-        let (waker, pause) = {
-            let mut s = lock(state);
-            f(&mut s);
-            let pause = !s.paused && s.call != 0 && s.queued_bytes > PAUSE_AT_BYTES;
-            s.paused |= pause;
-            (s.waker.take(), pause.then_some(s.call))
-        };
-        if let Some(call) = pause {
-            // SAFETY: pausing is allowed inside callbacks.
-            unsafe { sys::esp_call_pause(call, 1) };
-        }
+        // SAFETY: the C stream holds a reference to the slot until
+        // esp_stream_close has returned, after which ready never runs.
+        let slot = unsafe { &*(user as *const WakeSlot) };
+        let waker = lock(slot).take();
         if let Some(waker) = waker {
             waker.wake();
         }
     }));
 }
 
-fn queue(s: &mut StreamState, event: Event) {
-    s.queued_bytes += event.data().len();
-    s.events.push_back(event);
+/// A started libesp stream; closing it (on drop) cancels an unfinished
+/// transfer and takes back the C side's reference to the wake slot.
+struct StartedStream {
+    stream: sys::esp_stream,
+    wake: Arc<WakeSlot>,
 }
 
-unsafe extern "C" fn on_stream_headers(user: *mut c_void, head: *const sys::esp_response) {
-    // SAFETY: `head` is valid during the callback and copied in it.
-    with_stream_state(user, |s| {
-        let head = unsafe { Response::copy_from(head) };
-        s.sse = !s.raw
-            && head
-                .header("content-type")
-                .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream"));
-        s.head = Some(head);
-    });
-}
-
-unsafe extern "C" fn on_stream_data(user: *mut c_void, chunk: *const c_void, len: usize) {
-    // SAFETY: `chunk` is valid for `len` bytes during the callback.
-    with_stream_state(user, |s| {
-        if !s.sse {
-            queue(s, Event::Chunk(unsafe { copy_chunk(chunk, len) }));
+impl StartedStream {
+    fn start(client: sys::esp_client, req: &Request) -> Result<StartedStream> {
+        let c_request = req.to_c()?;
+        let wake: Arc<WakeSlot> = Arc::new(Mutex::new(None));
+        let user = Arc::into_raw(Arc::clone(&wake)) as *mut c_void;
+        let mut stream: sys::esp_stream = 0;
+        // SAFETY: libesp copies the options; `user` is a live Arc reference
+        // handed to the stream until esp_stream_close.
+        let rc = unsafe {
+            sys::esp_stream_start(
+                client,
+                &c_request.opts(),
+                Some(on_stream_ready),
+                user,
+                &mut stream,
+            )
+        };
+        if rc != sys::ESP_OK {
+            let error = Error::last(rc);
+            // SAFETY: refused: ready never runs, so the reference is still ours.
+            drop(unsafe { Arc::from_raw(user as *const WakeSlot) });
+            return Err(error);
         }
-    });
+        Ok(StartedStream { stream, wake })
+    }
+
+    /// Arms the wake-up for this task; call before looking at the stream.
+    fn wake_me(&self, cx: &Context<'_>) {
+        store_waker(&mut lock(&self.wake), cx);
+    }
 }
 
-unsafe extern "C" fn on_stream_event(user: *mut c_void, ev: *const sys::esp_sse_event) {
-    // SAFETY: `ev` is valid during the callback and copied in it.
-    with_stream_state(user, |s| {
-        if s.sse {
-            queue(s, Event::Sse(unsafe { SseEvent::copy_from(&*ev) }));
-        }
-    });
-}
-
-unsafe extern "C" fn on_stream_complete(
-    user: *mut c_void,
-    status: c_int,
-    resp: *mut sys::esp_response,
-) {
-    with_stream_state(user, |s| {
-        s.end = Some(if status == sys::ESP_OK {
-            Ok(())
-        } else {
-            Err(completion_error(status))
-        });
-        if s.head.is_none() && !resp.is_null() {
-            // SAFETY: resp is valid until we free it below.
-            s.head = Some(unsafe { Response::copy_from(resp) });
-        }
-    });
-    let _ = catch_unwind(|| {
-        // SAFETY: resp is ours to free (NULL is a no-op), and this is the one
-        // callback that takes back the C call's reference to the state.
+impl Drop for StartedStream {
+    fn drop(&mut self) {
+        // SAFETY: the handle is ours and closed only here; once
+        // esp_stream_close returns, ready never runs again, so the reference
+        // handed over in `start` (the same pointer) can be dropped.
         unsafe {
-            sys::esp_response_free(resp);
-            drop(Arc::from_raw(user as *const Mutex<StreamState>));
+            sys::esp_stream_close(self.stream);
+            drop(Arc::from_raw(Arc::as_ptr(&self.wake)));
         }
-    });
+    }
 }
-
-static STREAM_CALLBACKS: sys::esp_callbacks = sys::esp_callbacks {
-    struct_size: mem::size_of::<sys::esp_callbacks>() as u32,
-    on_headers: Some(on_stream_headers),
-    on_data: Some(on_stream_data),
-    on_event: Some(on_stream_event),
-    on_complete: Some(on_stream_complete),
-};
-
-/// For raw streams: without on_event, libesp does not parse SSE at all.
-static RAW_STREAM_CALLBACKS: sys::esp_callbacks = sys::esp_callbacks {
-    on_event: None,
-    ..STREAM_CALLBACKS
-};
 
 /// Resolves to an [`AsyncEventStream`] once the response's status and
 /// headers are in; from [`Client::stream_async`](crate::Client::stream_async).
 /// Dropping it before then cancels the request.
 #[must_use = "dropping the future cancels the request"]
-#[derive(Debug)]
 pub struct StreamFuture {
-    stream: Option<AsyncEventStream>,
-    start_error: Option<Error>,
+    started: Option<Result<StartedStream>>,
 }
 
 impl StreamFuture {
     pub(crate) fn start(client: sys::esp_client, req: &Request) -> StreamFuture {
-        let raw = req.is_raw_stream();
-        let state = Arc::new(Mutex::new(StreamState {
-            raw,
-            ..StreamState::default()
-        }));
-        let callbacks = if raw {
-            &RAW_STREAM_CALLBACKS
-        } else {
-            &STREAM_CALLBACKS
-        };
-        match start(client, req, callbacks, &state) {
-            Ok(call) => {
-                lock(&state).call = call;
-                let stream = AsyncEventStream {
-                    state,
-                    call,
-                    head: None,
-                    finished: false,
-                };
-                StreamFuture {
-                    stream: Some(stream),
-                    start_error: None,
-                }
-            }
-            Err(error) => StreamFuture {
-                stream: None,
-                start_error: Some(error),
-            },
+        StreamFuture {
+            started: Some(StartedStream::start(client, req)),
         }
     }
 }
@@ -390,59 +315,59 @@ impl Future for StreamFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<AsyncEventStream>> {
         let this = self.get_mut();
-        if let Some(error) = this.start_error.take() {
-            return Poll::Ready(Err(error));
-        }
-        let stream = this
-            .stream
-            .as_mut()
-            .expect("StreamFuture polled after it resolved");
-        let failure = {
-            let mut s = lock(&stream.state);
-            if let Some(head) = s.head.take() {
-                stream.head = Some(head);
-                None
-            } else if let Some(end) = &s.end {
-                // A completion without a head is a failure, or a libesp bug.
-                Some(end.clone().err().unwrap_or_else(|| {
-                    Error::from_code(sys::ESP_EINTERNAL, "call completed without a response head")
-                }))
-            } else {
-                store_waker(&mut s.waker, cx);
-                return Poll::Pending;
-            }
+        let started = match this
+            .started
+            .take()
+            .expect("StreamFuture polled after it resolved")
+        {
+            Ok(started) => started,
+            Err(error) => return Poll::Ready(Err(error)),
         };
-        let mut stream = this.stream.take().expect("checked above");
-        match failure {
-            None => Poll::Ready(Ok(stream)),
-            Some(error) => {
-                stream.finished = true;
-                Poll::Ready(Err(error))
+        started.wake_me(cx);
+        let mut head: *mut sys::esp_response = ptr::null_mut();
+        // SAFETY: a live stream handle; on ESP_OK `head` is ours to free.
+        match unsafe { sys::esp_stream_head(started.stream, &mut head) } {
+            sys::ESP_OK => Poll::Ready(Ok(AsyncEventStream {
+                // SAFETY: a valid response, freed by take.
+                head: unsafe { Response::take(head) },
+                started,
+                finished: false,
+            })),
+            sys::ESP_EAGAIN => {
+                this.started = Some(Ok(started));
+                Poll::Pending
             }
+            failure => Poll::Ready(Err(Error::last(failure))),
         }
+    }
+}
+
+impl std::fmt::Debug for StreamFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamFuture")
+            .field("pending", &matches!(self.started, Some(Ok(_))))
+            .finish()
     }
 }
 
 /// The events of a streamed response as a [`futures_core::Stream`].
 ///
 /// Yields SSE events for text/event-stream bodies (unless the request was
-/// [`raw_stream`](crate::Request::raw_stream)) and raw chunks otherwise; a
-/// failure is the last item. Dropping it before the end cancels the transfer.
-/// A reader that falls behind by more than 1 MiB pauses the transfer.
+/// [`raw_stream`](crate::Request::raw_stream)) and raw chunks for any other
+/// body; a failure is the last item. Dropping it before the end cancels the
+/// transfer. libesp pauses the transfer while the reader is more than the
+/// client's `stream_buffer_bytes` (1 MiB) behind.
 #[must_use = "streams do nothing unless polled"]
 pub struct AsyncEventStream {
-    state: Arc<Mutex<StreamState>>,
-    call: sys::esp_call,
-    head: Option<Response>,
+    started: StartedStream,
+    head: Response,
     finished: bool,
 }
 
 impl AsyncEventStream {
     /// Status and headers of the response (its body is what the stream yields).
     pub fn response(&self) -> &Response {
-        self.head
-            .as_ref()
-            .expect("an AsyncEventStream is only handed out with its head")
+        &self.head
     }
 }
 
@@ -454,39 +379,22 @@ impl Stream for AsyncEventStream {
         if this.finished {
             return Poll::Ready(None);
         }
-        let (item, resume) = {
-            let mut s = lock(&this.state);
-            let item = if let Some(event) = s.events.pop_front() {
-                s.queued_bytes -= event.data().len();
-                Some(Ok(event))
-            } else {
-                match s.end.take() {
-                    Some(end) => {
-                        this.finished = true;
-                        end.err().map(Err)
-                    }
-                    None => {
-                        store_waker(&mut s.waker, cx);
-                        return Poll::Pending;
-                    }
-                }
-            };
-            let resume = s.paused && s.queued_bytes <= PAUSE_AT_BYTES / 2;
-            s.paused &= !resume;
-            (item, resume)
-        };
-        if resume {
-            // SAFETY: a plain handle; a completed call's is rejected harmlessly.
-            unsafe { sys::esp_call_pause(this.call, 0) };
-        }
-        Poll::Ready(item)
-    }
-}
-
-impl Drop for AsyncEventStream {
-    fn drop(&mut self) {
-        if !self.finished {
-            cancel(self.call);
+        this.started.wake_me(cx);
+        // SAFETY: esp_stream_item is plain data for which all-zero is valid;
+        // what libesp lends in it is copied before the next call on the stream.
+        let mut item: sys::esp_stream_item = unsafe { mem::zeroed() };
+        item.struct_size = mem::size_of::<sys::esp_stream_item>() as u32;
+        match unsafe { sys::esp_stream_next(this.started.stream, 0, &mut item) } {
+            1 => Poll::Ready(Some(Ok(unsafe { Event::copy_from(&item) }))),
+            0 => {
+                this.finished = true;
+                Poll::Ready(None)
+            }
+            sys::ESP_EAGAIN => Poll::Pending,
+            failure => {
+                this.finished = true;
+                Poll::Ready(Some(Err(Error::last(failure))))
+            }
         }
     }
 }
@@ -494,7 +402,7 @@ impl Drop for AsyncEventStream {
 impl std::fmt::Debug for AsyncEventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncEventStream")
-            .field("call", &self.call)
+            .field("stream", &self.started.stream)
             .field("head", &self.head)
             .field("finished", &self.finished)
             .finish()

@@ -96,10 +96,6 @@ impl Request {
         self
     }
 
-    pub(crate) fn is_raw_stream(&self) -> bool {
-        self.flags & sys::ESP_REQ_STREAM_RAW != 0
-    }
-
     /// The method as it will be sent: the one set, or GET / POST by body.
     pub fn method_name(&self) -> &str {
         match &self.method {

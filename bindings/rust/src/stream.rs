@@ -23,6 +23,15 @@ impl Event {
             Event::Chunk(bytes) => bytes,
         }
     }
+
+    /// Copy an item esp_stream_next filled; what it points to must be valid.
+    pub(crate) unsafe fn copy_from(item: &sys::esp_stream_item) -> Event {
+        if item.kind == sys::ESP_ITEM_EVENT {
+            Event::Sse(SseEvent::copy_from(&item.event))
+        } else {
+            Event::Chunk(copy_chunk(item.chunk, item.chunk_len))
+        }
+    }
 }
 
 /// A Server-Sent Event.
@@ -61,7 +70,7 @@ impl SseEvent {
 }
 
 /// Copy `len` bytes the library owns; `data` must be valid for `len` bytes.
-pub(crate) unsafe fn copy_chunk(data: *const std::os::raw::c_void, len: usize) -> Vec<u8> {
+unsafe fn copy_chunk(data: *const std::os::raw::c_void, len: usize) -> Vec<u8> {
     if data.is_null() || len == 0 {
         Vec::new()
     } else {
@@ -111,13 +120,7 @@ impl Iterator for EventStream {
         item.struct_size = mem::size_of::<sys::esp_stream_item>() as u32;
         let rc = unsafe { sys::esp_stream_next(self.handle, -1, &mut item) };
         match rc {
-            1 => Some(Ok(unsafe {
-                if item.kind == sys::ESP_ITEM_EVENT {
-                    Event::Sse(SseEvent::copy_from(&item.event))
-                } else {
-                    Event::Chunk(copy_chunk(item.chunk, item.chunk_len))
-                }
-            })),
+            1 => Some(Ok(unsafe { Event::copy_from(&item) })),
             0 => {
                 self.done = true;
                 None

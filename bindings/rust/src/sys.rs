@@ -163,6 +163,9 @@ pub struct esp_stream_item {
     pub chunk_len: usize,
 }
 
+/// Tells a non-blocking stream reader that its stream has news (0.2.0).
+pub type esp_stream_ready_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
+
 /// A log sink: one line, key=value fields, no trailing newline.
 pub type esp_log_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, level: c_int, line: *const c_char)>;
@@ -240,6 +243,16 @@ extern "C" {
     ) -> c_int;
     /// Close the reader, cancelling the transfer if unfinished.
     pub fn esp_stream_close(stream: esp_stream) -> c_int;
+    /// Start a non-blocking reader; `ready` says when to look (0.2.0).
+    pub fn esp_stream_start(
+        client: esp_client,
+        req: *const esp_request_opts,
+        ready: esp_stream_ready_fn,
+        user: *mut c_void,
+        out: *mut esp_stream,
+    ) -> c_int;
+    /// The status and headers of a stream, or ESP_EAGAIN (0.2.0).
+    pub fn esp_stream_head(stream: esp_stream, head: *mut *mut esp_response) -> c_int;
 
     /// JSON stats of one client.
     pub fn esp_client_stats(client: esp_client, json: *mut *mut c_char) -> c_int;

@@ -234,7 +234,7 @@ async fn dropping_a_stream_future_before_headers_cancels_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_async_reader_gets_every_byte_of_a_large_body() {
     const BYTES: usize = 8 << 20;
-    let client = Client::get(&config()).unwrap();
+    let client = Client::get(&isolated_config("slow-reader")).unwrap();
     let request = Request::get("models").header("x-mock-body-bytes", BYTES.to_string());
     let mut stream = client.stream_async(&request).await.unwrap();
     let mut received = 0;
@@ -245,9 +245,14 @@ async fn slow_async_reader_gets_every_byte_of_a_large_body() {
         received += data.data().len();
         reads += 1;
         if reads == 1 {
-            // Fall behind: the transfer pauses past 1 MiB queued and resumes as we catch up.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Fall behind: libesp pauses the transfer once 1 MiB (its
+            // stream_buffer_bytes) waits unread, and resumes as we catch up.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(client_counter(&client, "streams_paused"), 1);
+            let held = client_counter(&client, "stream_buffered_bytes");
+            assert!((1 << 20..2 << 20).contains(&held), "{held} bytes held");
         }
     }
     assert_eq!(received, BYTES);
+    assert_eq!(client_counter(&client, "streams_paused"), 0);
 }

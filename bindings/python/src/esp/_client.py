@@ -14,14 +14,13 @@ import json as _json
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from . import _native
 from ._aio import LoopClosed, current_port
-from ._errors import EspError, error_for
-from ._native import AGAIN, END, MODE_EVENTS, MODE_RAW, MODE_WHOLE, RequestSpec
+from ._errors import error_for
+from ._native import AGAIN, END, MODE_EVENTS, MODE_RAW, RequestSpec
 from ._types import Headers, Response, ServerSentEvent
 
 #: Request headers: a mapping or a sequence of (name, value) pairs.
@@ -32,10 +31,6 @@ StreamItem = ServerSentEvent | bytes
 # esp_stream_next waits in slices this long so that Ctrl-C (handled by Python
 # between C calls) can interrupt a blocked iteration.
 _WAIT_SLICE_MS = 500
-# Async backpressure: pause the transfer when this much body is buffered and
-# not yet consumed, resume once the consumer is below the low mark.
-_PAUSE_ABOVE_BYTES = 1 << 20
-_RESUME_BELOW_BYTES = 256 << 10
 
 
 def _encode_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
@@ -103,98 +98,28 @@ def _settle(future: Any, result: Any, error: BaseException | None) -> None:
 
 
 class AsyncCall:
-    """One esp_request_async call, as seen from the event loop that made it.
+    """One esp_request_async call, as seen from the event loop that made it:
+    libesp's I/O thread completes it and posts the response to that loop."""
 
-    The libesp I/O thread fills it (headers, body items, completion) and the
-    loop drains it. Items go through a locked deque and the loop is woken
-    only when its consumer is actually waiting, so a fast stream costs one
-    call_soon_threadsafe per wait, not per chunk.
-    """
-
-    def __init__(self, port: Any, streaming: bool) -> None:
+    def __init__(self, port: Any) -> None:
         #: The event loop (asyncio or trio) that made the call.
         self.port = port
-        #: False for MODE_WHOLE calls, whose body stays in the response.
-        self.streaming = streaming
-        #: Resolves to the Response: the head (status + headers) for streamed
-        #: calls, the whole response for MODE_WHOLE.
+        #: Resolves to the whole Response.
         self.head: Any = port.future()
         #: The esp_call handle, once esp_request_async has returned it.
         self.handle = 0
         #: The request's C buffers, kept until the call completes.
         self.keep: list = []
-        self._lock = threading.Lock()
-        self._items: deque = deque()
-        self._buffered = 0
-        self._paused = False
-        self._waiter: Any = None
         self._finished = False
-        self._error: EspError | None = None
-
-    # -- the I/O thread's side ------------------------------------------------
-
-    def _post(self, fn: Any, *args: Any) -> bool:
-        try:
-            self.port.post(fn, *args)
-            return True
-        except LoopClosed:
-            return False
-
-    def on_headers(self, head: Response) -> None:
-        self._post(_settle, self.head, head, None)
-
-    def on_item(self, item: StreamItem, size: int) -> None:
-        with self._lock:
-            self._items.append((item, size))
-            self._buffered += size
-            pause = not self._paused and self.handle and self._buffered > _PAUSE_ABOVE_BYTES
-            if pause:
-                self._paused = True
-            waiter, self._waiter = self._waiter, None
-        if pause:
-            _native.backend().call_pause(self.handle, True)
-        if waiter is not None and not self._post(_settle, waiter, None, None):
-            _native.backend().call_cancel(self.handle)
 
     def on_complete(self, status: int, resp: Response | None, message: str, sent: bool) -> None:
         error = error_for(status, message, sent) if status < 0 else None
-        if self.streaming and resp is not None and resp.content:
-            # libesp parses SSE only for text/event-stream bodies; any other
-            # body of an event-mode call arrives here, whole.
-            self.on_item(resp.content, len(resp.content))
-        with self._lock:
-            self._finished = True
-            self._error = error
-            waiter, self._waiter = self._waiter, None
+        self._finished = True
         self.keep = []
-        self._post(_settle, self.head, resp, error)
-        if waiter is not None:
-            self._post(_settle, waiter, None, None)
-
-    # -- the event loop's side --------------------------------------------------
-
-    async def next_item(self) -> Any:
-        """The next body item, or END once the call has completed."""
-        while True:
-            with self._lock:
-                if self._items:
-                    item, size = self._items.popleft()
-                    self._buffered -= size
-                    resume = self._paused and self._buffered < _RESUME_BELOW_BYTES
-                    if resume:
-                        self._paused = False
-                elif self._finished:
-                    if self._error is not None:
-                        raise self._error
-                    return END
-                else:
-                    waiter = self._waiter = self.port.future()
-                    item = None
-            if item is not None:
-                if resume:
-                    _native.backend().call_pause(self.handle, False)
-                return item
-            await waiter
+        try:
+            self.port.post(_settle, self.head, resp, error)
+        except LoopClosed:
+            pass  # nobody is left to tell
 
     def cancel(self) -> None:
         """Cancel the transfer unless it already completed."""
@@ -202,8 +127,45 @@ class AsyncCall:
             _native.backend().call_cancel(self.handle)
 
 
+class _StreamWaker:
+    """Wakes the loop reading a libesp stream (esp_stream_start) when
+    libesp's ready callback says there is news. libesp buffers the body,
+    pauses the transfer while the reader is behind and decides between SSE
+    events and raw chunks; this only waits."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+        self._lock = threading.Lock()
+        self._waiter: Any = None
+
+    def ready(self) -> None:
+        """On libesp's I/O thread."""
+        with self._lock:
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            try:
+                self.port.post(_settle, waiter, None, None)
+            except LoopClosed:
+                pass
+
+    async def poll(self, attempt: Any) -> Any:
+        """attempt() until it returns something other than AGAIN, waiting for
+        ready in between. The waiter is in place before the second look, so
+        a ready that follows its AGAIN always finds it."""
+        result = attempt()
+        while result is AGAIN:
+            waiter = self.port.future()
+            with self._lock:
+                self._waiter = waiter
+            result = attempt()
+            if result is AGAIN:
+                await waiter
+        return result
+
+
 class _Dispatcher:
-    """Routes the module-level C callbacks to AsyncCall objects by integer id.
+    """Routes the module-level C callbacks to AsyncCall and _StreamWaker
+    objects by integer id.
 
     Plain dict operations are atomic under the GIL, so no lock is needed, and
     none can be left held in a forked child.
@@ -211,27 +173,18 @@ class _Dispatcher:
 
     def __init__(self) -> None:
         self.calls: dict[int, AsyncCall] = {}
+        self.streams: dict[int, _StreamWaker] = {}
         self._ids = itertools.count(1)
 
-    def register(self, call: AsyncCall) -> int:
-        call_id = next(self._ids)
-        self.calls[call_id] = call
-        return call_id
+    def register(self, table: dict[int, Any], target: Any) -> int:
+        key = next(self._ids)
+        table[key] = target
+        return key
 
-    def headers(self, call_id: int, head: Response) -> None:
-        call = self.calls.get(call_id)
-        if call is not None:
-            call.on_headers(head)
-
-    def data(self, call_id: int, chunk: bytes) -> None:
-        call = self.calls.get(call_id)
-        if call is not None:
-            call.on_item(chunk, len(chunk))
-
-    def event(self, call_id: int, event: ServerSentEvent) -> None:
-        call = self.calls.get(call_id)
-        if call is not None:
-            call.on_item(event, len(event.data))
+    def ready(self, stream_id: int) -> None:
+        waker = self.streams.get(stream_id)
+        if waker is not None:
+            waker.ready()
 
     def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
         call = self.calls.pop(call_id, None)
@@ -244,23 +197,23 @@ _native.set_sink(_dispatcher)
 
 
 def _forget_parent_calls() -> None:
-    # A forked child inherits the parent's pending calls, which will never
-    # complete here; their loops are the parent's.
+    # A forked child inherits the parent's pending calls and streams, which
+    # will never complete here; their loops are the parent's.
     _dispatcher.calls.clear()
+    _dispatcher.streams.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parent_calls)
 
 
-async def start_call(client_handle: int, spec: RequestSpec, mode: int) -> AsyncCall:
+async def start_call(client_handle: int, spec: RequestSpec) -> AsyncCall:
     """Start an esp_request_async call bound to the running loop (asyncio or
-    trio) and wait for its head (for MODE_WHOLE: its whole response, in
-    call.head)."""
-    call = AsyncCall(current_port(), streaming=mode != MODE_WHOLE)
-    call_id = _dispatcher.register(call)
+    trio) and wait for its whole response (in call.head)."""
+    call = AsyncCall(current_port())
+    call_id = _dispatcher.register(_dispatcher.calls, call)
     try:
-        call.handle, call.keep = _native.backend().request_async(client_handle, spec, mode, call_id)
+        call.handle, call.keep = _native.backend().request_async(client_handle, spec, call_id)
     except BaseException:
         _dispatcher.calls.pop(call_id, None)
         raise
@@ -272,6 +225,11 @@ async def start_call(client_handle: int, spec: RequestSpec, mode: int) -> AsyncC
         call.cancel()
         raise
     return call
+
+
+def _close_stream(backend: Any, handle: int, stream_id: int) -> None:
+    backend.stream_close(handle)  # ready never runs after this returns
+    _dispatcher.streams.pop(stream_id, None)
 
 
 # ---- streams ------------------------------------------------------------------------
@@ -343,32 +301,50 @@ class AsyncStream:
     Use ``async with client.astream(...) as stream`` (the request is sent on
     entry, which returns once the headers are in) and ``async for item in
     stream``; ``async for item in client.astream(...)`` alone also works.
-    The transfer is paused while more than about 1 MiB is buffered unread.
+    libesp pauses the transfer while the reader is more than the client's
+    stream_buffer_bytes (1 MiB) behind.
     """
 
     def __init__(self, client: Client, spec: RequestSpec, mode: int) -> None:
         # The Client itself, not just its handle: the request is sent later,
         # and the lease must still be held then.
         self._client = client
+        if mode == MODE_RAW:
+            spec = spec._replace(flags=spec.flags | _native.ESP_REQ_STREAM_RAW)
         self._spec = spec
-        self._mode = mode
-        self._call: AsyncCall | None = None
+        self._handle = 0
+        self._item: Any = None
+        self._waker: _StreamWaker | None = None
+        self._head: Response | None = None
         self._finalizer: weakref.finalize | None = None
 
     async def start(self) -> AsyncStream:
         """Send the request and wait for the headers (idempotent)."""
-        if self._call is None:
-            call = await start_call(self._client.handle, self._spec, self._mode)
-            self._call = call
-            self._finalizer = weakref.finalize(self, call.cancel)
+        if self._waker is None:
+            backend = _native.backend()
+            waker = _StreamWaker(current_port())
+            stream_id = _dispatcher.register(_dispatcher.streams, waker)
+            try:
+                self._handle, self._item = backend.stream_start(self._client.handle, self._spec, stream_id)
+            except BaseException:
+                _dispatcher.streams.pop(stream_id, None)
+                raise
+            self._waker = waker
+            self._finalizer = weakref.finalize(self, _close_stream, backend, self._handle, stream_id)
+        if self._head is None:
+            try:
+                self._head = await self._waker.poll(lambda: _native.backend().stream_head(self._handle))
+            except BaseException:
+                await self.aclose()
+                raise
         return self
 
     @property
     def head(self) -> Response:
         """The status and headers (no body); available once started."""
-        if self._call is None:
+        if self._head is None:
             raise RuntimeError("the stream has not started: use it in 'async with' or iterate it")
-        return self._call.head.result()
+        return self._head
 
     @property
     def status(self) -> int:
@@ -385,13 +361,17 @@ class AsyncStream:
 
     async def __anext__(self) -> StreamItem:
         await self.start()
-        assert self._call is not None
+        assert self._waker is not None
+        if not self._finalizer or not self._finalizer.alive:
+            raise StopAsyncIteration
+        backend = _native.backend()
         try:
-            item = await self._call.next_item()
+            item = await self._waker.poll(lambda: backend.stream_next(self._handle, 0, self._item))
         except BaseException:
             await self.aclose()
             raise
         if item is END:
+            await self.aclose()
             raise StopAsyncIteration
         return item
 
@@ -529,7 +509,7 @@ class Client:
         spec = build_spec(
             path, method=method, json=json, content=content, headers=headers, timeout=timeout, retry=retry
         )
-        call = await start_call(self._handle, spec, MODE_WHOLE)
+        call = await start_call(self._handle, spec)
         return call.head.result()
 
     def astream(

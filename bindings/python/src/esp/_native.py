@@ -6,9 +6,10 @@ cffi is preferred because a callback from libesp's I/O thread costs about a
 quarter of what it costs through ctypes (ctypes builds a new Python thread
 state for every callback from a foreign thread; cffi keeps one per thread).
 
-Asynchronous calls: every esp_request_async call gets the same module-level
-callbacks, kept alive for the life of the process, and only an integer call
-id crosses into C as the `user` pointer. The callbacks copy what C hands them
+Asynchronous calls and streams: every esp_request_async call and every
+esp_stream_start stream gets the same module-level callbacks, kept alive for
+the life of the process, and only an integer id crosses into C as the `user`
+pointer. The callbacks copy what C hands them
 (pointers are valid only during the callback) and pass it on to the sink set
 with set_sink().
 """
@@ -97,7 +98,6 @@ typedef struct esp_callbacks {
 int esp_request_async(esp_client client, const esp_request_opts *req,
                       const esp_callbacks *cb, void *user, esp_call *out);
 int esp_call_cancel(esp_call call);
-int esp_call_pause(esp_call call, int paused);
 
 typedef struct esp_stream_item {
   uint32_t struct_size;
@@ -113,6 +113,10 @@ int esp_stream_open(esp_client client, const esp_request_opts *req,
 int esp_stream_next(esp_stream stream, int64_t timeout_ms,
                     esp_stream_item *item);
 int esp_stream_close(esp_stream stream);
+typedef void (*esp_stream_ready_fn)(void *user);
+int esp_stream_start(esp_client client, const esp_request_opts *req,
+                     esp_stream_ready_fn ready, void *user, esp_stream *out);
+int esp_stream_head(esp_stream stream, esp_response **head);
 
 int esp_client_stats(esp_client client, char **json);
 int esp_stats(char **json);
@@ -129,11 +133,12 @@ ESP_REQ_NO_RETRY = 0x1
 ESP_REQ_STREAM_RAW = 0x2
 ESP_ITEM_EVENT = 1
 
-#: esp_request_async callback sets: the whole response in on_complete ...
+#: What an asynchronous call delivers: the whole response ...
 MODE_WHOLE = 0
-#: ... raw body chunks (bytes) through on_data ...
+#: ... or, as a stream, raw body chunks (bytes) whatever the body ...
 MODE_RAW = 1
-#: ... or parsed SSE events (ServerSentEvent) through on_event.
+#: ... or parsed SSE events (ServerSentEvent) for text/event-stream bodies
+#: and raw chunks for others (libesp decides).
 MODE_EVENTS = 2
 
 #: esp_stream_next results that are not items.
@@ -160,13 +165,7 @@ class RequestSpec(NamedTuple):
 class _NoSink:
     """Drops callbacks that arrive before a sink is set (none should)."""
 
-    def headers(self, call_id: int, head: Response) -> None:
-        pass
-
-    def data(self, call_id: int, chunk: bytes) -> None:
-        pass
-
-    def event(self, call_id: int, event: ServerSentEvent) -> None:
+    def ready(self, stream_id: int) -> None:
         pass
 
     def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
@@ -202,25 +201,11 @@ class _CffiBackend:
         self._opts_size = ffi.sizeof("esp_request_opts")
         self._item_size = ffi.sizeof("esp_stream_item")
         # The callbacks live as long as this backend, i.e. the process.
-        self._c_headers = ffi.callback("void(void *, const esp_response *)", self._on_headers)
-        self._c_data = ffi.callback("void(void *, const void *, size_t)", self._on_data)
-        self._c_event = ffi.callback("void(void *, const esp_sse_event *)", self._on_event)
         self._c_complete = ffi.callback("void(void *, int, esp_response *)", self._on_complete)
-        null = ffi.NULL
-        self._callbacks = {
-            MODE_WHOLE: self._callback_set(null, null, null),
-            MODE_RAW: self._callback_set(self._c_headers, self._c_data, null),
-            MODE_EVENTS: self._callback_set(self._c_headers, null, self._c_event),
-        }
-
-    def _callback_set(self, on_headers: Any, on_data: Any, on_event: Any) -> Any:
-        cb = self.ffi.new("esp_callbacks *")
-        cb.struct_size = self.ffi.sizeof("esp_callbacks")
-        cb.on_headers = on_headers
-        cb.on_data = on_data
-        cb.on_event = on_event
-        cb.on_complete = self._c_complete
-        return cb
+        self._c_ready = ffi.callback("void(void *)", self._on_ready)
+        self._callbacks = ffi.new("esp_callbacks *")
+        self._callbacks.struct_size = ffi.sizeof("esp_callbacks")
+        self._callbacks.on_complete = self._c_complete
 
     # -- helpers ------------------------------------------------------------
 
@@ -368,19 +353,39 @@ class _CffiBackend:
     def stream_close(self, stream: int) -> int:
         return self.lib.esp_stream_close(stream)
 
-    def request_async(self, client: int, spec: RequestSpec, mode: int, call_id: int) -> tuple[int, list]:
+    def stream_start(self, client: int, spec: RequestSpec, stream_id: int) -> tuple[int, Any]:
+        """Start a non-blocking stream whose ready callback reaches the sink
+        with stream_id; returns (stream handle, per-stream item buffer)."""
+        opts, _keep = self._opts(spec)
+        out = self.ffi.new("esp_stream *")
+        user = self.ffi.cast("void *", stream_id)
+        self._check(self.lib.esp_stream_start(client, opts, self._c_ready, user, out))
+        item = self.ffi.new("esp_stream_item *")
+        item.struct_size = self._item_size
+        return int(out[0]), item
+
+    def stream_head(self, stream: int) -> Any:
+        """The head (status and headers) of a started stream, or AGAIN."""
+        head = self.ffi.new("esp_response **")
+        status = self.lib.esp_stream_head(stream, head)
+        if status == ESP_EAGAIN:
+            return AGAIN
+        self._check(status)
+        try:
+            return self._response(head[0], with_body=False)
+        finally:
+            self.lib.esp_response_free(head[0])
+
+    def request_async(self, client: int, spec: RequestSpec, call_id: int) -> tuple[int, list]:
         """Start a call; returns (esp_call, buffers to keep until it completes)."""
         opts, keep = self._opts(spec)
         out = self.ffi.new("esp_call *")
         user = self.ffi.cast("void *", call_id)
-        self._check(self.lib.esp_request_async(client, opts, self._callbacks[mode], user, out))
+        self._check(self.lib.esp_request_async(client, opts, self._callbacks, user, out))
         return int(out[0]), keep
 
     def call_cancel(self, call: int) -> int:
         return self.lib.esp_call_cancel(call)
-
-    def call_pause(self, call: int, paused: bool) -> int:
-        return self.lib.esp_call_pause(call, 1 if paused else 0)
 
     def client_stats(self, client: int) -> str:
         return self._take_string(lambda out: self.lib.esp_client_stats(client, out))
@@ -399,15 +404,8 @@ class _CffiBackend:
     def _id(self, user: Any) -> int:
         return int(self.ffi.cast("uintptr_t", user))
 
-    def _on_headers(self, user: Any, head: Any) -> None:
-        self.sink.headers(self._id(user), self._response(head, with_body=False))
-
-    def _on_data(self, user: Any, chunk: Any, length: int) -> None:
-        self.sink.data(self._id(user), self.ffi.buffer(chunk, length)[:])
-
-    def _on_event(self, user: Any, ev: Any) -> None:
-        data = self.ffi.buffer(ev.data, ev.data_len)[:]
-        self.sink.event(self._id(user), _event_from(ev.event, data, ev.id, ev.retry_ms, self._str))
+    def _on_ready(self, user: Any) -> None:
+        self.sink.ready(self._id(user))
 
     def _on_complete(self, user: Any, status: int, resp: Any) -> None:
         try:
@@ -482,6 +480,7 @@ _OnHeaders = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _OnData = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 _OnEvent = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(_SseEvent))
 _OnComplete = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+_OnReady = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 class _Callbacks(ctypes.Structure):
@@ -528,10 +527,11 @@ class _CtypesBackend(_CffiBackend):
                 [u64, ctypes.POINTER(_Opts), ctypes.POINTER(_Callbacks), vp, ctypes.POINTER(u64)],
             ),
             "esp_call_cancel": (c_int, [u64]),
-            "esp_call_pause": (c_int, [u64, c_int]),
             "esp_stream_open": (c_int, [u64, ctypes.POINTER(_Opts), ctypes.POINTER(u64), ctypes.POINTER(vp)]),
             "esp_stream_next": (c_int, [u64, i64, ctypes.POINTER(_StreamItem)]),
             "esp_stream_close": (c_int, [u64]),
+            "esp_stream_start": (c_int, [u64, ctypes.POINTER(_Opts), _OnReady, vp, ctypes.POINTER(u64)]),
+            "esp_stream_head": (c_int, [u64, ctypes.POINTER(vp)]),
             "esp_client_stats": (c_int, [u64, ctypes.POINTER(vp)]),
             "esp_stats": (c_int, [ctypes.POINTER(vp)]),
             "esp_metrics_prometheus": (c_int, [ctypes.POINTER(vp)]),
@@ -544,18 +544,9 @@ class _CtypesBackend(_CffiBackend):
             fn.argtypes = argtypes
         self.lib = lib
         self.sink = _NoSink()
-        self._c_headers = _OnHeaders(self._on_headers)
-        self._c_data = _OnData(self._on_data)
-        self._c_event = _OnEvent(self._on_event)
         self._c_complete = _OnComplete(self._on_complete)
-        self._callbacks = {
-            MODE_WHOLE: self._callback_set(_OnHeaders(), _OnData(), _OnEvent()),
-            MODE_RAW: self._callback_set(self._c_headers, self._c_data, _OnEvent()),
-            MODE_EVENTS: self._callback_set(self._c_headers, _OnData(), self._c_event),
-        }
-
-    def _callback_set(self, on_headers: Any, on_data: Any, on_event: Any) -> Any:
-        return _Callbacks(ctypes.sizeof(_Callbacks), on_headers, on_data, on_event, self._c_complete)
+        self._c_ready = _OnReady(self._on_ready)
+        self._callbacks = _Callbacks(ctypes.sizeof(_Callbacks), _OnHeaders(), _OnData(), _OnEvent(), self._c_complete)
 
     def _str(self, p: Any) -> str:
         raw = ctypes.string_at(p) if p else b""
@@ -652,11 +643,30 @@ class _CtypesBackend(_CffiBackend):
             return AGAIN
         raise self._error(status)
 
-    def request_async(self, client: int, spec: RequestSpec, mode: int, call_id: int) -> tuple[int, list]:
+    def stream_start(self, client: int, spec: RequestSpec, stream_id: int) -> tuple[int, Any]:
+        opts, _keep = self._opts(spec)
+        out = ctypes.c_uint64()
+        self._check(self.lib.esp_stream_start(client, opts, self._c_ready, ctypes.c_void_p(stream_id), ctypes.byref(out)))
+        item = _StreamItem()
+        item.struct_size = ctypes.sizeof(_StreamItem)
+        return out.value, item
+
+    def stream_head(self, stream: int) -> Any:
+        head = ctypes.c_void_p()
+        status = self.lib.esp_stream_head(stream, ctypes.byref(head))
+        if status == ESP_EAGAIN:
+            return AGAIN
+        self._check(status)
+        try:
+            return self._response(head, with_body=False)
+        finally:
+            self.lib.esp_response_free(head)
+
+    def request_async(self, client: int, spec: RequestSpec, call_id: int) -> tuple[int, list]:
         opts, keep = self._opts(spec)
         out = ctypes.c_uint64()
         status = self.lib.esp_request_async(
-            client, opts, ctypes.byref(self._callbacks[mode]), ctypes.c_void_p(call_id), ctypes.byref(out)
+            client, opts, ctypes.byref(self._callbacks), ctypes.c_void_p(call_id), ctypes.byref(out)
         )
         self._check(status)
         return out.value, keep
@@ -668,14 +678,6 @@ class _CtypesBackend(_CffiBackend):
 
     def _id(self, user: Any) -> int:
         return int(user or 0)
-
-    def _on_data(self, user: Any, chunk: Any, length: int) -> None:
-        self.sink.data(self._id(user), ctypes.string_at(chunk, length) if length else b"")
-
-    def _on_event(self, user: Any, ev_ptr: Any) -> None:
-        ev = ev_ptr.contents
-        data = ctypes.string_at(ev.data, ev.data_len) if ev.data_len else b""
-        self.sink.event(self._id(user), _event_from(ev.event, data, ev.id, ev.retry_ms, self._bytes_str))
 
     def _on_complete(self, user: Any, status: int, resp: Any) -> None:
         try:

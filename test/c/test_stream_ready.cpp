@@ -1,0 +1,348 @@
+// The non-blocking stream reader (esp_stream_start / _head / _next with
+// timeout 0 and the ready callback) that every binding's async stream uses:
+// when ready fires, SSE-or-raw, backpressure held and released at the
+// config's watermarks, end, failure, close and shutdown.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "helpers.h"
+
+namespace {
+
+// A reader that waits only after ESP_EAGAIN, woken by ready: the pattern the
+// bindings follow.
+struct Reader {
+  std::mutex mu;
+  std::condition_variable cv;
+  int readies = 0;  // ready calls so far
+  int seen = 0;     // of them, those the reader has waited for
+  int eagains = 0;
+  std::thread::id ready_thread;
+  esp_stream stream = 0;
+
+  static void ready(void *user) {
+    auto *r = static_cast<Reader *>(user);
+    std::lock_guard<std::mutex> lock(r->mu);
+    ++r->readies;
+    r->ready_thread = std::this_thread::get_id();
+    r->cv.notify_all();
+  }
+
+  // Waits for the ready owed after an ESP_EAGAIN; false after 10 s.
+  bool wait() {
+    ++eagains;
+    std::unique_lock<std::mutex> lock(mu);
+    bool ok = cv.wait_for(lock, std::chrono::seconds(10), [&] { return readies > seen; });
+    seen = readies;
+    return ok;
+  }
+
+  int start(esp_client c, const esp_request_opts &o) { return esp_stream_start(c, &o, ready, this, &stream); }
+
+  // The head, waiting through ESP_EAGAIN; returns the status of esp_stream_head.
+  int head(int *http_status) {
+    for (;;) {
+      esp_response *h = nullptr;
+      int rc = esp_stream_head(stream, &h);
+      if (rc == ESP_EAGAIN) {
+        if (!wait()) return rc;
+        continue;
+      }
+      if (rc == ESP_OK) {
+        *http_status = esp_response_status(h);
+        esp_response_free(h);
+      }
+      return rc;
+    }
+  }
+
+  // The next item without ever blocking in libesp: 1, 0 at the end, a failure.
+  int next(esp_stream_item &item) {
+    for (;;) {
+      int rc = esp_stream_next(stream, 0, &item);
+      if (rc != ESP_EAGAIN) return rc;
+      if (!wait()) return rc;
+    }
+  }
+};
+
+esp_stream_item new_item() {
+  esp_stream_item item = ESP_STREAM_ITEM_INIT;
+  return item;
+}
+
+struct Drained {
+  int rc = 0;
+  std::vector<std::string> events;
+  std::string raw;
+  int chunks = 0;
+};
+
+Drained drain(Reader &r) {
+  Drained out;
+  esp_stream_item item = new_item();
+  while ((out.rc = r.next(item)) == 1) {
+    if (item.kind == ESP_ITEM_EVENT) {
+      out.events.emplace_back(item.ev->data, item.ev->data_len);
+    } else {
+      ++out.chunks;
+      out.raw.append(static_cast<const char *>(item.chunk), item.chunk_len);
+    }
+  }
+  return out;
+}
+
+double client_number(esp_client c, const char *field) { return json_number(client_stats(c), {"client", field}); }
+
+}  // namespace
+
+TEST(StreamReady, FiresOncePerWaitOnAnotherThreadAndTheReaderGetsEveryEvent) {
+  Lease lease(mock().config());
+  for (const char *delay_ms : {"2", "0"}) {
+    std::vector<esp_header> h = {{"x-mock-events", "200"}, {"x-mock-chunk-delay-ms", delay_ms}};
+    esp_request_opts o = opts("chat/completions", &kChatStream, &h);
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK) << esp_last_error();
+    int status = 0;
+    ASSERT_EQ(r.head(&status), ESP_OK) << esp_last_error();
+    EXPECT_EQ(status, 200);
+    const bool burst = std::string(delay_ms) == "0";
+    if (burst) std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it all arrive
+    Drained d = drain(r);
+    EXPECT_EQ(d.rc, 0) << esp_last_error();
+    ASSERT_EQ(d.events.size(), 203u);  // role chunk, 200 tokens, finish chunk, [DONE]
+    EXPECT_EQ(d.events.back(), "[DONE]");
+    EXPECT_EQ(d.chunks, 0);
+    std::lock_guard<std::mutex> lock(r.mu);
+    // One ready for the start, then at most one per ESP_EAGAIN (every wait
+    // got its ready: drain ended with 0, not ESP_EAGAIN); none for items
+    // that were there already.
+    EXPECT_LE(r.readies, r.eagains + 1);
+    EXPECT_GE(r.readies, r.eagains);
+    if (burst) {
+      EXPECT_LE(r.readies, 3) << "ready ran per item, not per wait";
+    }
+    EXPECT_NE(r.ready_thread, std::this_thread::get_id());
+    EXPECT_EQ(esp_stream_close(r.stream), ESP_OK);
+    EXPECT_EQ(esp_stream_close(r.stream), ESP_EHANDLE);
+  }
+}
+
+TEST(StreamReady, NonSseBodiesArriveAsRawChunksWhateverTheStatus) {
+  Lease lease(mock().config("\"max_retries\":0"));
+  {  // text/plain 2xx
+    std::vector<esp_header> h = {{"x-mock-body-bytes", "100000"}};
+    esp_request_opts o = opts("models", nullptr, &h);
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK);
+    Drained d = drain(r);
+    EXPECT_EQ(d.rc, 0) << esp_last_error();
+    EXPECT_TRUE(d.events.empty());
+    EXPECT_EQ(d.raw, std::string(100000, 'x'));
+    esp_stream_close(r.stream);
+  }
+  {  // JSON 2xx: the whole document, in chunks
+    esp_request_opts o = opts("chat/completions", &kChat);
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK);
+    Drained d = drain(r);
+    EXPECT_EQ(d.rc, 0);
+    EXPECT_TRUE(d.events.empty());
+    cJSON *j = cJSON_Parse(d.raw.c_str());
+    EXPECT_NE(j, nullptr) << d.raw;
+    EXPECT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "object")), "chat.completion");
+    cJSON_Delete(j);
+    esp_stream_close(r.stream);
+  }
+  {  // an event stream asked for raw
+    esp_request_opts o = opts("chat/completions", &kChatStream);
+    o.flags = ESP_REQ_STREAM_RAW;
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK);
+    Drained d = drain(r);
+    EXPECT_TRUE(d.events.empty());
+    EXPECT_NE(d.raw.find("data: [DONE]"), std::string::npos);
+    esp_stream_close(r.stream);
+  }
+  {  // an HTTP error: its head, then its body as chunks
+    std::vector<esp_header> h = {{"x-mock-status", "429"}};
+    esp_request_opts o = opts("chat/completions", &kChatStream, &h);
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK);
+    int status = 0;
+    ASSERT_EQ(r.head(&status), ESP_OK);
+    EXPECT_EQ(status, 429);
+    Drained d = drain(r);
+    EXPECT_EQ(d.rc, 0);
+    EXPECT_NE(d.raw.find("rate_limit_exceeded"), std::string::npos) << d.raw;
+    esp_stream_close(r.stream);
+  }
+}
+
+TEST(StreamReady, BackpressureHoldsThePauseAboveTheLowWatermarkAndResumesBelowIt) {
+  const int64_t high = 256 << 10, low = 64 << 10, total = 8 << 20;
+  Lease lease(mock().config("\"stream_buffer_bytes\":262144,\"stream_resume_bytes\":65536"));
+  std::string n = std::to_string(total);
+  std::vector<esp_header> h = {{"x-mock-body-bytes", n.c_str()}};
+  esp_request_opts o = opts("models", nullptr, &h);
+  Reader r;
+  ASSERT_EQ(r.start(lease.handle, o), ESP_OK);
+  int status = 0;
+  ASSERT_EQ(r.head(&status), ESP_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a reader that does not read
+
+  EXPECT_EQ(client_number(lease.handle, "streams_paused"), 1);
+  const auto held = static_cast<int64_t>(client_number(lease.handle, "stream_buffered_bytes"));
+  EXPECT_GE(held, high);
+  EXPECT_LT(held, high + 64 * 1024) << "the transfer went on past stream_buffer_bytes";
+
+  // Read down to just above the low watermark: the pause holds.
+  esp_stream_item item = new_item();
+  int64_t got = 0;
+  while (held - got > low + 32 * 1024) {
+    ASSERT_EQ(esp_stream_next(r.stream, 0, &item), 1);
+    got += static_cast<int64_t>(item.chunk_len);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(client_number(lease.handle, "streams_paused"), 1);
+  EXPECT_EQ(client_number(lease.handle, "stream_buffered_bytes"), held - got) << "bytes arrived while paused";
+
+  // Below it the transfer resumes, and every byte arrives once.
+  int rc;
+  while ((rc = r.next(item)) == 1) {
+    EXPECT_EQ(std::string(static_cast<const char *>(item.chunk), item.chunk_len),
+              std::string(item.chunk_len, 'x'));
+    got += static_cast<int64_t>(item.chunk_len);
+  }
+  EXPECT_EQ(rc, 0) << esp_last_error();
+  EXPECT_EQ(got, total);
+  EXPECT_EQ(esp_stream_close(r.stream), ESP_OK);
+  EXPECT_EQ(client_number(lease.handle, "streams_paused"), 0);
+  EXPECT_EQ(client_number(lease.handle, "stream_buffered_bytes"), 0);
+}
+
+TEST(StreamReady, FailuresReachTheReaderWithTheirDetail) {
+  Lease lease(mock().config("\"max_retries\":0"));
+  {  // cut mid-body: the events before it, then the failure, "may have been sent"
+    std::vector<esp_header> h = {{"x-mock-drop", "mid-body"}};
+    esp_request_opts o = opts("chat/completions", &kChatStream, &h);
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK);
+    Drained d = drain(r);
+    EXPECT_EQ(d.events.size(), 2u);
+    EXPECT_EQ(d.rc, ESP_EIO) << esp_last_error();
+    EXPECT_NE(std::string(esp_last_error()), "");
+    EXPECT_EQ(esp_last_error_sent(), 1);
+    esp_stream_close(r.stream);
+  }
+  {  // nobody listening: the failure comes instead of the head
+    Lease refused("{\"base_url\":\"http://127.0.0.1:1/v1\",\"max_retries\":0}");
+    esp_request_opts o = opts("models");
+    Reader r;
+    ASSERT_EQ(r.start(refused.handle, o), ESP_OK);
+    int status = 0;
+    EXPECT_EQ(r.head(&status), ESP_ECONNECT);
+    esp_stream_item item = new_item();
+    EXPECT_EQ(esp_stream_next(r.stream, 0, &item), ESP_ECONNECT);
+    EXPECT_EQ(esp_last_error_sent(), 0);
+    EXPECT_EQ(esp_stream_close(r.stream), ESP_OK);
+  }
+}
+
+namespace {
+
+// ready that closes its own stream: allowed, and the last call.
+struct SelfCloser {
+  std::atomic<int> readies{0};
+  std::atomic<int> close_rc{1};
+  std::atomic<esp_stream> stream{0};
+  static void ready(void *user) {
+    auto *s = static_cast<SelfCloser *>(user);
+    ++s->readies;
+    while (!s->stream.load()) std::this_thread::yield();  // ready may run before esp_stream_start returns
+    s->close_rc = esp_stream_close(s->stream);
+  }
+};
+
+// ready that takes a while, to close the stream under it.
+struct SlowReady {
+  std::atomic<int> readies{0};
+  std::atomic<bool> inside{false};
+  static void ready(void *user) {
+    auto *s = static_cast<SlowReady *>(user);
+    s->inside = true;
+    ++s->readies;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    s->inside = false;
+  }
+};
+
+}  // namespace
+
+TEST(StreamReady, NoReadyRunsOnceCloseHasReturned) {
+  Lease lease(mock().config());
+  std::vector<esp_header> h = {{"x-mock-events", "200"}, {"x-mock-chunk-delay-ms", "5"}};
+  esp_request_opts o = opts("chat/completions", &kChatStream, &h);
+  {
+    SelfCloser s;
+    esp_stream handle = 0;
+    ASSERT_EQ(esp_stream_start(lease.handle, &o, SelfCloser::ready, &s, &handle), ESP_OK);
+    s.stream = handle;
+    for (int i = 0; i < 500 && s.close_rc == 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(s.close_rc, ESP_OK);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(s.readies, 1);
+  }
+  {
+    SlowReady s;
+    esp_stream handle = 0;
+    ASSERT_EQ(esp_stream_start(lease.handle, &o, SlowReady::ready, &s, &handle), ESP_OK);
+    for (int i = 0; i < 500 && !s.inside; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_TRUE(s.inside);
+    EXPECT_EQ(esp_stream_close(handle), ESP_OK);
+    EXPECT_FALSE(s.inside) << "esp_stream_close returned while ready was running";
+    int after = s.readies;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(s.readies, after);
+  }
+  EXPECT_EQ(client_number(lease.handle, "streams_open"), 0);
+}
+
+TEST(StreamReady, ShutdownEndsStartedStreamsAndWakesTheirReaders) {
+  esp_client c = 0;
+  ASSERT_EQ(esp_client_get(mock().config().c_str(), &c), ESP_OK);
+  std::vector<esp_header> h = {{"x-mock-hang", "1"}};
+  esp_request_opts o = opts("models", nullptr, &h);
+  Reader r;
+  ASSERT_EQ(r.start(c, o), ESP_OK);
+  esp_response *head = nullptr;
+  ASSERT_EQ(esp_stream_head(r.stream, &head), ESP_EAGAIN);
+  std::thread reader([&] {
+    int status = 0;
+    EXPECT_EQ(r.head(&status), ESP_ESHUTDOWN);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(esp_shutdown(5000), ESP_OK);
+  reader.join();
+  esp_stream_item item = new_item();
+  EXPECT_EQ(esp_stream_next(r.stream, 0, &item), ESP_ESHUTDOWN);
+  EXPECT_EQ(esp_stream_close(r.stream), ESP_OK);
+  EXPECT_EQ(esp_stream_close(r.stream), ESP_EHANDLE);
+}
+
+TEST(StreamReady, WatermarksAreCheckedConfigKeys) {
+  esp_client c = 0;
+  EXPECT_EQ(esp_client_get("{\"stream_buffer_bytes\":1000,\"stream_resume_bytes\":1000}", &c), ESP_ECONFIG);
+  EXPECT_NE(std::string(esp_last_error()).find("stream_resume_bytes"), std::string::npos) << esp_last_error();
+  EXPECT_EQ(esp_client_get("{\"stream_buffer_bytes\":0}", &c), ESP_ECONFIG);
+  EXPECT_NE(std::string(esp_last_error()).find("stream_buffer_bytes"), std::string::npos) << esp_last_error();
+  // A quarter of stream_buffer_bytes unless set: equal configs either way.
+  esp_client a = 0, b = 0;
+  ASSERT_EQ(esp_client_get("{\"stream_buffer_bytes\":4096}", &a), ESP_OK);
+  ASSERT_EQ(esp_client_get("{\"stream_buffer_bytes\":4096,\"stream_resume_bytes\":1024}", &b), ESP_OK);
+  EXPECT_EQ(json_number(client_stats(a), {"client", "id"}), json_number(client_stats(b), {"client", "id"}));
+  esp_client_release(a);
+  esp_client_release(b);
+}
