@@ -1,14 +1,15 @@
 # Benchmarks (included by the top Makefile).
 #
 #   make bench                 every scenario, writes bench/RESULTS.md and bench/*.png
-#   make bench SCEN=agents     one scenario (or a comma list), prints its table
+#   make bench SCEN=agents     one scenario (or a comma list): prints its table and rewrites
+#                              only its sections of bench/RESULTS.md
 #   make bench REPS=5          repetitions per measurement (default 3; medians)
 #
-# Scenarios: seq conc pool agents h2 registry accounting bindings profile fleet.
+# Scenarios: seq conc pool agents h2 registry accounting bindings profile fleet streams.
 # Everything runs on loopback against nginx started under build/bench/nginx.
 
 BENCH_B := $(B)/bench
-BENCH_PROGS := seq conc pool agents h2 registry
+BENCH_PROGS := seq conc pool agents h2 registry sse_streams
 BENCH_BINS := $(BENCH_PROGS:%=$(BENCH_B)/%)
 BENCH_CXXFLAGS = -std=c++17 -O2 -g -Wall -Iinclude $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
 BENCH_LIBS = -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(DEP_LIBS)
@@ -66,3 +67,13 @@ bench-venv:
 # Rewrite bench/RESULTS.md and the charts from the last saved results (no run).
 bench-report:
 	python3 bench/run.py --root $(CURDIR) --report
+
+# The streaming-at-scale scenario's own programs: the paced SSE server, the Go
+# clients (libesp's binding and net/http) and the Python venv with aiohttp and
+# httpx beside libesp's binding. bench/run.py makes this when the scenario runs.
+.PHONY: bench-streams-tools
+bench-streams-tools: lib $(BENCH_B)/sse_streams
+	@mkdir -p $(BENCH_B)
+	go build -o $(BENCH_B)/sse_server ./bench/streams/sse_server.go
+	PKG_CONFIG_PATH=$(CURDIR)/$(B)/pkgconfig go build -tags esp_system -o $(BENCH_B)/goclient ./bench/streams/goclient
+	$(MAKE) -C bindings/python .venv/.bench-deps ESP_ROOT=$(CURDIR)

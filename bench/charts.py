@@ -119,3 +119,16 @@ if r:
     bars(a2, names, [("first wave (cold)", [x["first"] for x in d], TOOL),
                      ("later waves", [x["warm"] for x in d], ESP)], "ms (median)", "5. Time per wave of 256")
     save(fig, "h2.png")
+
+r = load("streams")
+if r:
+    d = r["data"]
+    sizes = sorted({x["streams"] for x in d})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, ylabel in ((axes[0], "cpu_us_per_event", "CPU us per event (median)"),
+                            (axes[1], "rss_per_stream_kb", "RSS KiB per live stream (median)")):
+        labels = [f"{x['lang']}\n{x['client'].split(' ')[0]}" for x in d if x["streams"] == sizes[0]]
+        series = [(f"{n:,} streams", [x[key] for x in d if x["streams"] == n], c)
+                  for n, c in zip(sizes, (ESP, TOOL, BASE))]
+        bars(ax, labels, series, ylabel, "9. Streaming at scale: " + ylabel.split(" (")[0])
+    save(fig, "streams.png")

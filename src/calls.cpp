@@ -1,3 +1,5 @@
+// Asynchronous calls: the user's esp_callbacks as a transfer's sink and the
+// esp_call handle table, so that cancel and pause find a live call or fail cleanly.
 #include "calls.h"
 
 #include <cstring>
@@ -75,6 +77,26 @@ void pause_call(uint64_t call, bool paused) {
   std::shared_ptr<Transfer> t = calls().get(call);
   if (!t) fail(ESP_EHANDLE, "call handle is not live (completed, stale or invalid)");
   t->engine->set_paused(t, paused);
+}
+
+uint64_t prepare_call(uint64_t lease, const esp_request_opts &req) {
+  std::shared_ptr<Transfer> t = make_waiting_transfer(lease, req);
+  t->prepared = true;
+  t->call_handle = calls().insert(t);
+  return t->call_handle;
+}
+
+esp_response *run_call(uint64_t call) {
+  refuse_on_io_thread("esp_call_run");
+  std::shared_ptr<Transfer> t = calls().get(call);
+  if (!t) fail(ESP_EHANDLE, "call handle is not live (already run, stale or invalid)");
+  if (!t->prepared) fail(ESP_EINVAL, "esp_call_run needs a call from esp_call_prepare");
+  if (t->run_started.exchange(true)) fail(ESP_EINVAL, "esp_call_run: this call is already running");
+  struct Unregister {
+    uint64_t handle;
+    ~Unregister() { calls().remove(handle); }
+  } unregister{call};
+  return run_and_wait(t);
 }
 
 }  // namespace esp

@@ -13,7 +13,7 @@
 #include "log.h"
 #include "registry.h"
 #include "request.h"
-#include "runtime.h"
+#include "lifecycle.h"
 #include "stats.h"
 #include "status.h"
 #include "streams.h"
@@ -99,6 +99,7 @@ int esp_client_get(const char *config_json, esp_client *out) {
   return guarded([&] {
     need(out, "out");
     *out = 0;
+    esp::ensure_started();
     *out = esp::registry().acquire(config_json);
   });
 }

@@ -23,11 +23,6 @@ struct Client {
   Client(ClientConfig cfg, uint64_t client_id);
   ~Client();
 
-  // The engine that carries this client's transfers: the process-wide one,
-  // or its own when the config says "isolate" (created lazily, and again in
-  // a forked child).
-  std::shared_ptr<Engine> engine();
-
   // The client's default header lines (auth, provider, user defaults,
   // User-Agent, no Expect), built once; requests end their lists in it.
   struct curl_slist *default_header_list() const;
@@ -45,12 +40,16 @@ struct Client {
   // null): requests to a relative path go out as one of them.
   const std::shared_ptr<Router> router;
 
+  // The engine of an isolated client, created by engine_for (engines.h).
+  struct OwnEngine {
+    std::mutex mu;
+    std::shared_ptr<Engine> engine;
+    uint64_t fork_gen = 0;  // engines of an older generation belong to a parent process
+  } own_engine;
+
  private:
   mutable std::once_flag default_headers_once_;
   mutable struct curl_slist *default_headers_ = nullptr;
-  std::mutex engine_mu_;
-  std::shared_ptr<Engine> own_engine_;
-  uint64_t own_engine_fork_gen_ = 0;
 };
 
 }  // namespace esp

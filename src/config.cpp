@@ -1,6 +1,9 @@
+// Client configs: JSON parsed with cJSON into a validated ClientConfig, the
+// provider presets, and the canonical form that keys the registry (see config.h).
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <strings.h>
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -200,6 +203,8 @@ Routing get_routing(const cJSON *item) {
   config_error("'routing' must be \"least_busy\", \"weighted\" or \"ordered\"");
 }
 
+// A flat dispatch, one branch per key with its type and range: long, but each
+// line stands alone.
 void apply_key(ClientConfig &c, const cJSON *item, Deferred &deferred) {
   std::string &api_key_env = deferred.api_key_env;
   const std::string key = item->string;
@@ -319,6 +324,7 @@ void derive(ClientConfig &c) {
 void add_str(cJSON *o, const char *k, const std::string &v) { cJSON_AddStringToObject(o, k, v.c_str()); }
 void add_int(cJSON *o, const char *k, int64_t v) { cJSON_AddNumberToObject(o, k, static_cast<double>(v)); }
 
+// Every key in a fixed order, one line each: long, but flat.
 std::string canonical_form(const ClientConfig &c) {
   JsonPtr o(cJSON_CreateObject());
   if (!o) fail(ESP_ENOMEM, "out of memory");
@@ -359,7 +365,7 @@ std::string canonical_form(const ClientConfig &c) {
   add_int(j, "stream_buffer_bytes", c.stream_buffer_bytes);
   add_int(j, "stream_resume_bytes", c.effective_stream_resume_bytes());
   cJSON *trusted = cJSON_AddArrayToObject(j, "credential_origins");
-  for (const auto &o : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(o.c_str()));
+  for (const auto &origin : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(origin.c_str()));
   if (c.shared_state.enabled) {
     cJSON *ss = cJSON_AddObjectToObject(j, "shared_state");
     add_str(ss, "host", c.shared_state.host);
@@ -478,6 +484,12 @@ ClientConfig parse_config(const char *json) {
   c.transport_key = (c.verify_tls ? "v1|" : "v0|") + c.ca_file + "|" + c.client_cert + "|" +
                     c.client_key + "|" + c.proxy + "|" + (c.http2 ? "h2" : "h1");
   return c;
+}
+
+bool has_header(const HeaderList &list, const char *name) {
+  for (const auto &h : list)
+    if (strcasecmp(h.first.c_str(), name) == 0) return true;
+  return false;
 }
 
 bool ClientConfig::trusts(const std::string &origin) const {

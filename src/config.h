@@ -11,6 +11,8 @@
 namespace esp {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+// Whether the list has a header of this name (case-insensitive).
+bool has_header(const HeaderList &list, const char *name);
 
 // The "rate_limit" key (ratelimit.h). Present, even empty, it turns on
 // limiting, header learning and usage accounting for the client's credential.

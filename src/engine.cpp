@@ -1,3 +1,6 @@
+// The driver of one curl multi: commands from callers, the poll/perform loop,
+// slot admission per origin, timers, the idle-easy pool and socket accounting.
+// Policy decisions (retry, breaker) are free functions it calls (see engine.h).
 #include "engine.h"
 
 #include <arpa/inet.h>
@@ -8,6 +11,7 @@
 
 #include <algorithm>
 
+#include "clock.h"
 #include "router.h"
 #include "esp.h"
 #include "log.h"
@@ -20,45 +24,9 @@ namespace {
 
 thread_local const Engine *t_io_engine = nullptr;  // the engine whose I/O thread this is
 
-// Connection-level failures and 5xx count against an origin's breaker.
-bool counts_as_failure(int status, const esp_response *resp) {
-  switch (status) {
-    case ESP_OK: return resp && resp->status >= 500;
-    case ESP_ECONNECT:
-    case ESP_ETIMEDOUT:
-    case ESP_EIO:
-    case ESP_ETLS:
-    case ESP_EPROTOCOL: return true;
-    default: return false;
-  }
-}
-
 int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
-// How long transfers wait for another's HTTP/2 connection being opened before
-// the next one opens a connection of its own: about what a connection of
-// their own would take (four times the origin's recent connects, at least
-// 250 ms: a connect in a burst is slower than one alone), so a burst opens a
-// few connections, not dozens, and a connect that hangs delays the others by
-// this much, not by their timeouts.
-int64_t opener_grace_us(const Origin &o) {
-  return std::min<int64_t>(std::max<int64_t>(4 * o.connect_us, 250000), 2000000);
-}
-
-// HTTP/2 streams per connection. libcurl 7.88 opens a new connection for
-// every transfer that finds the open ones full (measured: 150 concurrent
-// transfers, 51 connections), so the engine admits transfers by capacity.
-constexpr long kStreamsPerConnection = 100;
-
 }  // namespace
-
-const char *breaker_state_name(BreakerState s) {
-  switch (s) {
-    case BreakerState::kOpen: return "open";
-    case BreakerState::kHalfOpen: return "half_open";
-    default: return "closed";
-  }
-}
 
 bool Engine::on_io_thread() { return t_io_engine != nullptr; }
 
@@ -302,8 +270,7 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   }
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  auto state = static_cast<BreakerState>(o.breaker_state.load());
-  if (cfg.breaker_failures > 0 && state == BreakerState::kClosed && t->client->shared) {
+  if (cfg.breaker_failures > 0 && o.breaker.current() == BreakerState::kClosed && t->client->shared) {
     // fleet17: a breaker opened by another process of the fleet.
     if (int64_t left_ms = t->client->shared->breaker_open_ms(o.label); left_ms > 0) {
       if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now_us())) return start(t);
@@ -313,24 +280,22 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
       return;
     }
   }
-  if (cfg.breaker_failures > 0 && state != BreakerState::kClosed) {
-    int64_t now = now_us();
-    if (state == BreakerState::kOpen && now < o.open_until_us) {
+  const int64_t now = now_us();
+  switch (breaker_admit(o.breaker, cfg.breaker_failures, now)) {
+    case BreakerAdmit::kPass:
+      break;
+    case BreakerAdmit::kProbe:
+      t->is_probe = true;
+      log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
+      break;
+    case BreakerAdmit::kRejectOpen:
       if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now)) return start(t);
-      finish(t.get(), ESP_ECIRCUIT,
-             "circuit breaker open for " + o.label + " for another " +
-                 std::to_string((o.open_until_us - now) / 1000) + " ms after " +
-                 std::to_string(o.consecutive_failures) + " consecutive failures");
-      return;
-    }
-    if (o.probe_in_flight) {
-      finish(t.get(), ESP_ECIRCUIT, "circuit breaker half-open for " + o.label + ": probe in flight");
-      return;
-    }
-    o.breaker_state.store(static_cast<int>(BreakerState::kHalfOpen));
-    o.probe_in_flight = true;
-    t->is_probe = true;
-    log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
+      return finish(t.get(), ESP_ECIRCUIT,
+                    "circuit breaker open for " + o.label + " for another " +
+                        std::to_string((o.breaker.open_until_us - now) / 1000) + " ms after " +
+                        std::to_string(o.breaker.consecutive_failures) + " consecutive failures");
+    case BreakerAdmit::kRejectProbing:
+      return finish(t.get(), ESP_ECIRCUIT, "circuit breaker half-open for " + o.label + ": probe in flight");
   }
   admit(t);
 }
@@ -364,32 +329,14 @@ void Engine::admit(const std::shared_ptr<Transfer> &t) {
   try_slot(t);
 }
 
-bool Engine::shares_connections(const Origin &o, const Transfer &t) {
-  return o.multiplexed || (t.spec.multiplexable && !o.http1_only);
-}
-
-int64_t Engine::slot_limit(const Origin &o, const Transfer &t) const {
-  const int64_t max_conns = t.client->config.max_connections;
-  if (!shares_connections(o, t)) return max_conns;
-  // An opener's connection takes streams only once it is up.
-  int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - o.openers;
-  return std::min<int64_t>(std::max<int64_t>(ready, 0), max_conns) * kStreamsPerConnection;
-}
-
 void Engine::try_slot(const std::shared_ptr<Transfer> &t) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
   int64_t now = now_us();
-  bool admit = o.active < slot_limit(o, *t);
-  if (!admit && shares_connections(o, *t) && o.sockets_open.load(std::memory_order_relaxed) < cfg.max_connections &&
-      (o.openers == 0 || now - o.last_opener_us >= opener_grace_us(o))) {
-    admit = true;  // this one opens the next connection; the rest wait for it
-    t->opening = true;
-    ++o.openers;
-    o.last_opener_us = now;
-  }
+  const SlotGrant grant = take_slot(o, t->spec.multiplexable, cfg.max_connections, now);
+  const bool admit = grant != SlotGrant::kWait;
+  t->opening = grant == SlotGrant::kOpener;
   if (admit) {
-    ++o.active;
     t->holds_slot = true;
     if (t->attempts == 0 || t->queued_since_us) {
       int64_t waited = t->queued_since_us ? now - t->queued_since_us : 0;
@@ -440,11 +387,8 @@ void Engine::pump(Origin &o) {
 void Engine::connection_ready(Transfer &t) {
   if (!t.opening) return;
   t.opening = false;
-  Origin &o = *t.origin;
-  --o.openers;
-  const int64_t took = now_us() - t.attempt_start_us;
-  o.connect_us = o.connect_us ? (3 * o.connect_us + took) / 4 : took;
-  to_pump_.push_back(&o);
+  opener_connected(*t.origin, now_us() - t.attempt_start_us);
+  to_pump_.push_back(t.origin);
 }
 
 void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
@@ -515,14 +459,10 @@ CURL *Engine::take_easy(uint64_t client_id, bool *set_up_for_client) {
 
 void Engine::release_slot(Transfer *t) {
   Origin &o = *t->origin;
-  if (t->opening) {
-    t->opening = false;
-    --o.openers;
-  }
-  if (!t->holds_slot) return;
-  t->holds_slot = false;
-  --o.active;
-  pump(o);
+  const bool held = t->holds_slot;
+  give_back_slot(o, held, t->opening);
+  t->opening = t->holds_slot = false;
+  if (held) pump(o);
 }
 
 void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why) {
@@ -534,7 +474,7 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
   }
   detach_easy(t, status == ESP_OK && kind == TimeoutKind::kNone);
   release_slot(t);
-  bool failure = counts_as_failure(status, t->resp.get());
+  bool failure = counts_as_failure(status, t->resp ? t->resp->status : 0);
   int64_t delay = t->retry_delay_us(status, now);
   breaker_record(t, failure);
   if (delay >= 0) {
@@ -560,27 +500,19 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
 void Engine::breaker_record(Transfer *t, bool failure) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  if (cfg.breaker_failures <= 0) return;
-  auto state = static_cast<BreakerState>(o.breaker_state.load());
-  if (!failure) {
-    o.consecutive_failures = 0;
-    if (state != BreakerState::kClosed) {
-      o.breaker_state.store(static_cast<int>(BreakerState::kClosed));
+  switch (esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now_us())) {
+    case BreakerChange::kNone:
+      break;
+    case BreakerChange::kClosed:
       log_event(ESP_LOG_WARN, "breaker_closed", {{"origin", o.label}});
       if (t->client->shared) t->client->shared->breaker_closed(o.label);
-    }
-    return;
-  }
-  ++o.consecutive_failures;
-  if (state == BreakerState::kHalfOpen || o.consecutive_failures >= cfg.breaker_failures) {
-    if (state != BreakerState::kOpen) {
+      break;
+    case BreakerChange::kOpened:
       log_event(ESP_LOG_WARN, "breaker_open",
-                {{"origin", o.label}, {"failures", std::to_string(o.consecutive_failures)},
+                {{"origin", o.label}, {"failures", std::to_string(o.breaker.consecutive_failures)},
                  {"cooldown_ms", std::to_string(cfg.breaker_cooldown_ms)}});
       if (t->client->shared) t->client->shared->breaker_opened(o.label, cfg.breaker_cooldown_ms);
-    }
-    o.breaker_state.store(static_cast<int>(BreakerState::kOpen));
-    o.open_until_us = now_us() + cfg.breaker_cooldown_ms * 1000;
+      break;
   }
 }
 
@@ -597,7 +529,7 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
     t->rate_reserved = false;
   }
   if (t->is_probe) {
-    t->origin->probe_in_flight = false;
+    breaker_probe_done(t->origin->breaker);
     t->is_probe = false;
   }
   t->complete(status, error);
@@ -611,11 +543,11 @@ void Engine::check_timers() {
   if (now < next_timer_us_) return;
   struct Due {
     Transfer *t;
-    enum { kRetry, kRateTurn, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite } what;
+    Timer what;
   };
   std::vector<Due> due;
   int64_t next = 0;
-  auto at = [&](Transfer *t, int64_t deadline, decltype(Due::kRetry) what) {
+  auto at = [&](Transfer *t, int64_t deadline, Timer what) {
     if (now >= deadline) {
       due.push_back({t, what});
       return true;
@@ -628,84 +560,85 @@ void Engine::check_timers() {
     const RequestSpec &spec = t->spec;
     const int64_t first_byte_ms = t->client->config.first_byte_timeout_ms;
     if (t->retry_at_us) {
-      at(t, t->retry_at_us, Due::kRetry);
+      at(t, t->retry_at_us, Timer::kRetry);
       continue;
     }
     if (t->rate_wait_until_us) {
-      at(t, t->rate_wait_until_us, Due::kRateTurn);
+      at(t, t->rate_wait_until_us, Timer::kRateTurn);
       continue;
     }
     if (t->queued_since_us) {
-      if (!at(t, t->pool_deadline_us, Due::kPool) && t->origin->openers > 0)
-        at(t, t->origin->last_opener_us + opener_grace_us(*t->origin), Due::kOpenerLate);
+      if (!at(t, t->pool_deadline_us, Timer::kPool) && t->origin->openers > 0)
+        at(t, t->origin->last_opener_us + opener_grace_us(*t->origin), Timer::kOpenerLate);
       continue;
     }
     if (!t->easy) continue;
     // libesp's own total deadline: libcurl's may overrun (HTTP/2 waits).
-    if (t->deadline_us != kNever && at(t, t->deadline_us, Due::kTotal)) continue;
+    if (t->deadline_us != kNever && at(t, t->deadline_us, Timer::kTotal)) continue;
     const bool paused = t->user_paused || t->reader_paused;
     if (spec.write_timeout_ms > 0 && t->sent_us && !t->upload_done_us &&
-        at(t, std::max(t->sent_us, t->upload_progress_us) + spec.write_timeout_ms * 1000, Due::kWrite))
+        at(t, std::max(t->sent_us, t->upload_progress_us) + spec.write_timeout_ms * 1000, Timer::kWrite))
       continue;
     if (spec.read_timeout_ms > 0 && !paused) {
       // From the end of the body on (or the send, without a body watcher).
       int64_t since = t->last_byte_us ? t->last_byte_us : t->upload_done_us ? t->upload_done_us : 0;
-      if (since && at(t, since + spec.read_timeout_ms * 1000, Due::kRead)) continue;
+      if (since && at(t, since + spec.read_timeout_ms * 1000, Timer::kRead)) continue;
       if (!since) next = min_deadline(next, now + spec.read_timeout_ms * 1000);
     }
     if (!t->first_byte_us && first_byte_ms > 0) {
-      at(t, t->attempt_start_us + first_byte_ms * 1000, Due::kFirstByte);
+      at(t, t->attempt_start_us + first_byte_ms * 1000, Timer::kFirstByte);
     } else if (t->first_byte_us && spec.idle_timeout_ms > 0 && !paused) {
-      at(t, t->last_byte_us + spec.idle_timeout_ms * 1000, Due::kIdle);
+      at(t, t->last_byte_us + spec.idle_timeout_ms * 1000, Timer::kIdle);
     } else if (spec.idle_timeout_ms > 0) {
       next = min_deadline(next, now + spec.idle_timeout_ms * 1000);
     }
   }
   next_timer_us_ = next;
-  for (const Due &d : due) {
-    Transfer *t = d.t;
-    if (t->finished) continue;
-    const ClientConfig &cfg = t->client->config;
-    const RequestSpec &spec = t->spec;
-    switch (d.what) {
-      case Due::kRetry:
-        t->retry_at_us = 0;
-        admit(owned_[t]);
-        break;
-      case Due::kRateTurn:
-        t->rate_wait_until_us = 0;
-        admit(owned_[t]);
-        break;
-      case Due::kOpenerLate:
-        pump(*t->origin);  // the first waiter may open a connection of its own
-        break;
-      case Due::kPool:
-        t->timeout_kind = TimeoutKind::kPool;
-        finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
-        break;
-      case Due::kTotal:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kTotal,
-                     "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms");
-        break;
-      case Due::kFirstByte:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
-                     "first-byte timeout: no response within first_byte_timeout_ms (" +
-                         std::to_string(cfg.first_byte_timeout_ms) + " ms)");
-        break;
-      case Due::kIdle:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
-                     "idle timeout: no data for idle_timeout_ms (" + std::to_string(spec.idle_timeout_ms) +
-                         " ms) inside the response");
-        break;
-      case Due::kRead:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kRead,
-                     "read timeout: no response data for " + std::to_string(spec.read_timeout_ms) + " ms");
-        break;
-      case Due::kWrite:
-        attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kWrite,
-                     "write timeout: the request body stalled for " + std::to_string(spec.write_timeout_ms) + " ms");
-        break;
-    }
+  for (const Due &d : due)
+    if (!d.t->finished) fire_timer(d.t, d.what);
+}
+
+void Engine::fire_timer(Transfer *t, Timer what) {
+  const ClientConfig &cfg = t->client->config;
+  const RequestSpec &spec = t->spec;
+  switch (what) {
+    case Timer::kRetry:
+      t->retry_at_us = 0;
+      admit(owned_[t]);
+      break;
+    case Timer::kRateTurn:
+      t->rate_wait_until_us = 0;
+      admit(owned_[t]);
+      break;
+    case Timer::kOpenerLate:
+      pump(*t->origin);  // the first waiter may open a connection of its own
+      break;
+    case Timer::kPool:
+      t->timeout_kind = TimeoutKind::kPool;
+      finish(t, ESP_EPOOLTIMEOUT, pool_timeout_message(*t));
+      break;
+    case Timer::kTotal:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kTotal,
+                   "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms");
+      break;
+    case Timer::kFirstByte:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
+                   "first-byte timeout: no response within first_byte_timeout_ms (" +
+                       std::to_string(cfg.first_byte_timeout_ms) + " ms)");
+      break;
+    case Timer::kIdle:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,
+                   "idle timeout: no data for idle_timeout_ms (" + std::to_string(spec.idle_timeout_ms) +
+                       " ms) inside the response");
+      break;
+    case Timer::kRead:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kRead,
+                   "read timeout: no response data for " + std::to_string(spec.read_timeout_ms) + " ms");
+      break;
+    case Timer::kWrite:
+      attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kWrite,
+                   "write timeout: the request body stalled for " + std::to_string(spec.write_timeout_ms) + " ms");
+      break;
   }
 }
 

@@ -1,5 +1,5 @@
-// The I/O engine: one curl multi handle, the origins' connection slots and
-// circuit breakers, timers, and the thread that drives it all.
+// The I/O engine: one curl multi handle, the queue of transfers waiting for
+// an origin's slot, timers, and the thread that drives it all.
 //
 // Exactly one thread drives the multi at a time (drive_mu_). Normally that
 // is the engine's I/O thread. A synchronous request made while the engine
@@ -25,47 +25,12 @@
 #include <vector>
 
 #include "metrics.h"
+#include "origin.h"
 #include "transfer.h"
 
 namespace esp {
 
-
-enum class BreakerState { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
-const char *breaker_state_name(BreakerState s);
-
-// Connections to one (scheme, host, port, transport settings).
-struct Origin {
-  Origin(Engine *e, std::string k, std::string l) : engine(e), key(std::move(k)), label(std::move(l)) {}
-  Engine *const engine;
-  const std::string key;
-  const std::string label;  // "scheme://host:port"
-  Counters stats;
-  std::atomic<int64_t> sockets_open{0};
-  std::atomic<uint64_t> sockets_closed{0};
-  // Of those: closed by libesp stopping a transfer midway (cancel, first-byte
-  // or idle timeout, shutdown); the rest closed by libcurl (the server closed
-  // it, an error, too old to reuse, the cache full).
-  std::atomic<uint64_t> sockets_closed_aborted{0};
-  std::atomic<int> breaker_state{0};  // BreakerState, readable by stats
-
-  // Driver only.
-  int active = 0;  // transfers holding a slot
-  std::deque<std::shared_ptr<Transfer>> waiting;
-  bool multiplexed = false;  // the server spoke HTTP/2 here
-  bool http1_only = false;   // it answered HTTP/1.x where HTTP/2 was offered
-  // Transfers allowed past the open connections' stream capacity, to open
-  // one more connection each; others wait for them instead of each opening
-  // one, but never longer than about a connect of their own (a slow connect
-  // must not starve them): then the next waiter opens one too.
-  int openers = 0;
-  int64_t last_opener_us = 0;
-  int64_t connect_us = 0;  // openers' recent connect + handshake time (average), 0: none yet
-  int consecutive_failures = 0;
-  int64_t open_until_us = 0;
-  bool probe_in_flight = false;
-};
-
-class Engine {
+class Engine final : public ConnectionWatcher {
  public:
   Engine();
   ~Engine();  // stop()
@@ -100,10 +65,10 @@ class Engine {
   void unlock_after_fork() { sockets_mu_.unlock(); }
 
   // An opener's connection is up: its origin may admit more (driver only).
-  void connection_ready(Transfer &t);
+  void connection_ready(Transfer &t) override;
   // t's request is about to go out on the connection with this local
   // address: it is busy, not idle (driver only, from the pre-request callback).
-  void connection_in_use(Transfer &t, int local_port);
+  void connection_in_use(Transfer &t, int local_port) override;
 
   // True on any engine's I/O thread: blocking calls are refused there.
   static bool on_io_thread();
@@ -132,15 +97,15 @@ class Engine {
   void leave_queue(Transfer *t);
   // Admits waiting transfers while the origin has room.
   void pump(Origin &o);
-  int64_t slot_limit(const Origin &o, const Transfer &t) const;
-  // t shares connections with the origin's other transfers (HTTP/2, or not
-  // known yet not to be): admitted by stream capacity, through openers.
-  static bool shares_connections(const Origin &o, const Transfer &t);
   // Takes t's handle out of the multi, back to the pool.
   void detach_easy(Transfer *t, bool completed_ok);
   void finish(Transfer *t, int status, const std::string &error);
   void breaker_record(Transfer *t, bool failure);
+  // Finds the transfers whose timer is due, then fires each (fire_timer):
+  // firing may finish transfers, so it never runs inside the scan.
   void check_timers();
+  enum class Timer { kRetry, kRateTurn, kPool, kOpenerLate, kTotal, kFirstByte, kIdle, kRead, kWrite };
+  void fire_timer(Transfer *t, Timer what);
   std::string pool_timeout_message(const Transfer &t) const;
   long poll_timeout_ms();
   // A pooled easy handle, preferably one last set up for this client.

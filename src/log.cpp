@@ -1,3 +1,5 @@
+// Structured logging: the process's logger (ESP_LOG or esp_set_logger), with a
+// level check cheap enough to call before building any field.
 #include "log.h"
 
 #include <atomic>

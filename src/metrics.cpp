@@ -1,3 +1,5 @@
+// Counters and latency histograms shared by stats JSON and Prometheus text:
+// recording is lock-free, rendering reads a consistent-enough snapshot.
 #include "metrics.h"
 
 #include <cmath>

@@ -1,8 +1,6 @@
 // Rate limits per credential: GCRA buckets, header learning, 429 pauses; see ratelimit.h.
 #include "ratelimit.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -392,19 +390,6 @@ Limiter::Snapshot Limiter::snapshot(int64_t now) const {
 }
 
 // ---- credentials ------------------------------------------------------------------
-
-std::string credential_id(const std::string &api_key, const std::string &canonical_config) {
-  const std::string what = api_key.empty() ? "config:" + canonical_config : "key:" + api_key;
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char *>(what.data()), what.size(), digest);
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 8; ++i) {  // 64 bits name a credential well enough, and reveal nothing
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
 
 namespace {
 std::mutex g_limiters_mu;

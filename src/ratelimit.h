@@ -14,13 +14,13 @@
 #include <vector>
 
 #include "config.h"
+#include "shared_state.h"
 #include "usage.h"
 
 struct esp_response;
 
 namespace esp {
 
-class SharedState;
 
 // One GCRA bucket ("generic cell rate algorithm"): tat is the theoretical
 // arrival time of the next unit. It allows a burst of one second's worth of
@@ -129,10 +129,6 @@ class Limiter {
   int64_t fleet_rpm_ = 0, fleet_tpm_ = 0;      // in force in the fleet, as last seen
   int64_t pushed_rpm_ = 0, pushed_tpm_ = 0;    // learnt limits last published
 };
-
-// The hash that names a credential: of the API key, or of the config's
-// identity when there is no key. Hex, never reversible to the key.
-std::string credential_id(const std::string &api_key, const std::string &canonical_config);
 
 // The process's limiter for a credential (created on first use).
 std::shared_ptr<Limiter> limiter_for(const std::string &credential, const RateLimitConfig &cfg);

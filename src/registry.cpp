@@ -1,16 +1,14 @@
+// The config-keyed client registry: leases, lingering after the last release,
+// and the sweep that frees idle clients (see registry.h).
 #include "registry.h"
-
-#include <curl/curl.h>
 
 #include <cstring>
 
-#include "router.h"
-#include "engine.h"
 #include "esp.h"
 #include "log.h"
-#include "runtime.h"
+#include "clock.h"
+#include "engines.h"
 #include "status.h"
-#include "transfer.h"
 
 namespace esp {
 
@@ -21,30 +19,6 @@ constexpr size_t kMaxRawAliases = 8;
 Registry &registry() {
   static Registry *r = new Registry;  // never destroyed: handles may be used during exit
   return *r;
-}
-
-Client::Client(ClientConfig cfg, uint64_t client_id)
-    : config(std::move(cfg)), id(client_id),
-      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name),
-      shared(config.shared_state.enabled ? shared_state_for(config.shared_state) : nullptr),
-      limiter(config.rate_limit.enabled
-                  ? limiter_for(credential_id(config.api_key, config.canonical), config.rate_limit)
-                  : nullptr),
-      router(config.deployments.empty() ? nullptr : std::make_shared<Router>(config, label)) {
-  if (limiter && shared) limiter->attach_shared(shared);
-}
-
-Client::~Client() { curl_slist_free_all(default_headers_); }
-
-std::shared_ptr<Engine> Client::engine() {
-  if (!config.isolate) return shared_engine();
-  std::lock_guard<std::mutex> lock(engine_mu_);
-  uint64_t gen = fork_generation();
-  if (!own_engine_ || own_engine_fork_gen_ != gen) {
-    own_engine_ = make_engine();
-    own_engine_fork_gen_ = gen;
-  }
-  return own_engine_;
 }
 
 uint64_t Registry::acquire(const char *config_json) {

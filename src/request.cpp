@@ -1,3 +1,5 @@
+// From esp_request_opts to an accepted transfer: validation, URL and header
+// building, credentials only to trusted origins; and the blocking request.
 #include "request.h"
 
 #include <strings.h>
@@ -8,11 +10,10 @@
 #include <mutex>
 #include <random>
 
-#include "calls.h"
 #include "router.h"
 #include "engine.h"
 #include "registry.h"
-#include "runtime.h"
+#include "engines.h"
 #include "status.h"
 
 namespace esp {
@@ -42,12 +43,6 @@ bool valid_token(const char *s) {
 }
 
 bool valid_value(const char *s) { return s && std::strpbrk(s, "\r\n") == nullptr; }
-
-bool header_named(const HeaderList &list, const char *name) {
-  for (const auto &h : list)
-    if (strcasecmp(h.first.c_str(), name) == 0) return true;
-  return false;
-}
 
 struct SlistBuilder {
   struct curl_slist *list = nullptr;
@@ -83,7 +78,10 @@ bool is_absolute(const char *path) {
   std::string lower;
   for (char ch : scheme) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (lower != "http" && lower != "https") {
-    if (scheme.size() > 32) scheme = scheme.substr(0, 32) + "...";
+    if (scheme.size() > 32) {
+      scheme.resize(32);
+      scheme += "...";
+    }
     fail(ESP_EINVAL, "unsupported URL scheme '" + scheme + "' (only http and https)");
   }
   if (std::strncmp(path + scheme.size(), "://", 3) != 0)
@@ -105,6 +103,10 @@ int64_t timeout_field(int64_t value, int64_t fallback, const char *name) {
 
 }  // namespace
 
+// Longer than most functions on purpose: one pass in a fixed order (method,
+// target, headers and credentials, replay safety, timeouts), each step reading
+// what the earlier ones decided; split, the pieces would pass the half-built
+// spec and header list between them.
 RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   const ClientConfig &cfg = client.config;
   RequestSpec spec;
@@ -153,26 +155,26 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   // unless the request overrides one of them (then its own full copy).
   bool overrides = !trusted;
   for (const auto &h : user)
-    overrides = overrides || header_named(defaults, h.first.c_str()) ||
+    overrides = overrides || has_header(defaults, h.first.c_str()) ||
                 strcasecmp(h.first.c_str(), "User-Agent") == 0 || strcasecmp(h.first.c_str(), "Expect") == 0;
   SlistBuilder list;
   if (overrides)
     for (const auto &h : defaults)
-      if (!header_named(user, h.first.c_str())) list.add(h.first + ": " + h.second);
+      if (!has_header(user, h.first.c_str())) list.add(h.first + ": " + h.second);
   for (const auto &h : user) list.add(h.second.empty() ? h.first + ";" : h.first + ": " + h.second);
-  if (has_body && !header_named(user, "Content-Type") && !header_named(defaults, "Content-Type"))
+  if (has_body && !has_header(user, "Content-Type") && !has_header(defaults, "Content-Type"))
     list.add("Content-Type: application/json");
-  if (overrides && !header_named(user, "User-Agent") && !header_named(defaults, "User-Agent"))
+  if (overrides && !has_header(user, "User-Agent") && !has_header(defaults, "User-Agent"))
     list.add("User-Agent: libesp/" ESP_VERSION_STRING);
   const bool idempotent = is_idempotent(spec.method);
-  bool keyed = !cfg.idempotency_header.empty() && (header_named(user, cfg.idempotency_header.c_str()) ||
-                                                   header_named(defaults, cfg.idempotency_header.c_str()));
+  bool keyed = !cfg.idempotency_header.empty() && (has_header(user, cfg.idempotency_header.c_str()) ||
+                                                   has_header(defaults, cfg.idempotency_header.c_str()));
   if (spec.retry_allowed && !idempotent && !keyed && !cfg.idempotency_header.empty()) {
     list.add(cfg.idempotency_header + ": " + idempotency_key());
     keyed = true;
   }
   spec.replay_safe = idempotent || keyed;
-  if (overrides && !header_named(user, "Expect")) list.add("Expect:");  // no 100-continue round trip
+  if (overrides && !has_header(user, "Expect")) list.add("Expect:");  // no 100-continue round trip
   if (!overrides) {
     spec.shared_tail = client.default_header_list();
     if (!list.list) {
@@ -196,21 +198,6 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
   if (list.list) spec.headers = list.release();
   return spec;
-}
-
-struct curl_slist *Client::default_header_list() const {
-  std::call_once(default_headers_once_, [this] {
-    struct curl_slist *list = nullptr;
-    auto add = [&](const std::string &line) {
-      struct curl_slist *next = curl_slist_append(list, line.c_str());
-      if (next) list = next;
-    };
-    for (const auto &h : config.default_headers) add(h.first + ": " + h.second);
-    if (!header_named(config.default_headers, "User-Agent")) add("User-Agent: libesp/" ESP_VERSION_STRING);
-    add("Expect:");  // no 100-continue round trip on large bodies
-    default_headers_ = list;
-  });
-  return default_headers_;
 }
 
 namespace {
@@ -251,10 +238,14 @@ void refuse_on_io_thread(const char *function) {
 }
 
 std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &req, std::unique_ptr<Sink> sink) {
+  const uint64_t epoch = shutdown_epoch();
   refuse_during_shutdown();
   std::shared_ptr<Client> client = registry().resolve(lease);
   RequestSpec spec = build_request(*client, req);
-  std::shared_ptr<Engine> engine = client->engine();
+  std::shared_ptr<Engine> engine = engine_for(*client);
+  // An esp_shutdown that began meanwhile may have missed this engine (a
+  // fresh one, taken after it stopped the others): the request is over.
+  if (shutdown_epoch() != epoch) fail(ESP_ESHUTDOWN, "esp_shutdown ran while the request was being set up");
   std::unique_ptr<Routed> routed = route_request(client, req);  // may make client a deployment's
   if (routed) {
     release_spec_headers(spec);
@@ -268,8 +259,8 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   Origin *origin = engine->origin(spec.origin_key, spec.origin_label);
   auto t = std::make_shared<Transfer>(std::move(client), std::move(spec), std::move(sink));
   t->routed = std::move(routed);
-  t->engine = engine.get();
-  t->engine_ref = std::move(engine);
+  t->watcher = engine.get();
+  t->engine = std::move(engine);
   t->origin = origin;
   Counters &cs = t->client->stats;
   cs.add(cs.requests);
@@ -286,8 +277,6 @@ void unaccept(Transfer &t) {
   t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
-namespace {
-
 esp_response *run_and_wait(const std::shared_ptr<Transfer> &t) {
   auto &waiter = static_cast<WaitSink &>(*t->sink);
   try {
@@ -299,31 +288,13 @@ esp_response *run_and_wait(const std::shared_ptr<Transfer> &t) {
   return waiter.wait();
 }
 
-}  // namespace
+std::shared_ptr<Transfer> make_waiting_transfer(uint64_t lease, const esp_request_opts &req) {
+  return make_transfer(lease, req, std::make_unique<WaitSink>());
+}
 
 esp_response *perform(uint64_t lease, const esp_request_opts &req) {
   refuse_on_io_thread("esp_request");
-  return run_and_wait(make_transfer(lease, req, std::make_unique<WaitSink>()));
-}
-
-uint64_t prepare_call(uint64_t lease, const esp_request_opts &req) {
-  std::shared_ptr<Transfer> t = make_transfer(lease, req, std::make_unique<WaitSink>());
-  t->prepared = true;
-  t->call_handle = calls().insert(t);
-  return t->call_handle;
-}
-
-esp_response *run_call(uint64_t call) {
-  refuse_on_io_thread("esp_call_run");
-  std::shared_ptr<Transfer> t = calls().get(call);
-  if (!t) fail(ESP_EHANDLE, "call handle is not live (already run, stale or invalid)");
-  if (!t->prepared) fail(ESP_EINVAL, "esp_call_run needs a call from esp_call_prepare");
-  if (t->run_started.exchange(true)) fail(ESP_EINVAL, "esp_call_run: this call is already running");
-  struct Unregister {
-    uint64_t handle;
-    ~Unregister() { calls().remove(handle); }
-  } unregister{call};
-  return run_and_wait(t);
+  return run_and_wait(make_waiting_transfer(lease, req));
 }
 
 }  // namespace esp

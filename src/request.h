@@ -18,12 +18,12 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
                                         std::unique_ptr<Sink> sink);
 // Undoes make_transfer's accounting for a transfer the engine refused.
 void unaccept(Transfer &t);
+// A transfer whose caller blocks for the result (run_and_wait).
+std::shared_ptr<Transfer> make_waiting_transfer(uint64_t lease, const esp_request_opts &req);
+// Runs a waiting transfer and blocks until it completes; throws Error.
+esp_response *run_and_wait(const std::shared_ptr<Transfer> &t);
 // esp_request: throws Error on failure.
 esp_response *perform(uint64_t lease, const esp_request_opts &req);
-// esp_call_prepare / esp_call_run: a blocking request with a call handle
-// that other threads can cancel.
-uint64_t prepare_call(uint64_t lease, const esp_request_opts &req);
-esp_response *run_call(uint64_t call);
 // Throws Error(ESP_EINVAL) on an I/O thread, where blocking would deadlock.
 void refuse_on_io_thread(const char *function);
 

@@ -1,3 +1,5 @@
+// esp_response's header index: repeated names joined once the head is
+// complete, case-insensitive lookup for esp_response_header.
 #include "response.h"
 
 #include <strings.h>

@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "log.h"
 #include "request.h"
+#include "retry.h"
 #include "status.h"
 #include "transfer.h"
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -11,9 +12,21 @@
 #include <map>
 
 #include "log.h"
-#include "ratelimit.h"
 
 namespace esp {
+
+std::string credential_id(const std::string &api_key, const std::string &canonical_config) {
+  const std::string what = api_key.empty() ? "config:" + canonical_config : "key:" + api_key;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char *>(what.data()), what.size(), digest);
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {  // 64 bits name a credential well enough, and reveal nothing
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
 
 namespace {
 

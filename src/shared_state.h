@@ -24,6 +24,10 @@ struct redisReply;
 
 namespace esp {
 
+// The hash that names a credential: of the API key, or of the config's
+// identity when there is no key. Hex, never reversible to the key.
+std::string credential_id(const std::string &api_key, const std::string &canonical_config);
+
 class SharedState {
  public:
   explicit SharedState(const SharedStateConfig &cfg);

@@ -1,3 +1,5 @@
+// The line interpreter of the Server-Sent Events parser (fields, comments,
+// BOM); the byte loop is inline in sse.h for the hot path.
 #include "sse.h"
 
 #include <cstring>

@@ -1,3 +1,5 @@
+// Renders the registry, clients, origins and engines as esp_stats JSON and
+// Prometheus text: read-only views, never a secret.
 #include "stats.h"
 
 #include "calls.h"
@@ -5,7 +7,7 @@
 #include "engine.h"
 #include "esp.h"
 #include "registry.h"
-#include "runtime.h"
+#include "engines.h"
 #include "streams.h"
 
 namespace esp {
@@ -86,13 +88,14 @@ void origin_json(const Origin &o, std::string &out) {
          ",\"connections_closed_by_reason\":{\"aborted\":" + std::to_string(aborted) +
          ",\"by_libcurl\":" + std::to_string(closed - aborted) +
          "},\"breaker\":" +
-         quoted(breaker_state_name(static_cast<BreakerState>(o.breaker_state.load()))) + ",";
+         quoted(breaker_state_name(o.breaker.current())) + ",";
   counters_json(o.stats, out);
   out += "}";
 }
 
 // Rate limits (fleet17): token usage per client and per credential, and
-// each credential's limits and admissions.
+// each credential's limits and admissions: metric families one after
+// another (HELP, TYPE, samples), long but flat.
 void rate_limit_prometheus(const std::vector<std::shared_ptr<ClientState>> &states, std::string &out) {
   auto limiters = live_limiters();
   auto family = [&](const std::string &name, const char *type, const char *help) {
@@ -234,7 +237,7 @@ std::string client_stats_json(uint64_t lease) {
   client_json(s, out);
   out += ",\"origin_stats\":";
   bool found = false;
-  c->engine()->for_each_origin([&](const Origin &o) {
+  engine_for(*c)->for_each_origin([&](const Origin &o) {
     if (!found && o.label == c->config.base_origin) {
       origin_json(o, out);
       found = true;
@@ -303,7 +306,7 @@ std::string prometheus_text() {
       std::string labels = "origin=\"" + prom_escape(o.label) + "\"";
       origins.push_back({labels, &o.stats});
       sockets.emplace_back(labels, o.sockets_open.load());
-      breakers.emplace_back(labels, o.breaker_state.load());
+      breakers.emplace_back(labels, o.breaker.state.load());
       const uint64_t aborted = o.sockets_closed_aborted.load();  // first: it never exceeds the total
       closed.push_back({labels, o.sockets_closed.load(), aborted});
     });

@@ -1,11 +1,18 @@
-// Status codes as C++ exceptions inside the library, and the per-thread
-// detail message that esp_last_error() returns at the ABI.
+// Status codes as C++ exceptions inside the library, the per-thread detail
+// message that esp_last_error() returns at the ABI, and the mapping of
+// libcurl results and finished requests onto status codes and outcomes.
 #pragma once
+
+#include <curl/curl.h>
 
 #include <exception>
 #include <string>
 
 namespace esp {
+
+// Which limit ended an attempt that timed out (the detail of ESP_ETIMEDOUT,
+// and ESP_EPOOLTIMEOUT's kPool).
+enum class TimeoutKind { kNone, kTotal, kConnect, kFirstByte, kIdle, kRead, kWrite, kPool };
 
 class Error : public std::exception {
  public:
@@ -33,5 +40,11 @@ bool last_error_sent() noexcept;
 // Appended to the detail of a failure that came after the request may have
 // reached the server.
 extern const char *const kMaySentSuffix;
+
+// The ESP status of a libcurl result (before libesp's own refinements:
+// connection drops during the handshake, silent resends, timeouts named).
+int map_curl_code(CURLcode code);
+// The stats bucket (metrics.h Outcome) of a finished request.
+int outcome_of(int status, int http_status, TimeoutKind kind);
 
 }  // namespace esp

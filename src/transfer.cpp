@@ -6,67 +6,20 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
-#include <cmath>
 #include <cstdlib>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
-#include <random>
 
 #include "router.h"
-#include "engine.h"
 #include "esp.h"
 #include "log.h"
+#include "retry.h"
 #include "status.h"
 #include "trust_store.h"
 
 namespace esp {
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 namespace {
-
-std::mt19937_64 &rng() {
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  return gen;
-}
-
-int map_curl_code(CURLcode code) {
-  switch (code) {
-    case CURLE_OK: return ESP_OK;
-    case CURLE_OPERATION_TIMEDOUT: return ESP_ETIMEDOUT;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT: return ESP_ECONNECT;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_USE_SSL_FAILED: return ESP_ETLS;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP3: return ESP_EPROTOCOL;
-    case CURLE_FILESIZE_EXCEEDED: return ESP_ETOOLARGE;
-    case CURLE_OUT_OF_MEMORY: return ESP_ENOMEM;
-    case CURLE_URL_MALFORMAT: return ESP_EINVAL;
-    default: return ESP_EIO;  // send/recv errors, resets, GOT_NOTHING, PARTIAL_FILE, HTTP2_STREAM
-  }
-}
 
 // A TLS handshake that failed because the peer reset or closed the
 // connection (not a certificate or protocol problem).
@@ -78,58 +31,6 @@ bool connection_dropped_text(const char *err) {
 }
 
 }  // namespace
-
-int outcome_of(int status, int http_status, TimeoutKind kind) {
-  switch (status) {
-    case ESP_OK:
-      return http_status >= 500 ? kHttp5xx : http_status >= 400 ? kHttp4xx : kOk;
-    case ESP_ETIMEDOUT:
-      switch (kind) {
-        case TimeoutKind::kConnect: return kTimeoutConnect;
-        case TimeoutKind::kFirstByte: return kTimeoutFirstByte;
-        case TimeoutKind::kIdle:
-        case TimeoutKind::kRead:
-        case TimeoutKind::kWrite: return kTimeoutIdle;
-        default: return kTimeoutTotal;
-      }
-    case ESP_EPOOLTIMEOUT: return kTimeoutPool;
-    case ESP_ECONNECT: return kConnectError;
-    case ESP_ETLS: return kTlsError;
-    case ESP_EIO: return kIoError;
-    case ESP_EPROTOCOL: return kProtocolError;
-    case ESP_ECANCELLED: return kCancelled;
-    case ESP_ECIRCUIT: return kCircuitOpen;
-    case ESP_ETOOLARGE: return kTooLarge;
-    case ESP_ESHUTDOWN: return kShutdown;
-    case ESP_ERATELIMITED: return kRateLimited;
-    default: return kOtherError;
-  }
-}
-
-// Parses retry-after-ms (milliseconds) or retry-after (seconds or an HTTP
-// date); -1 when absent or unreadable. Hints are capped at a day: a larger
-// double does not fit the int64_t microseconds (undefined behaviour).
-int64_t retry_after_us(const esp_response &r) {
-  constexpr double kMaxUs = 86400e6;
-  if (const char *ms = r.header("retry-after-ms")) {
-    char *end = nullptr;
-    double v = std::strtod(ms, &end);
-    if (end != ms && std::isfinite(v) && v >= 0)
-      return static_cast<int64_t>(std::min(v * 1000.0, kMaxUs));
-  }
-  if (const char *ra = r.header("retry-after")) {
-    char *end = nullptr;
-    double v = std::strtod(ra, &end);
-    if (end != ra && *end == '\0' && std::isfinite(v) && v >= 0)
-      return static_cast<int64_t>(std::min(v * 1e6, kMaxUs));
-    time_t when = curl_getdate(ra, nullptr);
-    if (when > 0) {
-      double secs = std::difftime(when, std::time(nullptr));
-      return secs > 0 ? static_cast<int64_t>(std::min(secs * 1e6, kMaxUs)) : 0;
-    }
-  }
-  return -1;
-}
 
 HeaderLine parse_header_line(const char *p, size_t len) {
   HeaderLine out;
@@ -191,8 +92,38 @@ void release_spec_headers(RequestSpec &spec) {
 
 Transfer::~Transfer() { release_spec_headers(spec); }
 
-void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
+// What depends on the client's config only: kept on the pooled handle for
+// the client's next transfers (Engine::take_easy), so set once per handle.
+void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   const ClientConfig &cfg = client->config;
+  curl_easy_setopt(e, CURLOPT_SHARE, share);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
+  // The engine retires idle connections to the millisecond (Engine::
+  // retire_idle_connections); libcurl's whole-second limit is a backstop.
+  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000 + 1));
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
+  // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
+  curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+  if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
+  else if (const char *system_ca = default_ca_file()) curl_easy_setopt(e, CURLOPT_CAINFO, system_ca);
+  if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
+  if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
+  curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
+  // libcurl's silent resend on a dead reused connection would send the
+  // request a second time within one attempt: the pre-request callback
+  // refuses it, so that every send is an attempt libesp counted.
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
+}
+
+void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
   easy = e;
   ++attempts;
   attempt_start_us = now;
@@ -208,35 +139,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   resp->reset();
   if (client->limiter) usage.reset();
 
-  if (!set_up_for_client) {
-    // What depends on the client's config only: kept on the pooled handle
-    // for the client's next transfers.
-    curl_easy_setopt(e, CURLOPT_SHARE, share);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
-    // The engine retires idle connections to the millisecond (Engine::
-    // retire_idle_connections); libcurl's whole-second limit is a backstop.
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(cfg.conn_max_idle_ms / 1000 + 1));
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg.verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg.verify_tls ? 2L : 0L);
-    // Debian's default CApath disables libcurl's CA-store cache: 10x slower handshakes.
-    curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
-    if (!cfg.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg.ca_file.c_str());
-    else if (const char *system_ca = default_ca_file()) curl_easy_setopt(e, CURLOPT_CAINFO, system_ca);
-    if (!cfg.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, cfg.client_cert.c_str());
-    if (!cfg.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, cfg.client_key.c_str());
-    curl_easy_setopt(e, CURLOPT_PROXY, cfg.proxy.empty() ? "" : cfg.proxy.c_str());
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(cfg.max_response_bytes));
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
-    // libcurl's silent resend on a dead reused connection would send the
-    // request a second time within one attempt: the pre-request callback
-    // refuses it, so that every send is an attempt libesp counted.
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
-  }
+  if (!set_up_for_client) set_client_options(e, share);
   curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, this);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, spec.headers);
@@ -352,9 +255,9 @@ int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
     return CURL_PREREQFUNC_ABORT;
   }
   t.sent_us = now_us();
-  if (t.engine) {
-    t.engine->connection_in_use(t, local_port);
-    t.engine->connection_ready(t);  // connected: an opener's waiters may use it
+  if (t.watcher) {
+    t.watcher->connection_in_use(t, local_port);
+    t.watcher->connection_ready(t);  // connected: an opener's waiters may use it
   }
   return CURL_PREREQFUNC_OK;
 }
@@ -434,55 +337,25 @@ bool Transfer::connection_dropped(CURLcode code) const {
          (os_errno == ECONNRESET || os_errno == EPIPE || connection_dropped_text(errbuf));
 }
 
-bool Transfer::status_retryable(int status) const {
-  return status == 408 || status == 409 || status == 429 || status >= 500;
-}
-
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
-  const ClientConfig &cfg = client->config;
-  if (cancel_requested.load()) return -1;
-  if (routed && can_fail_over(*this, attempt_status, now)) return 0;  // to the next deployment, at once
-  // Attempts on the current deployment (all of them when not routed).
-  const int own_attempts = attempts - (routed ? routed->attempts_before : 0);
-  // A pooled connection found dead once the request was on it is the pool's
-  // fault, not the server's: a request safe to send again gets one fresh
-  // connection even with max_retries 0, as libcurl's own resend gave it
-  // (but as a counted attempt). ESP_REQ_NO_RETRY still means one send.
-  if (silent_resend && spec.replay_safe && !(spec.flags & ESP_REQ_NO_RETRY) && !stale_retried &&
-      (!spec.retry_allowed || own_attempts > cfg.max_retries)) {
-    if (now >= deadline_us) return -1;
-    stale_retried = true;
-    return 0;
-  }
-  if (!spec.retry_allowed || own_attempts > cfg.max_retries) return -1;
-  // Sent once already and not safe to send again: at most one send.
-  if (sends > 0 && !spec.replay_safe) return -1;
-  int64_t hinted = -1;
-  if (attempt_status == ESP_OK) {
-    const char *should = resp->header("x-should-retry");
-    if (should && std::strcmp(should, "false") == 0) return -1;
-    bool forced = should && std::strcmp(should, "true") == 0;
-    if (!forced && !status_retryable(resp->status)) return -1;
-    hinted = retry_after_us(*resp);
-  } else {
-    bool transient = attempt_status == ESP_ECONNECT || attempt_status == ESP_EIO ||
-                     (attempt_status == ESP_ETIMEDOUT && timeout_kind != TimeoutKind::kTotal);
-    // Data already handed to the user cannot be taken back.
-    if (!transient || (headers_done && !will_retry)) return -1;
-  }
-  int64_t delay;
-  if (silent_resend) {
-    delay = 0;  // a stale pooled connection, not a struggling server
-  } else if (hinted >= 0 && hinted <= cfg.retry_after_max_ms * 1000) {
-    delay = hinted;
-  } else {
-    double backoff = static_cast<double>(cfg.retry_base_ms) * std::pow(2.0, own_attempts - 1);
-    backoff = std::min(backoff, static_cast<double>(cfg.retry_max_ms));
-    std::uniform_real_distribution<double> jitter(0.75, 1.0);
-    delay = static_cast<int64_t>(backoff * jitter(rng()) * 1000.0);
-  }
-  if (now + delay >= deadline_us) return -1;
-  return delay;
+  // To the next deployment, at once, where one may take it.
+  if (routed && !cancel_requested.load() && can_fail_over(*this, attempt_status, now)) return 0;
+  RetryFacts f;
+  f.attempt_status = attempt_status;
+  f.resp = resp.get();
+  f.timeout_kind = timeout_kind;
+  f.attempts = attempts - (routed ? routed->attempts_before : 0);  // on the current deployment
+  f.sent = sends > 0;
+  f.silent_resend = silent_resend;
+  f.delivered = headers_done && !will_retry;
+  f.cancelled = cancel_requested.load();
+  f.retry_allowed = spec.retry_allowed;
+  f.no_retry_flag = (spec.flags & ESP_REQ_NO_RETRY) != 0;
+  f.replay_safe = spec.replay_safe;
+  f.stale_retried = stale_retried;
+  const RetryDecision d = decide_retry(f, client->config, now, deadline_us);
+  if (d.stale_retry) stale_retried = true;
+  return d.delay_us;
 }
 
 void Transfer::complete(int status, const std::string &error) {
@@ -524,11 +397,6 @@ void Transfer::settle_usage() {
   client->usage.add(u);
   client->limiter->usage.add(u);
   if (u.known()) client->limiter->settle(rate, u.total);
-}
-
-void Transfer::fail_now(int status, TimeoutKind kind, const std::string &error) {
-  timeout_kind = kind;
-  complete(status, error);
 }
 
 }  // namespace esp

@@ -10,13 +10,15 @@
 #include <string>
 
 #include "client.h"
+#include "clock.h"
 #include "esp.h"
+#include "origin.h"
 #include "response.h"
+#include "status.h"
 
 namespace esp {
 
 class Engine;
-struct Origin;
 class Transfer;
 struct Routed;
 
@@ -36,8 +38,6 @@ class Sink {
   virtual void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp,
                         const std::string &error) = 0;
 };
-
-enum class TimeoutKind { kNone, kTotal, kConnect, kFirstByte, kIdle, kRead, kWrite, kPool };
 
 // "No limit" for a timeout in microseconds since the steady clock's epoch.
 constexpr int64_t kNever = INT64_MAX / 4;
@@ -76,13 +76,6 @@ struct HeaderLine {
 };
 HeaderLine parse_header_line(const char *p, size_t len);
 
-// The retry-after-ms / retry-after hint of a response in microseconds
-// (capped at a day); -1 when absent or unreadable.
-int64_t retry_after_us(const esp_response &r);
-
-// The Outcome (metrics.h) a request ending so counts as.
-int outcome_of(int status, int http_status, TimeoutKind kind);
-
 // Frees a spec's own header lines (not the client's shared tail).
 void release_spec_headers(RequestSpec &spec);
 
@@ -104,8 +97,6 @@ class Transfer {
   int64_t retry_delay_us(int attempt_status, int64_t now_us);
   // Delivers the outcome: to the sink, stats and logs. Exactly once.
   void complete(int status, const std::string &error);
-  // Fails the transfer with a status of the engine's (cancel, timeouts...).
-  void fail_now(int status, TimeoutKind kind, const std::string &error);
 
   // The client it goes out as: the deployment's when routed (it changes on
   // a fail-over, together with spec and origin).
@@ -116,8 +107,8 @@ class Transfer {
   std::unique_ptr<esp_response> resp;
 
   // Bookkeeping of the engine (driver thread only).
-  Engine *engine = nullptr;
-  std::shared_ptr<Engine> engine_ref;  // keeps the engine while the transfer lives
+  std::shared_ptr<Engine> engine;  // the engine that carries it, kept while the transfer lives
+  ConnectionWatcher *watcher = nullptr;  // that engine, told about the connection
   Origin *origin = nullptr;
   CURL *easy = nullptr;
   bool holds_slot = false;
@@ -172,6 +163,7 @@ class Transfer {
   std::string last_error;
 
  private:
+  void set_client_options(CURL *e, CURLSH *share) const;
   static size_t on_header(char *p, size_t size, size_t n, void *self);
   static size_t on_write(char *p, size_t size, size_t n, void *self);
   static int on_prereq(void *self, char *, char *, int, int local_port);
@@ -180,9 +172,6 @@ class Transfer {
   void headers_complete();
   // Reports the usage of the response, correcting the token reservation.
   void settle_usage();
-  bool status_retryable(int status) const;
 };
-
-int64_t now_us();
 
 }  // namespace esp

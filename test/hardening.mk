@@ -16,7 +16,7 @@
 # with apt-get on first use. Suppression files live in test/sanitizers/ and
 # explain every entry.
 
-.PHONY: hardening hardening-ci hardening-tools fuzz-tools lint-tools coverage test-asan test-tsan build-asan build-tsan test-valgrind \
+.PHONY: hardening hardening-ci hardening-tools fuzz-tools lint-tools lint-layers coverage test-asan test-tsan build-asan build-tsan test-valgrind \
   build-valgrind fuzz fuzz-build fuzz-replay check-abi update-abi lint lint-tidy lint-cppcheck
 
 HARDENING_HDRS := include/esp.h $(wildcard src/*.h) $(wildcard test/c/*.h)
@@ -287,7 +287,12 @@ lint-cppcheck: | lint-tools
 	cppcheck $(CPPCHECK_FLAGS) src/
 	@echo "cppcheck: src/ clean"
 
-lint: lint-tidy lint-cppcheck
+# The dependency direction of src/ (docs/DESIGN.md): no include cycle, no
+# upward include, every module in a layer. Plain python3, under a second.
+lint-layers:
+	python3 test/lint/layers.py src
+
+lint: lint-layers lint-tidy lint-cppcheck
 
 # ---- coverage ----------------------------------------------------------------------
 # Line coverage of src/ by the C suite (gcc --coverage, lcov), built in

@@ -3,7 +3,7 @@
 TEST_SRCS := $(wildcard test/c/*.cpp)
 # test_units.cpp reaches into these; the shared library hides their symbols,
 # so the test binary built against it compiles them in.
-TEST_UNITS := src/sse.cpp src/response.cpp src/deployments.cpp src/ratelimit.cpp src/usage.cpp src/log.cpp src/shared_state.cpp
+TEST_UNITS := src/sse.cpp src/response.cpp src/deployments.cpp src/breaker.cpp src/retry.cpp src/ratelimit.cpp src/usage.cpp src/log.cpp src/shared_state.cpp
 TEST_CXXFLAGS = -std=c++17 -O1 -g -Wall -Wextra -Iinclude -Isrc -Itest/c $(shell pkg-config --cflags $(C_DEPS) 2>/dev/null)
 GTEST_LIBS = -lgtest -lpthread $(DEP_LIBS)
 
@@ -51,7 +51,7 @@ test-prometheus: $(B)/esp_tests $(B)/venv-tools/ok
 	@ESP_ROOT=$(CURDIR) ESP_PROM_OUT=$(B)/metrics.prom $(B)/esp_tests --gtest_filter='Metrics.*' --gtest_brief=1
 	$(B)/venv-tools/bin/python test/prom_check.py $(B)/metrics.prom
 
-test: test-c test-faults test-prometheus test-install test-fork-python check-header check-abi test-bindings
+test: lint-layers test-c test-faults test-prometheus test-install test-fork-python check-header check-abi test-bindings
 
 $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)

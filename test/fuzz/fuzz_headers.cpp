@@ -3,7 +3,7 @@
 // LF, the LF kept): each line goes through esp::parse_header_line (what
 // Transfer::on_header runs), fields collect in an esp_response as on_header
 // does, a blank line ends the block with index_headers(), and the retry
-// hints are read with esp::retry_after_us. Invariants: names are lower case
+// hints are read with esp::retry_after_us (retry.h). Invariants: names are lower case
 // and non-empty, values carry no surrounding blanks, every field can be
 // looked up by name in any case (the C API sees whole names and values: no
 // NUL inside), repeated names are joined with ", ".
@@ -15,6 +15,7 @@
 #include <string>
 
 #include "response.h"
+#include "retry.h"
 #include "transfer.h"
 
 namespace {

@@ -76,8 +76,33 @@ fn cancel(call: sys::esp_call) {
 
 #[derive(Default)]
 struct Completion {
-    outcome: Option<Result<Response>>,
+    outcome: Option<Result<RawResponse>>,
     waker: Option<Waker>,
+}
+
+/// A response libesp handed over, not yet copied: the copy into Rust memory
+/// happens on the awaiting task, because the completion callback runs on
+/// libesp's I/O thread, which holds up every other transfer meanwhile. Freed
+/// when dropped (also when the future is dropped before it reads it).
+struct RawResponse(*mut sys::esp_response);
+
+// SAFETY: an esp_response is plain memory owned by whoever holds the pointer;
+// libesp keeps no reference to it after the completion callback.
+unsafe impl Send for RawResponse {}
+
+impl RawResponse {
+    fn into_response(self) -> Response {
+        // SAFETY: the pointer is the valid response libesp handed over; self
+        // frees it when dropped at the end of this function.
+        unsafe { Response::copy_from(self.0) }
+    }
+}
+
+impl Drop for RawResponse {
+    fn drop(&mut self) {
+        // SAFETY: owned since the completion callback, freed only here.
+        unsafe { sys::esp_response_free(self.0) };
+    }
 }
 
 unsafe extern "C" fn on_response_complete(
@@ -100,8 +125,7 @@ unsafe extern "C" fn on_response_complete(
                 "call completed without a response",
             ))
         } else {
-            // SAFETY: a successful completion hands us a valid response to free.
-            Ok(unsafe { Response::take(resp) })
+            Ok(RawResponse(resp))
         };
         let waker = {
             let mut completion = lock(&state);
@@ -160,16 +184,20 @@ impl Future for ResponseFuture {
             this.done = true;
             return Poll::Ready(Err(error));
         }
-        let mut completion = lock(&this.state);
-        match completion.outcome.take() {
+        let outcome = {
+            let mut completion = lock(&this.state);
+            let outcome = completion.outcome.take();
+            if outcome.is_none() {
+                store_waker(&mut completion.waker, cx);
+            }
+            outcome
+        };
+        match outcome {
             Some(outcome) => {
                 this.done = true;
-                Poll::Ready(outcome)
+                Poll::Ready(outcome.map(RawResponse::into_response))
             }
-            None => {
-                store_waker(&mut completion.waker, cx);
-                Poll::Pending
-            }
+            None => Poll::Pending,
         }
     }
 }

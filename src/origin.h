@@ -1,0 +1,87 @@
+// Connections to one origin (scheme, host, port and transport settings) on
+// one engine: counters, connection slots, HTTP/2 openers and the circuit
+// breaker; and the interface a transfer reports its connection through.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "breaker.h"
+#include "metrics.h"
+
+namespace esp {
+
+class Engine;
+class Transfer;
+
+// HTTP/2 streams per connection. libcurl 7.88 opens a new connection for
+// every transfer that finds the open ones full (measured: 150 concurrent
+// transfers, 51 connections), so the engine admits transfers by capacity.
+constexpr long kStreamsPerConnection = 100;
+
+struct Origin {
+  Origin(Engine *e, std::string k, std::string l) : engine(e), key(std::move(k)), label(std::move(l)) {}
+  Engine *const engine;
+  const std::string key;
+  const std::string label;  // "scheme://host:port"
+  Counters stats;
+  std::atomic<int64_t> sockets_open{0};
+  std::atomic<uint64_t> sockets_closed{0};
+  // Of those: closed by libesp stopping a transfer midway (cancel, first-byte
+  // or idle timeout, shutdown); the rest closed by libcurl (the server closed
+  // it, an error, too old to reuse, the cache full).
+  std::atomic<uint64_t> sockets_closed_aborted{0};
+  Breaker breaker;
+
+  // Driver only.
+  int active = 0;  // transfers holding a slot
+  std::deque<std::shared_ptr<Transfer>> waiting;
+  bool multiplexed = false;  // the server spoke HTTP/2 here
+  bool http1_only = false;   // it answered HTTP/1.x where HTTP/2 was offered
+  // Transfers allowed past the open connections' stream capacity, to open
+  // one more connection each; others wait for them instead of each opening
+  // one, but never longer than about a connect of their own (a slow connect
+  // must not starve them): then the next waiter opens one too.
+  int openers = 0;
+  int64_t last_opener_us = 0;
+  int64_t connect_us = 0;  // openers' recent connect + handshake time (average), 0: none yet
+};
+
+// ---- slot admission (driver only) ----------------------------------------------
+
+enum class SlotGrant {
+  kWait,    // no room: queue
+  kGranted, // a slot on an open (or, for HTTP/1.1, a new) connection
+  kOpener,  // a slot, and this transfer opens the next HTTP/2 connection
+};
+// A transfer that may be multiplexed (HTTP/2 over TLS) shares connections
+// with the origin's others unless the origin is known to speak HTTP/1.x.
+bool shares_connections(const Origin &o, bool multiplexable);
+// Takes a slot when there is room (max_connections per origin, or 100
+// streams per open HTTP/2 connection plus openers).
+SlotGrant take_slot(Origin &o, bool multiplexable, int64_t max_connections, int64_t now_us);
+// Gives back what take_slot granted (an opener that never connected included).
+void give_back_slot(Origin &o, bool holds_slot, bool opening);
+// An opener's connection is up after took_us: its waiters may use it.
+void opener_connected(Origin &o, int64_t took_us);
+// How long waiters wait for an opener before the next one opens a connection.
+int64_t opener_grace_us(const Origin &o);
+
+// What a transfer tells the driving engine about its connection, from
+// libcurl's pre-request callback (the engine implements it).
+class ConnectionWatcher {
+ public:
+  // The request is about to go out on the connection with this local port.
+  virtual void connection_in_use(Transfer &t, int local_port) = 0;
+  // The connection is up: an opener's waiters may use it.
+  virtual void connection_ready(Transfer &t) = 0;
+
+ protected:
+  ~ConnectionWatcher() = default;
+};
+
+}  // namespace esp
