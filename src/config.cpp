@@ -413,7 +413,7 @@ std::shared_ptr<const DeploymentConfig> parse_deployment(const cJSON *root, cons
   for (const cJSON *k = entry->child; k; k = k->next) {
     const std::string key = k->string;
     if (cJSON_GetObjectItemCaseSensitive(entry, k->string) != k)
-      config_error(where + " has a duplicate key '" + key + "'");
+      config_error(std::string(where).append(" has a duplicate key '").append(key).append("'"));
     if (key == "name") {
       d->name = get_string(k, false);
     } else if (key == "weight") {
@@ -422,7 +422,8 @@ std::shared_ptr<const DeploymentConfig> parse_deployment(const cJSON *root, cons
       cJSON_DeleteItemFromObjectCaseSensitive(own.get(), k->string);
       cJSON_AddItemToObject(own.get(), k->string, cJSON_Duplicate(k, 1));
     } else {
-      config_error(where + " has unknown key '" + key + "' (base_url, api_key, api_key_env, weight, rate_limit, name)");
+      config_error(std::string(where).append(" has unknown key '").append(key).append(
+          "' (base_url, api_key, api_key_env, weight, rate_limit, name)"));
     }
   }
   if (!cJSON_GetObjectItemCaseSensitive(entry, "base_url")) config_error(where + " needs 'base_url'");
