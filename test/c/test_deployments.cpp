@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "deployments.h"
+#include "fleet_helpers.h"
 #include "helpers.h"
 
 namespace {
@@ -31,19 +32,6 @@ PickerState picker(std::vector<int64_t> weights) {
 std::string unique_key(const char *prefix) {
   static std::atomic<int> n{0};
   return std::string(prefix) + "-" + std::to_string(getpid()) + "-" + std::to_string(n++);
-}
-
-// A loopback port nothing listens on (bound, then closed).
-int closed_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 std::string deployment(const std::string &base_url, const std::string &key, const std::string &extra = "") {
@@ -251,7 +239,7 @@ TEST(Deployments, FailsOverOn429AndCoolsDownForItsRetryAfter) {
 }
 
 TEST(Deployments, FailsOverOnConnectionRefused) {
-  const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
+  const std::string dead = "http://127.0.0.1:" + std::to_string(free_loopback_port()) + "/v1";
   Lease lease(config({deployment(dead, "sk-A-SECRET"), deployment(healthy(), "sk-B-SECRET")},
                      "\"routing\":\"ordered\""));
   ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
