@@ -1,13 +1,18 @@
-// The driver of one curl multi: commands from callers, the poll/perform loop,
-// slot admission per origin, timers, the idle-easy pool and socket accounting.
+// The driver of one curl multi: commands from callers, the epoll loop over
+// curl_multi_socket_action, slot admission per origin, timers, the idle-easy
+// pool and socket accounting.
 // Policy decisions (retry, breaker) are free functions it calls (see engine.h).
 #include "engine.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -26,6 +31,9 @@ thread_local const Engine *t_io_engine = nullptr;  // the engine whose I/O threa
 
 int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
+// Ready sockets taken from the kernel per epoll_wait; more wait for the next round.
+constexpr int kEventsPerWait = 256;
+
 }  // namespace
 
 bool Engine::on_io_thread() { return t_io_engine != nullptr; }
@@ -33,11 +41,23 @@ bool Engine::on_io_thread() { return t_io_engine != nullptr; }
 Engine::Engine() {
   multi_ = curl_multi_init();
   share_ = curl_share_init();
-  if (!multi_ || !share_) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event wake_ev {};
+  wake_ev.events = EPOLLIN;
+  wake_ev.data.fd = wake_fd_;
+  if (!multi_ || !share_ || epoll_fd_ < 0 || wake_fd_ < 0 ||
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake_ev) != 0) {
     curl_multi_cleanup(multi_);
     curl_share_cleanup(share_);
-    fail(ESP_ENOMEM, "could not create the curl multi handle");
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    fail(ESP_ENOMEM, "could not create the curl multi handle and its epoll set");
   }
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Engine::on_socket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Engine::on_timer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
   // Only the driving thread uses the share, so it needs no lock callbacks.
   curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
@@ -56,7 +76,7 @@ bool Engine::stop(int64_t timeout_ms) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
       stopping_ = true;
-      curl_multi_wakeup(multi_);
+      wake();
       io_cv_.notify_all();
     }
   }
@@ -75,10 +95,13 @@ bool Engine::stop(int64_t timeout_ms) {
     std::lock_guard<std::mutex> drive(drive_mu_);
     for (IdleEasy &i : idle_easies_) curl_easy_cleanup(i.easy);
     idle_easies_.clear();
-    curl_multi_cleanup(multi_);
+    curl_multi_cleanup(multi_);  // closes the sockets, which leave the epoll set
     curl_share_cleanup(share_);
+    ::close(epoll_fd_);
+    ::close(wake_fd_);
     multi_ = nullptr;
     share_ = nullptr;
+    epoll_fd_ = wake_fd_ = -1;
   }
   return true;
 }
@@ -149,9 +172,16 @@ void Engine::wake_driver_locked() {
   // already and takes the command on its next round: no wake-up syscall.
   if (t_io_engine == this && io_driving_) return;
   if (io_driving_ || leader_driving_)
-    curl_multi_wakeup(multi_);
+    wake();
   else
     io_cv_.notify_one();
+}
+
+void Engine::wake() {
+  const uint64_t one = 1;
+  // Cannot fail short of a bad descriptor; a full counter is a pending wake-up already.
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
 }
 
 // ---- the I/O thread ------------------------------------------------------------
@@ -207,9 +237,22 @@ void Engine::drive_once(Transfer *leader) {
     }
     handle_commands(cmds);
   }
-  curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms()), nullptr);
-  int running = 0;
-  curl_multi_perform(multi_, &running);
+  struct epoll_event ready[kEventsPerWait];
+  const int n = ::epoll_wait(epoll_fd_, ready, kEventsPerWait, static_cast<int>(poll_timeout_ms()));
+  for (int i = 0; i < n; ++i) {
+    if (ready[i].data.fd == wake_fd_) {
+      uint64_t count = 0;
+      ssize_t got = ::read(wake_fd_, &count, sizeof count);
+      (void)got;
+      continue;
+    }
+    socket_ready(ready[i].data.fd, ready[i].events);
+  }
+  if (curl_timer_us_ && now_us() >= curl_timer_us_) {
+    curl_timer_us_ = 0;  // libcurl sets the next one from inside the call
+    int running = 0;
+    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
   int left = 0;
   while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
     if (m->msg != CURLMSG_DONE) continue;
@@ -250,11 +293,10 @@ void Engine::handle_commands(std::deque<Command> &cmds) {
 }
 
 long Engine::poll_timeout_ms() {
-  long curl_ms = -1;
-  curl_multi_timeout(multi_, &curl_ms);
-  long ms = curl_ms < 0 ? 1000 : std::min(curl_ms, 1000L);
-  if (next_timer_us_) {
-    int64_t until = (next_timer_us_ - now_us() + 999) / 1000;
+  long ms = 1000;
+  const int64_t due = min_deadline(curl_timer_us_, next_timer_us_);
+  if (due) {
+    int64_t until = (due - now_us() + 999) / 1000;
     ms = std::min<long>(ms, static_cast<long>(std::max<int64_t>(0, until)));
   }
   return ms;
@@ -706,6 +748,68 @@ void Engine::retire_idle_connections(int64_t now) {
   next_idle_expiry_us_ = next;
 }
 
+// ---- readiness: what libcurl wants watched ---------------------------------------------
+
+int Engine::on_socket(CURL *, curl_socket_t fd, int what, void *engine, void *) {
+  Engine &e = *static_cast<Engine *>(engine);
+  auto it = e.watched_.find(fd);
+  if (what == CURL_POLL_REMOVE) {
+    if (it == e.watched_.end()) return 0;
+    // Kept for the next transfer on this connection (see Watch); never a
+    // socket that is writable all the time, nor one closed behind our back.
+    if ((it->second.events & EPOLLOUT) || !e.conn_use_.count(fd))
+      e.unwatch(fd);
+    else
+      it->second.wanted = false;
+    return 0;
+  }
+  const uint32_t events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  if (it != e.watched_.end() && it->second.events == events) {
+    it->second.wanted = true;
+    return 0;
+  }
+  struct epoll_event ev {};
+  ev.events = events;
+  ev.data.fd = fd;
+  int op = it == e.watched_.end() ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  int rc = ::epoll_ctl(e.epoll_fd_, op, fd, &ev);
+  if (rc != 0 && (errno == EEXIST || errno == ENOENT))
+    rc = ::epoll_ctl(e.epoll_fd_, errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+  if (rc != 0) {
+    // The transfer on it then ends by its timeouts; libcurl gives up the
+    // whole multi on a callback error, so none is returned.
+    log_event(ESP_LOG_WARN, "epoll_ctl_failed", {{"errno", std::to_string(errno)}});
+    if (it != e.watched_.end()) e.watched_.erase(it);
+    return 0;
+  }
+  e.watched_[fd] = Watch{events, true};
+  return 0;
+}
+
+int Engine::on_timer(CURLM *, long timeout_ms, void *engine) {
+  static_cast<Engine *>(engine)->curl_timer_us_ = timeout_ms < 0 ? 0 : now_us() + timeout_ms * 1000;
+  return 0;
+}
+
+void Engine::socket_ready(curl_socket_t fd, uint32_t events) {
+  auto it = watched_.find(fd);
+  if (it == watched_.end()) return;  // taken out by an earlier event of this round
+  if (!it->second.wanted) {
+    unwatch(fd);  // an idle connection closed or spoke: libcurl looks at it on reuse
+    return;
+  }
+  int mask = 0;
+  if (events & (EPOLLIN | EPOLLHUP)) mask |= CURL_CSELECT_IN;
+  if (events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+  if (events & EPOLLERR) mask |= CURL_CSELECT_ERR;
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, mask, &running);
+}
+
+void Engine::unwatch(curl_socket_t fd) {
+  if (watched_.erase(fd)) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
 // ---- sockets ------------------------------------------------------------------------
 
 curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_sockaddr *addr) {
@@ -732,6 +836,7 @@ int Engine::close_socket(void *clientp, curl_socket_t fd) {
   o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
   if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
+  e->unwatch(fd);  // before the number can be reused (a forked child may still hold it open)
   e->conn_use_.erase(fd);
   e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
   {
@@ -745,6 +850,11 @@ int Engine::close_socket(void *clientp, curl_socket_t fd) {
 void Engine::close_inherited_sockets() {
   for (curl_socket_t fd : sockets_) ::close(fd);
   sockets_.clear();
+  // The epoll set is the parent's too: closing the child's descriptor leaves it alone.
+  for (int *fd : {&epoll_fd_, &wake_fd_}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
 }
 
 }  // namespace esp

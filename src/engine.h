@@ -1,5 +1,7 @@
-// The I/O engine: one curl multi handle, the queue of transfers waiting for
-// an origin's slot, timers, and the thread that drives it all.
+// The I/O engine: one curl multi handle driven by readiness (epoll and
+// curl_multi_socket_action, so a wake-up costs the sockets that are ready,
+// not every transfer), the queue of transfers waiting for an origin's slot,
+// timers, and the thread that drives it all.
 //
 // Exactly one thread drives the multi at a time (drive_mu_). Normally that
 // is the engine's I/O thread. A synchronous request made while the engine
@@ -82,9 +84,18 @@ class Engine final : public ConnectionWatcher {
   void io_loop();
   void post(Command cmd);
   void wake_driver_locked();
-  // One round of driving: commands, poll, perform, completions, timers.
-  // `leader` is the transfer of a calling thread driving for itself.
+  // Interrupts the driver's epoll_wait (any thread).
+  void wake();
+  // One round of driving: commands, wait for ready sockets or a timer, hand
+  // them to libcurl, completions, timers. `leader` is the transfer of a
+  // calling thread driving for itself.
   void drive_once(Transfer *leader);
+  // libcurl says which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
+  // to call it next without a socket event (CURLMOPT_TIMERFUNCTION).
+  static int on_socket(CURL *, curl_socket_t fd, int what, void *engine, void *);
+  static int on_timer(CURLM *, long timeout_ms, void *engine);
+  void socket_ready(curl_socket_t fd, uint32_t events);
+  void unwatch(curl_socket_t fd);
   void handle_commands(std::deque<Command> &cmds);
   void start(const std::shared_ptr<Transfer> &t);
   // Passes t through its credential's rate limit (ratelimit.h), then try_slot.
@@ -122,6 +133,19 @@ class Engine final : public ConnectionWatcher {
 
   CURLM *multi_ = nullptr;
   CURLSH *share_ = nullptr;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd in the epoll set: commands and stop()
+  // Sockets in the epoll set (driver only). A connection libcurl stops
+  // watching between two transfers stays registered for reading, unwanted,
+  // so that keep-alive reuse costs no epoll_ctl; an event on it while
+  // unwanted takes it out. Only sockets this engine opened (conn_use_) stay:
+  // it hears of their close; libcurl's own (the resolver's) leave at once.
+  struct Watch {
+    uint32_t events;
+    bool wanted;
+  };
+  std::unordered_map<curl_socket_t, Watch> watched_;
+  int64_t curl_timer_us_ = 0;  // when libcurl wants CURL_SOCKET_TIMEOUT (driver only), 0: never
   struct IdleEasy {
     CURL *easy;
     uint64_t client_id;  // whose settings it carries; 0: none (reset)
