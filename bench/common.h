@@ -1,5 +1,6 @@
 // Shared helpers of the libesp benchmarks: clocks, /proc readings, the one
-// result line each program prints for bench/run.py, raw libcurl setup.
+// result line each program prints for bench/run.py, raw libcurl setup, and
+// the esp client and request an asynchronous benchmark starts from.
 //
 // Every benchmark program prints exactly one line "RESULT {json}" on stdout
 // (plus free text on stderr); bench/run.py runs it several times, takes
@@ -174,5 +175,30 @@ inline std::string path_of(const std::string &url) {
   size_t slash = url.find('/', p == std::string::npos ? 0 : p + 3);
   return slash == std::string::npos ? "/" : url.substr(slash);
 }
+
+// A lease on the client for url's origin (esp_config(origin, ca, extra)) and a
+// GET of url's path, with the callbacks an asynchronous benchmark fills in
+// before start(). Not copyable: opts points into path.
+struct EspTarget {
+  esp_client client = 0;
+  std::string path;
+  esp_request_opts opts{};
+  esp_callbacks cb{};
+
+  EspTarget(const std::string &url, const char *ca, const std::string &extra) : path(path_of(url)) {
+    check(esp_client_get(esp_config(origin_of(url), ca, extra).c_str(), &client), "client_get");
+    opts.struct_size = sizeof opts;
+    opts.path = path.c_str();
+    cb.struct_size = sizeof cb;
+  }
+  ~EspTarget() { esp_client_release(client); }
+  EspTarget(const EspTarget &) = delete;
+  EspTarget &operator=(const EspTarget &) = delete;
+
+  // n requests at once, each with cb and user.
+  void start(long n, void *user) {
+    for (long i = 0; i < n; ++i) check(esp_request_async(client, &opts, &cb, user, nullptr), "async");
+  }
+};
 
 }  // namespace bench

@@ -41,21 +41,14 @@ int main(int argc, char **argv) {
   double t0 = now_s();
 
   if (mode == "esp") {
-    esp_client c = 0;
-    check(esp_client_get(esp_config(origin_of(url), ca, "\"max_retries\":0").c_str(), &c), "client_get");
-    std::string path = path_of(url);
-    esp_request_opts o{};
-    o.struct_size = sizeof o;
-    o.path = path.c_str();
-    esp_callbacks cb{};
-    cb.struct_size = sizeof cb;
-    cb.on_event = on_event;
-    cb.on_complete = on_complete;
+    EspTarget target(url, ca, "\"max_retries\":0");
+    target.cb.on_event = on_event;
+    target.cb.on_complete = on_complete;
     for (long w = 0; w < waves; ++w) {
       Wave wave;
       wave.n = streams;
       double ws = now_s();
-      for (long i = 0; i < streams; ++i) check(esp_request_async(c, &o, &cb, &wave, nullptr), "async");
+      target.start(streams, &wave);
       std::unique_lock<std::mutex> l(wave.mu);
       wave.cv.wait(l, [&] { return wave.done.load() >= wave.n; });
       wave_secs.push_back(now_s() - ws);
@@ -64,7 +57,6 @@ int main(int argc, char **argv) {
       peak_socks = std::max<long>(peak_socks, socket_fds());
     }
     conns = (long)esp_stat("connections_opened");
-    esp_client_release(c);
   } else if (mode == "multi-pipewait" || mode == "multi-naive") {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURLM *m = curl_multi_init();

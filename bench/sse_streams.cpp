@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <ctime>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -73,22 +74,15 @@ int main(int argc, char **argv) {
   setrlimit(RLIMIT_NOFILE, &rl);
   std::fill(delays_us.begin(), delays_us.end(), 0);
 
-  esp_client c = 0;
-  std::string extra = "\"max_retries\":0,\"timeout_ms\":600000,\"max_connections\":" + std::to_string(n);
-  check(esp_client_get(esp_config(origin_of(url), "", extra).c_str(), &c), "client_get");
-  std::string path = path_of(url);
-  esp_request_opts o{};
-  o.struct_size = sizeof o;
-  o.path = path.c_str();
-  esp_callbacks cb{};
-  cb.struct_size = sizeof cb;
-  cb.on_headers = on_headers;
-  cb.on_event = on_event;
-  cb.on_complete = on_complete;
+  auto target = std::make_unique<EspTarget>(
+      url, "", "\"max_retries\":0,\"timeout_ms\":600000,\"max_connections\":" + std::to_string(n));
+  target->cb.on_headers = on_headers;
+  target->cb.on_event = on_event;
+  target->cb.on_complete = on_complete;
 
   long rss0 = rss_kb();
   double cpu0 = cpu_s(), t0 = now_s();
-  for (long i = 0; i < n; ++i) check(esp_request_async(c, &o, &cb, nullptr, nullptr), "async");
+  target->start(n, nullptr);
   // RSS per live stream: the reading at the most streams open at once (on a saturated machine
   // the first streams may end before the last ones start).
   long rss_live = 0, peak_live = 0;
@@ -101,7 +95,7 @@ int main(int argc, char **argv) {
   }
   double secs = now_s() - t0, cpu = cpu_s() - cpu0;
   std::vector<int32_t> d(delays_us.begin(), delays_us.begin() + std::min(delay_count.load(), kDelaySlots));
-  esp_client_release(c);
+  target.reset();
   Result()
       .str("mode", mode)
       .num("streams", n)

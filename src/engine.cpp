@@ -237,28 +237,26 @@ void Engine::drive_once(Transfer *leader) {
     }
     handle_commands(cmds);
   }
-  struct epoll_event ready[kEventsPerWait];
-  const int n = ::epoll_wait(epoll_fd_, ready, kEventsPerWait, static_cast<int>(poll_timeout_ms()));
-  for (int i = 0; i < n; ++i) {
-    if (ready[i].data.fd == wake_fd_) {
-      uint64_t count = 0;
-      ssize_t got = ::read(wake_fd_, &count, sizeof count);
-      (void)got;
-      continue;
+  // libcurl starts the handles just added from its timer, due at once: run
+  // it before the wait, so that their requests go out and the wait is for
+  // the answers. An attempt that ended meanwhile (its completion queued, and
+  // a command its callback posted may be too): this round waits for nothing.
+  if (curl_timer_us_ && now_us() >= curl_timer_us_) run_curl_timer();
+  const bool ended = collect_done();
+  if (!(leader && leader->finished)) {
+    struct epoll_event ready[kEventsPerWait];
+    const int n = ::epoll_wait(epoll_fd_, ready, kEventsPerWait, ended ? 0 : static_cast<int>(poll_timeout_ms()));
+    for (int i = 0; i < n; ++i) {
+      if (ready[i].data.fd == wake_fd_) {
+        uint64_t count = 0;
+        ssize_t got = ::read(wake_fd_, &count, sizeof count);
+        (void)got;
+        continue;
+      }
+      socket_ready(ready[i].data.fd, ready[i].events);
     }
-    socket_ready(ready[i].data.fd, ready[i].events);
-  }
-  if (curl_timer_us_ && now_us() >= curl_timer_us_) {
-    curl_timer_us_ = 0;  // libcurl sets the next one from inside the call
-    int running = 0;
-    curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
-  }
-  int left = 0;
-  while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
-    if (m->msg != CURLMSG_DONE) continue;
-    Transfer *t = nullptr;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&t));
-    if (t) attempt_done(t, m->data.result, TimeoutKind::kNone, std::string());
+    if (curl_timer_us_ && now_us() >= curl_timer_us_) run_curl_timer();
+    collect_done();
   }
   if (!to_pump_.empty()) {
     std::vector<Origin *> origins;
@@ -266,6 +264,26 @@ void Engine::drive_once(Transfer *leader) {
     for (Origin *o : origins) pump(*o);
   }
   check_timers();
+}
+
+void Engine::run_curl_timer() {
+  curl_timer_us_ = 0;  // libcurl sets the next one from inside the call
+  int running = 0;
+  curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+bool Engine::collect_done() {
+  bool any = false;
+  int left = 0;
+  while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
+    if (m->msg != CURLMSG_DONE) continue;
+    Transfer *t = nullptr;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&t));
+    if (!t) continue;
+    any = true;
+    attempt_done(t, m->data.result, TimeoutKind::kNone, std::string());
+  }
+  return any;
 }
 
 void Engine::handle_commands(std::deque<Command> &cmds) {
@@ -699,22 +717,33 @@ std::string Engine::pool_timeout_message(const Transfer &t) const {
 // ---- connection idle age ---------------------------------------------------------------
 
 void Engine::connection_in_use(Transfer &t, int local_port) {
-  for (auto &kv : conn_use_) {
-    ConnUse &c = kv.second;
-    if (!c.local_port) {
+  auto known = conn_by_port_.find(local_port);
+  if (known == conn_by_port_.end()) {
+    // A connection new since the last lookup: learn the ports not known yet.
+    for (auto &kv : conn_use_) {
+      ConnUse &c = kv.second;
+      if (c.local_port) continue;
       struct sockaddr_storage ss;
       socklen_t len = sizeof ss;
       if (::getsockname(kv.first, reinterpret_cast<struct sockaddr *>(&ss), &len) != 0) continue;
       c.local_port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port)
                                               : ntohs(reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port);
+      conn_by_port_[c.local_port] = kv.first;
     }
-    if (c.local_port != local_port) continue;
-    ++c.users;
-    c.idle_since_us = 0;
-    t.conn_fd = kv.first;
-    t.conn_serial = c.serial;
-    return;
+    known = conn_by_port_.find(local_port);
+    if (known == conn_by_port_.end()) return;
   }
+  auto it = conn_use_.find(known->second);
+  if (it == conn_use_.end() || it->second.local_port != local_port) {
+    conn_by_port_.erase(known);  // that socket is gone; its number may be a newer connection's
+    return connection_in_use(t, local_port);
+  }
+  ConnUse &c = it->second;
+  c.used = true;
+  ++c.users;
+  c.idle_since_us = 0;
+  t.conn_fd = it->first;
+  t.conn_serial = c.serial;
 }
 
 void Engine::connection_released(Transfer *t) {
@@ -757,14 +786,18 @@ int Engine::on_socket(CURL *, curl_socket_t fd, int what, void *engine, void *) 
     if (it == e.watched_.end()) return 0;
     // Kept for the next transfer on this connection (see Watch); never a
     // socket that is writable all the time, nor one closed behind our back.
-    if ((it->second.events & EPOLLOUT) || !e.conn_use_.count(fd))
+    auto use = e.conn_use_.find(fd);
+    if ((it->second.events & EPOLLOUT) || use == e.conn_use_.end() || !use->second.used)
       e.unwatch(fd);
     else
       it->second.wanted = false;
     return 0;
   }
   const uint32_t events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-  if (it != e.watched_.end() && it->second.events == events) {
+  // Only a socket kept since libcurl's REMOVE is known to be registered:
+  // one still wanted and announced again was closed unseen and its number
+  // reused (libcurl closes some connects without a word), so it is set anew.
+  if (it != e.watched_.end() && !it->second.wanted && it->second.events == events) {
     it->second.wanted = true;
     return 0;
   }
@@ -824,6 +857,7 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
     e->sockets_.insert(fd);
   }
   e->conn_use_[fd] = ConnUse{++e->conn_serial_};
+  e->watched_.erase(fd);  // a socket of this number closed unseen: not this one's registration
   // Never log under sockets_mu_: fork() takes it, and a logger may need a
   // lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
@@ -837,7 +871,12 @@ int Engine::close_socket(void *clientp, curl_socket_t fd) {
   Engine *e = o->engine;
   if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
   e->unwatch(fd);  // before the number can be reused (a forked child may still hold it open)
-  e->conn_use_.erase(fd);
+  auto use = e->conn_use_.find(fd);
+  if (use != e->conn_use_.end()) {
+    auto port = e->conn_by_port_.find(use->second.local_port);
+    if (port != e->conn_by_port_.end() && port->second == fd) e->conn_by_port_.erase(port);
+    e->conn_use_.erase(use);
+  }
   e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(e->sockets_mu_);

@@ -95,6 +95,10 @@ class Engine final : public ConnectionWatcher {
   static int on_socket(CURL *, curl_socket_t fd, int what, void *engine, void *);
   static int on_timer(CURLM *, long timeout_ms, void *engine);
   void socket_ready(curl_socket_t fd, uint32_t events);
+  // Runs libcurl's timer if it is due.
+  void run_curl_timer();
+  // Ends the attempts libcurl reports done; true when there was one.
+  bool collect_done();
   void unwatch(curl_socket_t fd);
   void handle_commands(std::deque<Command> &cmds);
   void start(const std::shared_ptr<Transfer> &t);
@@ -138,8 +142,9 @@ class Engine final : public ConnectionWatcher {
   // Sockets in the epoll set (driver only). A connection libcurl stops
   // watching between two transfers stays registered for reading, unwanted,
   // so that keep-alive reuse costs no epoll_ctl; an event on it while
-  // unwanted takes it out. Only sockets this engine opened (conn_use_) stay:
-  // it hears of their close; libcurl's own (the resolver's) leave at once.
+  // unwanted takes it out. Only connections that carried a request
+  // (ConnUse::used) stay: libcurl closes those through close_socket, while it
+  // may close a connect that ran out of time, or its resolver's sockets, unseen.
   struct Watch {
     uint32_t events;
     bool wanted;
@@ -176,10 +181,14 @@ class Engine final : public ConnectionWatcher {
     uint64_t serial = 0;       // tells a reused descriptor number from the connection before
     int local_port = 0;        // 0 until looked up
     int users = 0;             // attempts running on it
+    bool used = false;         // a request went out on it
     int64_t idle_since_us = 0; // when the last one ended
     int64_t max_idle_us = 0;   // conn_max_idle_ms of the client that used it last
   };
   std::unordered_map<curl_socket_t, ConnUse> conn_use_;
+  // Local port -> socket of the connections whose port is known, so that a
+  // request finds its connection without a scan of every one (driver only).
+  std::unordered_map<int, curl_socket_t> conn_by_port_;
   int64_t next_idle_expiry_us_ = 0;  // 0: no idle connection tracked
   uint64_t conn_serial_ = 0;
 

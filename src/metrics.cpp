@@ -9,7 +9,14 @@ namespace esp {
 
 void Histogram::record_us(int64_t us) {
   if (us < 0) us = 0;
-  int i = us < 1 ? 0 : static_cast<int>(std::log2(static_cast<double>(us)) * 4.0);
+  // floor(4 * log2(us)) without log2 (six of these per request): the octave
+  // from the highest bit, then the quarter-octave steps 2^(1/4), 2^(2/4), 2^(3/4).
+  int i = 0;
+  if (us >= 1) {
+    const int octave = 63 - __builtin_clzll(static_cast<uint64_t>(us));
+    const double within = static_cast<double>(us) / static_cast<double>(uint64_t{1} << octave);
+    i = 4 * octave + (within >= 1.189207115002721) + (within >= 1.4142135623730951) + (within >= 1.681792830507429);
+  }
   if (i >= kBuckets) i = kBuckets - 1;
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);

@@ -4,8 +4,19 @@
 
 #include <strings.h>
 
+void esp_response::add_header(std::string name, std::string value) {
+  // A typical head has about ten fields: one allocation instead of five growths.
+  if (headers.capacity() == 0) headers.reserve(16);
+  const uint64_t mark = name.empty() ? 1 : uint64_t{1} << ((name.size() * 7 + static_cast<unsigned char>(name.back())) & 63);
+  maybe_repeated_ = maybe_repeated_ || (name_marks_ & mark) != 0;
+  name_marks_ |= mark;
+  ++marked_;
+  headers.emplace_back(std::move(name), std::move(value));
+}
+
 void esp_response::index_headers() {
   repeated.clear();
+  if (!maybe_repeated_ && marked_ == headers.size()) return;
   for (size_t i = 0; i < headers.size(); ++i) {
     const std::string &name = headers[i].first;
     bool seen_before = false;

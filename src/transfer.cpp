@@ -187,7 +187,7 @@ size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
   HeaderLine h = parse_header_line(p, len);
   switch (h.kind) {
     case HeaderLine::kStatus:
-      t.resp->headers.clear();
+      t.resp->clear_headers();
       t.headers_done = false;
       t.resp->status = h.status;
       break;
@@ -195,7 +195,7 @@ size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
       if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
       break;
     case HeaderLine::kField:
-      t.resp->headers.emplace_back(std::move(h.name), std::move(h.value));
+      t.resp->add_header(std::move(h.name), std::move(h.value));
       break;
     case HeaderLine::kSkip:
       break;

@@ -30,7 +30,7 @@ Breaker &fail_times(Breaker &b, int n, int64_t now) {
 esp_response answer(int status, std::vector<std::pair<std::string, std::string>> headers) {
   esp_response r;
   r.status = status;
-  for (auto &h : headers) r.headers.emplace_back(std::move(h));
+  for (auto &h : headers) r.add_header(std::move(h.first), std::move(h.second));
   r.index_headers();
   return r;
 }

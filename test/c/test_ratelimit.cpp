@@ -27,7 +27,7 @@ double ms_since(Clock::time_point t0) {
 esp_response head_with(int status, esp::HeaderList headers) {
   esp_response r;
   r.status = status;
-  r.headers = std::move(headers);
+  for (auto &h : headers) r.add_header(std::move(h.first), std::move(h.second));
   r.index_headers();
   return r;
 }

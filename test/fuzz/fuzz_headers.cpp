@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     switch (h.kind) {
       case esp::HeaderLine::kStatus:
         if (h.status < 0 || h.status > 999) std::abort();
-        r.headers.clear();
+        r.clear_headers();
         r.status = h.status;
         break;
       case esp::HeaderLine::kEnd:
@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       case esp::HeaderLine::kField:
         if (h.name.empty()) std::abort();
-        r.headers.emplace_back(std::move(h.name), std::move(h.value));
+        r.add_header(std::move(h.name), std::move(h.value));
         break;
       case esp::HeaderLine::kSkip:
         break;
