@@ -53,7 +53,8 @@ struct RequestSpec {
   int64_t timeout_ms = 0;          // total; 0: none (ESP_NO_TIMEOUT)
   int64_t connect_timeout_ms = 0;  // 0: none
   int64_t read_timeout_ms = 0;     // per request, also before the first byte; 0: none
-  int64_t idle_timeout_ms = 0;     // the client's: between body bytes only; 0: none
+  int64_t idle_timeout_ms = 0;     // between body bytes only; 0: none
+  int64_t first_byte_timeout_ms = 0;  // to the response head, per attempt; 0: none
   int64_t write_timeout_ms = 0;    // 0: none
   int64_t pool_timeout_ms = 0;     // 0: none but the total
   uint32_t flags = 0;
