@@ -160,6 +160,7 @@ class Transfer {
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};
+  std::string sockopt_error;      // a socket option the kernel refused
   int last_error_status = ESP_OK;
   std::string last_error;
 
@@ -169,6 +170,7 @@ class Transfer {
   static size_t on_write(char *p, size_t size, size_t n, void *self);
   static int on_prereq(void *self, char *, char *, int, int local_port);
   static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
+  static int on_sockopt(void *self, curl_socket_t fd, curlsocktype purpose);
   bool connection_dropped(CURLcode code) const;
   void headers_complete();
   // Reports the usage of the response, correcting the token reservation.
