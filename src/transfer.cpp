@@ -31,6 +31,15 @@ bool connection_dropped_text(const char *err) {
   return false;
 }
 
+// The text of an errno value, thread-safely: glibc's strerror_r returns it,
+// the POSIX one writes it into the buffer.
+[[maybe_unused]] const char *errno_text(const char *returned, const char *) { return returned; }
+[[maybe_unused]] const char *errno_text(int, const char *buffer) { return buffer; }
+std::string errno_text(int err) {
+  char buffer[128] = "unknown error";
+  return errno_text(strerror_r(err, buffer, sizeof buffer), buffer);
+}
+
 }  // namespace
 
 HeaderLine parse_header_line(const char *p, size_t len) {
@@ -285,7 +294,7 @@ int Transfer::on_sockopt(void *self, curl_socket_t fd, curlsocktype purpose) {
     if (setsockopt(fd, o.level, o.name, &o.value, sizeof o.value) != 0) {
       const int err = errno;
       t.sockopt_error = "socket option [" + std::to_string(o.level) + ", " + std::to_string(o.name) + ", " +
-                        std::to_string(o.value) + "] refused: " + std::strerror(err);
+                        std::to_string(o.value) + "] refused: " + errno_text(err);
       return CURL_SOCKOPT_ERROR;
     }
   }
