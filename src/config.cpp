@@ -390,8 +390,8 @@ std::string canonical_form(const ClientConfig &c) {
   add_int(j, "stream_resume_bytes", c.effective_stream_resume_bytes());
   if (!c.socket_options.empty()) {
     cJSON *options = cJSON_AddArrayToObject(j, "socket_options");
-    for (const SocketOption &o : c.socket_options) {
-      const int triple[3] = {o.level, o.name, o.value};
+    for (const SocketOption &option : c.socket_options) {
+      const int triple[3] = {option.level, option.name, option.value};
       cJSON_AddItemToArray(options, cJSON_CreateIntArray(triple, 3));
     }
   }
