@@ -21,7 +21,7 @@ LAYERS = [
     ["engine"],
     ["client", "origin", "transfer", "breaker", "retry", "ratelimit", "deployments", "shared_state", "usage",
      "trust_store"],
-    ["config", "metrics", "log", "sse", "status", "handles", "clock", "response", "url"],
+    ["config", "config_schema", "metrics", "log", "sse", "status", "handles", "clock", "response", "url"],
 ]
 
 # Upward or same-layer includes known and owed a fix, each with its reason. The check still
