@@ -101,7 +101,7 @@ inline constexpr ConfigKey kDeploymentKeys[] = {
 // Every key, in the order of the README table and of the canonical form.
 inline constexpr ConfigKey kClientKeys[] = {
     text("provider", "openai", "preset: base URL and auth header. `azure`: `api-key` + `?api-version=`; `anthropic`: `x-api-key` + `anthropic-version`; `gemini`: `x-goog-api-key`; the others: `Authorization: Bearer`. `azure` and `generic` need `base_url`").with(kNonEmpty).values(kProviderNames),
-    text("name", nullptr, "a label in stats, metrics and logs").derived("client-<id>"),
+    text("name", nullptr, "a label in stats, metrics and logs").derived("`client-<id>`"),
     text("base_url", nullptr, "the API root, e.g. `https://api.openai.com/v1`").with(kNonEmpty).derived("the preset's"),
     text("api_key", nullptr, "the key").with(kSecret).derived("none"),
     text("api_key_env", nullptr, "the environment variable holding the key (read at `esp_client_get`); excludes `api_key`").with(kNonEmpty).derived("none"),
@@ -114,7 +114,7 @@ inline constexpr ConfigKey kClientKeys[] = {
     integer("connect_timeout_ms", 10000, 1, kDay, "ms", "DNS + TCP + TLS"),
     integer("first_byte_timeout_ms", 0, 0, kDay, "ms", "longest wait for the response to start (0: off)"),
     integer("idle_timeout_ms", 0, 0, kDay, "ms", "longest silence inside a response, e.g. a stream (0: off)"),
-    integer("pool_timeout_ms", 0, 0, kDay, "ms", "longest wait for a connection slot").derived("timeout_ms"),
+    integer("pool_timeout_ms", 0, 0, kDay, "ms", "longest wait for a connection slot").derived("`timeout_ms`"),
     integer("max_connections", 64, 1, 10000, nullptr, "per origin (HTTP/2: connections, 100 streams each)"),
     boolean("http2", true, "HTTP/2 over TLS, multiplexed"),
     integer("max_retries", 2, 0, 100, nullptr, "retries on 408/409/429/5xx and connection errors"),
@@ -135,7 +135,7 @@ inline constexpr ConfigKey kClientKeys[] = {
     integer("max_response_bytes", int64_t{64} << 20, 1, int64_t{1} << 40, "bytes", "`ESP_ETOOLARGE` past it"),
     integer("slow_request_ms", 10000, 0, kDay, "ms", "requests slower than this are logged (`slow_request`)"),
     integer("stream_buffer_bytes", int64_t{1} << 20, 1, int64_t{1} << 32, "bytes", "a stream reader (every binding's streams, `esp_stream_*`) may fall this far behind before the transfer pauses"),
-    integer("stream_resume_bytes", 0, 0, int64_t{1} << 32, "bytes", "a paused stream resumes once its reader is back to this many unread bytes (less than `stream_buffer_bytes`)").derived("stream_buffer_bytes / 4"),
+    integer("stream_resume_bytes", 0, 0, int64_t{1} << 32, "bytes", "a paused stream resumes once its reader is back to this many unread bytes (less than `stream_buffer_bytes`)").derived("`stream_buffer_bytes` / 4"),
     compound("rate_limit", KeyType::kObject, nullptr, "client-side limits of the client's credential; `{}` only learns them from the provider's headers (README: Rate limits)").of(kRateLimitKeys).derived("off"),
     compound("shared_state", KeyType::kObject, nullptr, "rate limits and breakers shared by every process pointing at that Redis (README: Running a fleet)").of(kSharedStateKeys).derived("off"),
     compound("deployments", KeyType::kObjectArray, nullptr, "1 to 64 interchangeable endpoints of one API; each request to a relative path goes to one of them, with its own key and rate limit and the client's other settings (README: Deployments)").of(kDeploymentKeys).derived("none").length(1, 64),
