@@ -90,7 +90,9 @@ pub fn config_schema() -> Result<&'static str> {
     // SAFETY: no arguments; the text is static and never freed.
     let text = unsafe { sys::esp_config_schema() };
     if text.is_null() {
-        return Err(Error::OutOfMemory("esp_config_schema: out of memory".into()));
+        return Err(Error::OutOfMemory(
+            "esp_config_schema: out of memory".into(),
+        ));
     }
     // SAFETY: a NUL-terminated string that lives as long as the library.
     unsafe { CStr::from_ptr(text) }
