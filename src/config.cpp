@@ -66,7 +66,8 @@ std::string quoted(const std::string &path) { return "'" + path + "'"; }
 void check_object(const ConfigKey *keys, size_t count, const cJSON *object, const std::string &where);
 
 // The value of `item` (named `path` in messages) checked against its key in
-// the table: type, bounds, emptiness, CR/LF, allowed values, nested keys.
+// the table: type, bounds, emptiness, CR/LF, allowed values, nested keys. One
+// case per type: long, but each case stands alone.
 void check_value(const ConfigKey &k, const cJSON *item, const std::string &path) {
   const std::string at = quoted(path);
   switch (k.type) {
