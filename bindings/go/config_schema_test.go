@@ -56,6 +56,7 @@ func checkFields(t *testing.T, where string, keys []ConfigKey, typ reflect.Type)
 			"boolean":      ft.Kind() == reflect.Bool,
 			"string":       ft.Kind() == reflect.String,
 			"string_array": ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String,
+			"array":        ft.Kind() == reflect.Slice || ft.Kind() == reflect.Array,
 			"object":       (len(k.Keys) > 0 && ft.Kind() == reflect.Struct) || (len(k.Keys) == 0 && ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.String),
 			"object_array": ft.Kind() == reflect.Slice && base(ft.Elem()).Kind() == reflect.Struct,
 		}

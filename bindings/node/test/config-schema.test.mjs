@@ -42,6 +42,8 @@ function mismatches(checker, key, type, where) {
     }
     case 'string_array':
       return shown === 'string[]' ? [] : wrong;
+    case 'array':
+      return checker.isArrayType(t) || checker.isTupleType(t) ? [] : wrong;
     case 'object':
       if (!key.keys) return checker.typeToString(t) === 'Record<string, string>' ? [] : wrong;
       return compare(checker, key.keys, t, where);

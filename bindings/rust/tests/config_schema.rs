@@ -65,6 +65,7 @@ fn extreme(key: &Value) -> Value {
         "boolean" => json!(true),
         "string" => key["enum"].get(0).cloned().unwrap_or_else(|| json!("x")),
         "string_array" => json!(["https://files.example.com"]),
+        "array" => json!([]),
         "object" if key["keys"].is_array() => extreme_object(&key["keys"]),
         "object" => json!({"X-A": "1"}),
         "object_array" => json!([extreme_object(&key["keys"])]),
