@@ -15,7 +15,7 @@ enum class KeyType { kInteger, kNumber, kBoolean, kString, kObject, kArray, kStr
 
 enum KeyFlag : unsigned {
   kNonEmpty = 1,  // a string that may not be ""
-  kSecret = 2,    // never printed (bindings redact it too)
+  kSecret = 2,    // a credential: never in a log line, stats document or error
   kRequired = 4,  // an object without it is refused
 };
 
@@ -144,12 +144,6 @@ inline constexpr ConfigKey kClientKeys[] = {
 };
 
 // The key named `name` among `keys`, or nullptr.
-template <size_t N>
-constexpr const ConfigKey *find_key(const ConfigKey (&keys)[N], std::string_view name) {
-  for (const ConfigKey &k : keys)
-    if (name == k.name) return &k;
-  return nullptr;
-}
 inline const ConfigKey *find_key(const ConfigKey *keys, size_t count, std::string_view name) {
   for (size_t i = 0; i < count; ++i)
     if (name == keys[i].name) return &keys[i];
