@@ -91,6 +91,9 @@ type Config struct {
 	// Isolate gives the client connections of its own, shared with no other
 	// config.
 	Isolate bool `json:"isolate,omitempty"`
+	// SocketOptions are [level, option, value] triples set with setsockopt
+	// on every socket the client opens; a client with them is isolated.
+	SocketOptions [][3]int `json:"socket_options,omitempty"`
 	// MaxResponseBytes caps a response body (default 64 MiB); larger ones
 	// fail with [ErrTooLarge].
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`

@@ -40,6 +40,8 @@ export interface ClientConfig {
   client_key?: string;
   proxy?: string;
   isolate?: boolean;
+  /** setsockopt [level, option, value] on every socket the client opens; implies isolate. */
+  socket_options?: Array<[number, number, number]>;
   max_response_bytes?: number;
   slow_request_ms?: number;
   /** How far a stream's reader may fall behind before the transfer pauses (default 1 MiB). */
@@ -181,6 +183,10 @@ export interface DispatchOptions {
   body?: string | Uint8Array | ArrayBuffer | Blob | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> | null;
   query?: Record<string, unknown>;
   upgrade?: string | null;
+  /** Longest wait for the response head in ms (0: none; absent: the config's first_byte_timeout_ms). */
+  headersTimeout?: number | null;
+  /** Longest silence between body chunks in ms once the head arrived (0: none; absent: the config's idle_timeout_ms). */
+  bodyTimeout?: number | null;
 }
 
 /**

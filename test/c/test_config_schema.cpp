@@ -81,6 +81,7 @@ std::map<std::string, Sample> samples() {
       {"client_cert", {"\"/nonexistent/cert.pem\"", base}},
       {"client_key", {"\"/nonexistent/key.pem\"", with(base, "client_cert", "\"/nonexistent/cert.pem\"")}},
       {"proxy", {"\"http://127.0.0.1:9\"", base}},
+      {"socket_options", {"[[1,2,1]]", base}},
       {"pool_timeout_ms", {"1234", base}},
       {"stream_resume_bytes", {"1000", base}},
       {"rate_limit", {"{\"requests_per_minute\":600}", base}},

@@ -88,6 +88,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isolate: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_options: Option<Vec<[i32; 3]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_response_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_request_ms: Option<u64>,
@@ -241,6 +243,16 @@ impl Config {
         self.credential_origins
             .get_or_insert_with(Vec::new)
             .push(origin.into());
+        self
+    }
+
+    /// Add a socket option (`socket_options`): `setsockopt(level, option,
+    /// value)` on every socket the client opens; such a client is isolated.
+    #[must_use]
+    pub fn socket_option(mut self, level: i32, option: i32, value: i32) -> Self {
+        self.socket_options
+            .get_or_insert_with(Vec::new)
+            .push([level, option, value]);
         self
     }
 
