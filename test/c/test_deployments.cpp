@@ -1,6 +1,7 @@
 // Deployments: the policy's pure functions, and clients with several
 // deployments against real mock servers (a failing base path, a second
-// server, a closed port): fail-over, cool-down, weights and credentials.
+// server, a closed port): fail-over, cool-down, weights, credentials and
+// rate-limit budgets.
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -331,6 +332,59 @@ TEST(Deployments, AnOpenBreakerSendsRequestsToTheNextWithoutAnAttempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(350));
   Lease plain("{\"base_url\":\"" + other.http_base() + "/v1\",\"breaker_failures\":1,\"breaker_cooldown_ms\":300}");
   EXPECT_EQ(get(plain.handle, "models").status, 200);
+}
+
+TEST(Deployments, ADeploymentWithoutBudgetPassesRequestsToOneWithBudget) {
+  // A: 60 a minute (one a second); B: plenty. Ordered: A first every time.
+  Lease lease(config({deployment(healthy(), unique_key("sk-rlA") + "-SECRET", "\"rate_limit\":{\"requests_per_minute\":60}"),
+                      deployment(healthy(), unique_key("sk-rlB") + "-SECRET", "\"rate_limit\":{\"requests_per_minute\":60000}")},
+                     "\"routing\":\"ordered\""));
+  ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    Result r = post(lease.handle, "chat/completions", kChat);
+    ASSERT_EQ(r.rc, ESP_OK) << r.error;
+    EXPECT_EQ(r.attempts, 1);  // no attempt on A without budget
+  }
+  // Nobody waited for A's next second.
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 800);
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "rate_limited"), 4);
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "failovers"), 4);
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "failures"), 0);  // no budget is not a failure: no cool-down
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "cooling_down_ms"), 0);
+  EXPECT_EQ(deployment_stat(lease.handle, 1, "picked"), 4);
+  EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "outcomes", "ok"}), 5);
+  EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "retries"}), 0);
+}
+
+TEST(Deployments, WithoutBudgetAnywhereARequestWaitsForTheSoonestOrFailsInTime) {
+  const std::string a = unique_key("sk-rlA") + "-SECRET", b = unique_key("sk-rlB") + "-SECRET";
+  const std::string per_second = "\"rate_limit\":{\"requests_per_minute\":60}";
+  auto cfg = [&](const std::string &timeout) {
+    return config({deployment(healthy(), a, per_second), deployment(healthy(), b, per_second)},
+                  "\"routing\":\"ordered\",\"timeout_ms\":" + timeout);
+  };
+  Lease quick(cfg("300"));
+  ASSERT_EQ(quick.rc, ESP_OK) << esp_last_error();
+  const std::string key = unique_key("deprl");
+  const std::vector<esp_header> tagged = {{"x-mock-key", key.c_str()}};
+  EXPECT_EQ(post(quick.handle, "chat/completions", kChat, tagged).rc, ESP_OK);  // A's second
+  EXPECT_EQ(post(quick.handle, "chat/completions", kChat, tagged).rc, ESP_OK);  // B's
+  Result refused = post(quick.handle, "chat/completions", kChat, tagged);
+  EXPECT_EQ(refused.rc, ESP_ERATELIMITED);
+  EXPECT_NE(refused.error.find("rate limited on every deployment"), std::string::npos) << refused.error;
+  EXPECT_EQ(authorizations(mock(), key).size(), 2u);  // the refused one was never sent
+  // Time enough: it waits for the deployment whose budget comes first (A's).
+  Lease patient(cfg("5000"));  // the same credentials: the same budgets
+  auto t0 = std::chrono::steady_clock::now();
+  Result waited = post(patient.handle, "chat/completions", kChat, tagged);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(waited.rc, ESP_OK) << waited.error;
+  EXPECT_EQ(waited.attempts, 1);
+  EXPECT_GT(ms, 300);
+  EXPECT_LT(ms, 1500);
+  EXPECT_EQ(authorizations(mock(), key).back(), "Bearer " + a);
 }
 
 TEST(Deployments, AbsoluteUrlsAreNotRouted) {
