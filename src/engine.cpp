@@ -545,11 +545,7 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
     t->client->limiter->cancel(t->rate);
     t->rate_reserved = false;
   }
-  if (t->is_probe) {
-    breaker_probe_done(t->origin->breaker);
-    if (t->fleet_probe) t->client->shared->breaker_probe_released(t->origin->label);
-    t->is_probe = t->fleet_probe = false;
-  }
+  t->give_up_probe();
   t->complete(status, error);
   std::lock_guard<std::mutex> lock(mu_);
   --live_;

@@ -240,6 +240,7 @@ bool Routed::move_to(Transfer &t, const Router::Choice &next, Router::End left, 
     t.client->limiter->cancel(t.rate);
     t.rate_reserved = false;
   }
+  t.give_up_probe();  // a probe of the origin left behind
   router_->ended(index_, left, picked_cooling_, retry_after_us, now);
   router_->note_failover(index_);
   if (log_enabled(ESP_LOG_WARN))

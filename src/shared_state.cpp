@@ -227,9 +227,17 @@ bool SharedState::connected_locked() {
   if (!password_.empty() && !simple({"AUTH", password_})) refused = "AUTH refused";
   if (!refused && db_ != 0 && !simple({"SELECT", std::to_string(db_)})) refused = "SELECT refused";
   shas_.clear();
+  // Every script in one round trip (pipelined): a reconnect costs one wait, not one per script.
   for (const char *body : kScripts) {
     if (refused) break;
-    ReplyPtr r = simple({"SCRIPT", "LOAD", std::string(kNowLua) + body});
+    const std::string text = std::string(kNowLua) + body;
+    const char *parts[] = {"SCRIPT", "LOAD", text.c_str()};
+    const size_t lengths[] = {6, 4, text.size()};
+    if (redisAppendCommandArgv(ctx_, 3, parts, lengths) != REDIS_OK) refused = "SCRIPT LOAD refused";
+  }
+  for (size_t i = 0; i < kScriptCount && !refused; ++i) {
+    void *raw = nullptr;
+    ReplyPtr r(redisGetReply(ctx_, &raw) == REDIS_OK ? static_cast<redisReply *>(raw) : nullptr);
     if (!r || r->type != REDIS_REPLY_STRING) refused = "SCRIPT LOAD refused";
     else shas_.emplace_back(r->str, r->len);
   }

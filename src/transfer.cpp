@@ -391,6 +391,13 @@ void Transfer::complete(int status, const std::string &error) {
   sink->complete(*this, status, std::move(out), status != ESP_OK && ever_sent ? error + kMaySentSuffix : error);
 }
 
+void Transfer::give_up_probe() {
+  if (!is_probe) return;
+  breaker_probe_done(origin->breaker);
+  if (fleet_probe) client->shared->breaker_probe_released(origin->label);
+  is_probe = fleet_probe = false;
+}
+
 void Transfer::settle_usage() {
   const Usage u = usage.result();
   client->usage.add(u);

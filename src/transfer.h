@@ -124,6 +124,9 @@ class Transfer {
   int64_t retry_delay_us(int attempt_status, int64_t now_us);
   // Delivers the outcome: to the sink, stats and logs. Exactly once.
   void complete(int status, const std::string &error);
+  // The breaker probe it holds (is_probe) ends without an outcome (it
+  // finished unsent or moved to another deployment): another request may probe.
+  void give_up_probe();
 
   // The client it goes out as: the deployment's when routed (it changes on
   // a fail-over, together with spec and origin).
