@@ -358,6 +358,14 @@ int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   return d.delay_us;
 }
 
+void Transfer::count_accepted() {
+  for (Counters *c : {&client->stats, origin ? &origin->stats : nullptr}) {
+    if (!c) continue;
+    c->add(c->requests);
+    c->in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void Transfer::complete(int status, const std::string &error) {
   if (finished) return;
   finished = true;

@@ -95,6 +95,8 @@ class Transfer {
   int finish_attempt(CURLcode code, int64_t now_us);
   // Delay before the next attempt in microseconds, or -1 not to retry.
   int64_t retry_delay_us(int attempt_status, int64_t now_us);
+  // The engine took it: counted a request, in flight until complete().
+  void count_accepted();
   // Delivers the outcome: to the sink, stats and logs. Exactly once.
   void complete(int status, const std::string &error);
 
