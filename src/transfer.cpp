@@ -304,12 +304,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
   if (!silent_resend && sends == 0 && !headers_done &&
       (status == ESP_EIO || (status == ESP_ETLS && connection_dropped(code))))
     status = ESP_ECONNECT;
-  timeout_kind = TimeoutKind::kNone;
-  if (status == ESP_ETIMEDOUT) {
-    // Before the request went out (no pre-request call) and before the
-    // deadline: the connect (DNS, TCP, TLS) ran out of connect_timeout_ms.
-    timeout_kind = now >= deadline_us - 2000 || sends > 0 ? TimeoutKind::kTotal : TimeoutKind::kConnect;
-  }
+  timeout_kind = status == ESP_ETIMEDOUT ? libcurl_timeout_kind(now) : TimeoutKind::kNone;
   last_error_status = status;
   if (silent_resend) {
     status = last_error_status = ESP_EIO;
@@ -318,16 +313,29 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     last_error.clear();
   } else {
     last_error = status_text(status);
-    if (status == ESP_ETIMEDOUT)
-      last_error = timeout_kind == TimeoutKind::kConnect
-                       ? "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms"
-                       : "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
+    if (timeout_kind == TimeoutKind::kConnect)
+      last_error = "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms";
+    else if (timeout_kind == TimeoutKind::kTotal)
+      last_error = "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
     if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;
+}
+
+// libcurl ran out of one of its own two limits (libesp's timers name theirs
+// in Engine::fire_timer): the connect limit (DNS, TCP, TLS), which runs
+// only until the request goes out, or the total one, set as a backstop a
+// little after libesp's deadline. Named by which has elapsed, read after
+// libcurl's decision; neither (libcurl's own reason) is named by libcurl's
+// words alone.
+TimeoutKind Transfer::libcurl_timeout_kind(int64_t now) const {
+  if (sends == 0 && spec.connect_timeout_ms > 0 && now - attempt_start_us >= spec.connect_timeout_ms * 1000)
+    return TimeoutKind::kConnect;
+  if (deadline_us != kNever && now >= deadline_us) return TimeoutKind::kTotal;
+  return TimeoutKind::kNone;
 }
 
 bool Transfer::connection_dropped(CURLcode code) const {

@@ -171,6 +171,8 @@ class Transfer {
   static int on_prereq(void *self, char *, char *, int, int local_port);
   static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
   bool connection_dropped(CURLcode code) const;
+  // Which limit made libcurl report CURLE_OPERATION_TIMEDOUT.
+  TimeoutKind libcurl_timeout_kind(int64_t now) const;
   void headers_complete();
   // Reports the usage of the response, correcting the token reservation.
   void settle_usage();

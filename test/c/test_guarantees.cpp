@@ -225,18 +225,21 @@ TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
   EXPECT_GE(took, 200);
   EXPECT_LE(took, 200 + 1000);
 
-  // Connect: a listener whose accept queue is full drops the SYN.
-  {
+  // Connect: a listener whose accept queue is full drops the SYN. Named
+  // connect with no total limit, and when it runs out a moment before the
+  // total limit would.
+  for (int64_t total : {int64_t{ESP_NO_TIMEOUT}, int64_t{151}}) {
     LoopbackListener full(0);
     full.fill_accept_queue();
     Lease hung("{\"base_url\":\"" + full.url() + "\",\"max_retries\":0,\"breaker_failures\":0}");
     esp_request_opts c = opts("models");
     c.connect_timeout_ms = 150;
+    c.timeout_ms = total;
     t0 = std::chrono::steady_clock::now();
     r = request(hung.handle, c);
     took = ms_since(t0);
     EXPECT_EQ(r.rc, ESP_ETIMEDOUT) << r.error;
-    EXPECT_EQ(r.error.rfind("connect timeout", 0), 0u) << r.error;
+    EXPECT_EQ(r.error.rfind("connect timeout: no connection within 150 ms", 0), 0u) << r.error;
     EXPECT_LE(took, 150 + 50);
     // libcurl closes a socket whose connect ran out of time without its
     // close callback: it is still counted closed.
