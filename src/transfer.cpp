@@ -359,12 +359,16 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
 // in Engine::fire_timer): the connect limit (DNS, TCP, TLS), which runs
 // only until the request goes out, or the total one, set as a backstop a
 // little after libesp's deadline. Named by which has elapsed, read after
-// libcurl's decision; neither (libcurl's own reason) is named by libcurl's
-// words alone.
+// libcurl's decision; libcurl's clock (CLOCK_MONOTONIC_RAW) runs apart from
+// libesp's by up to NTP's slew (0.05 %), hence the slack. Neither (libcurl's
+// own reason) is named by libcurl's words alone.
 TimeoutKind Transfer::libcurl_timeout_kind(int64_t now) const {
-  if (sends == 0 && spec.connect_timeout_ms > 0 && now - attempt_start_us >= spec.connect_timeout_ms * 1000)
+  auto elapsed = [](int64_t since, int64_t now_us, int64_t limit_us) {
+    return now_us - since >= limit_us - limit_us / 500 - 1000;
+  };
+  if (sends == 0 && spec.connect_timeout_ms > 0 && elapsed(attempt_start_us, now, spec.connect_timeout_ms * 1000))
     return TimeoutKind::kConnect;
-  if (deadline_us != kNever && now >= deadline_us) return TimeoutKind::kTotal;
+  if (deadline_us != kNever && elapsed(submitted_us, now, deadline_us - submitted_us)) return TimeoutKind::kTotal;
   return TimeoutKind::kNone;
 }
 

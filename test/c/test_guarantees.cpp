@@ -227,7 +227,8 @@ TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
 
   // Connect: a listener whose accept queue is full drops the SYN. Named
   // connect with no total limit, and when it runs out a moment before the
-  // total limit would.
+  // total limit would (the driver reads libcurl's verdict before it looks
+  // at its own timers, so the connect limit that elapsed first is the one named).
   for (int64_t total : {int64_t{ESP_NO_TIMEOUT}, int64_t{151}}) {
     LoopbackListener full(0);
     full.fill_accept_queue();

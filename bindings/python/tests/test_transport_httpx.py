@@ -333,6 +333,39 @@ def test_connect_timeout_is_connect_timeout(flavour, silent_server):
         assert time.monotonic() - started < 1.5
 
 
+@pytest.fixture
+def full_backlog_server():
+    """A listener whose accept queue is full: the kernel drops new SYNs, so a
+    connect hangs before any byte of TLS or HTTP."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    time.sleep(0.05)  # the fillers' handshakes settle
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("total", [None, 5], ids=["no-total", "total-5s"])
+def test_a_hung_syn_is_a_connect_timeout(flavour, full_backlog_server, total):
+    with flavour.Client(transport=esp.HTTPTransport()) as client:
+        started = time.monotonic()
+        with pytest.raises(flavour.ConnectTimeout, match="connect timeout: no connection within 300 ms"):
+            client.get(f"http://127.0.0.1:{full_backlog_server}/", timeout=flavour.Timeout(total, connect=0.3))
+        assert time.monotonic() - started < 1.5
+
+
 def test_write_timeout_is_write_timeout(flavour, silent_server):
     with flavour.Client(transport=esp.HTTPTransport()) as client:
         started = time.monotonic()
