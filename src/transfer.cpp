@@ -109,6 +109,12 @@ void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   curl_easy_setopt(e, CURLOPT_SHARE, share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  // HTTP/2 needs TLS 1.2 or later (RFC 9113, 9.2). Saying so also keeps the
+  // TLS connections of clients that want HTTP/2 apart from HTTP/1.1-only
+  // ones: libcurl 7.88 reuses a connection only for matching TLS settings
+  // (this one included), and would otherwise hand a transfer that wants
+  // HTTP/2 an idle connection on which another client negotiated HTTP/1.1.
+  curl_easy_setopt(e, CURLOPT_SSLVERSION, cfg.http2 ? CURL_SSLVERSION_TLSv1_2 : CURL_SSLVERSION_DEFAULT);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);

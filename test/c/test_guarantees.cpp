@@ -180,6 +180,38 @@ TEST(Guarantee, ConnMaxIdleIsExactToTheMillisecond) {
   }
 }
 
+TEST(Guarantee, ClientsWantingDifferentProtocolsNeverShareAConnection) {
+  // One origin, two clients: HTTP/1.1 pooled first, then HTTP/2 asked for
+  // while the HTTP/1.1 connections are idle and while they are busy.
+  Lease h1(mock().tls_config("\"http2\":false"));
+  Lease h2(mock().tls_config("\"http2\":true"));
+  Result first = get(h1.handle, "models");
+  ASSERT_EQ(first.status, 200) << first.error;
+  EXPECT_EQ(first.http_version, 11);
+  Result second = get(h2.handle, "models");
+  ASSERT_EQ(second.status, 200) << second.error;
+  EXPECT_EQ(second.http_version, 20) << "the HTTP/2 client took the HTTP/1.1 client's idle connection";
+  EXPECT_NE(second.header("x-mock-connection-id"), first.header("x-mock-connection-id"));
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] {
+      const bool want_h2 = i % 2 == 0;
+      for (int n = 0; n < 5; ++n) {
+        Result r = get(want_h2 ? h2.handle : h1.handle, "models", {{"x-mock-delay-ms", "20"}});
+        if (r.status != 200 || r.http_version != (want_h2 ? 20 : 11)) ++wrong;
+      }
+    });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0) << "of 40 requests, half on each protocol";
+  // TLS settings are part of a connection too: a client that verifies the
+  // certificate never rides a connection opened without verification.
+  Lease unverified(mock().tls_config("\"verify_tls\":false"));
+  ASSERT_EQ(get(unverified.handle, "models").status, 200);
+  Lease strict("{\"base_url\":\"" + mock().https_base() + "/v1\",\"max_retries\":0,\"breaker_failures\":0}");
+  EXPECT_EQ(get(strict.handle, "models").rc, ESP_ETLS) << "the mock's certificate is not in the system store";
+}
+
 TEST(Guarantee, PerRequestTimeoutsNameThePhase) {
   Lease lease(mock().config("\"max_retries\":0,\"http2\":false,\"max_connections\":1,\"breaker_failures\":0"));
   std::vector<esp_header> slow = {{"x-mock-delay-ms", "1500"}};
