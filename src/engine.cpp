@@ -85,6 +85,10 @@ bool Engine::stop(int64_t timeout_ms) {
     curl_share_cleanup(share_);
     multi_ = nullptr;
     share_ = nullptr;
+    // A socket libcurl closed without the callback is still listed: the
+    // multi is gone, and so is every connection it had.
+    sockets_.forget_all();
+    conn_use_.clear();
   }
   return true;
 }
@@ -104,6 +108,9 @@ Origin *Engine::origin(const std::string &key, const std::string &label) {
 void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  // Counted under mu_ with stopping_ false: a stop() that follows completes
+  // it before it returns, so nothing is left counted in flight after it.
+  t->count_accepted();
   ++live_;
   if (!io_driving_ && !leader_driving_ && live_ == 1 && commands_.empty() && drive_mu_.try_lock()) {
     leader_driving_ = true;
@@ -128,6 +135,7 @@ void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
 void Engine::submit(const std::shared_ptr<Transfer> &t) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  t->count_accepted();
   ++live_;
   commands_.push_back({Command::kSubmit, t});
   wake_driver_locked();
@@ -438,6 +446,7 @@ void Engine::detach_easy(Transfer *t, bool completed_ok) {
   aborting_ = !completed_ok;  // a transfer removed unfinished closes its connection
   curl_multi_remove_handle(multi_, t->easy);
   aborting_ = false;
+  forget_unused_closed_connections();
   // A handle stopped midway, paused, or by a failure starts afresh next time.
   uint64_t keep_for = t->client->id;
   if (!completed_ok || t->user_paused || t->reader_paused) {
@@ -677,6 +686,7 @@ void Engine::connection_in_use(Transfer &t, int local_port) {
                                               : ntohs(reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port);
     }
     if (c.local_port != local_port) continue;
+    c.used = true;
     ++c.users;
     c.idle_since_us = 0;
     t.conn_fd = kv.first;
@@ -716,45 +726,39 @@ void Engine::retire_idle_connections(int64_t now) {
   next_idle_expiry_us_ = next;
 }
 
+void Engine::forget_unused_closed_connections() {
+  for (auto it = conn_use_.begin(); it != conn_use_.end();) {
+    if (!it->second.used && !sockets_.still_open(it->first))
+      it = conn_use_.erase(it);
+    else
+      ++it;
+  }
+}
+
 // ---- sockets ------------------------------------------------------------------------
 
 curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_sockaddr *addr) {
   auto *o = static_cast<Origin *>(clientp);
   curl_socket_t fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
   if (fd == CURL_SOCKET_BAD) return fd;
-  o->sockets_open.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
-  e->sockets_open_.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(e->sockets_mu_);
-    e->sockets_.insert(fd);
-  }
+  e->sockets_.opened(fd, *o);
   e->conn_use_[fd] = ConnUse{++e->conn_serial_};
-  // Never log under sockets_mu_: fork() takes it, and a logger may need a
-  // lock of the forking thread (Python's GIL).
+  // Never log inside the ledger's lock: fork() takes it, and a logger may
+  // need a lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
   return fd;
 }
 
 int Engine::close_socket(void *clientp, curl_socket_t fd) {
   auto *o = static_cast<Origin *>(clientp);
-  o->sockets_open.fetch_sub(1, std::memory_order_relaxed);
-  o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
-  if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
   e->conn_use_.erase(fd);
-  e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(e->sockets_mu_);
-    e->sockets_.erase(fd);
-  }
+  e->sockets_.closed(fd, e->aborting_);
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_closed", {{"origin", o->label}});
   return ::close(fd);
 }
 
-void Engine::close_inherited_sockets() {
-  for (curl_socket_t fd : sockets_) ::close(fd);
-  sockets_.clear();
-}
+void Engine::close_inherited_sockets() { sockets_.close_inherited_locked(); }
 
 }  // namespace esp

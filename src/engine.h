@@ -18,7 +18,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -26,6 +25,7 @@
 
 #include "metrics.h"
 #include "origin.h"
+#include "sockets.h"
 #include "transfer.h"
 
 namespace esp {
@@ -56,13 +56,13 @@ class Engine final : public ConnectionWatcher {
     std::lock_guard<std::mutex> lock(origins_mu_);
     for (auto &kv : origins_) fn(*kv.second);
   }
-  int64_t sockets_open() const { return sockets_open_.load(std::memory_order_relaxed); }
+  int64_t sockets_open() const { return sockets_.open(); }
 
   // In a forked child: close the inherited sockets without a word on them
   // (no TLS close_notify on the parent's connections).
   void close_inherited_sockets();
-  void lock_for_fork() { sockets_mu_.lock(); }
-  void unlock_after_fork() { sockets_mu_.unlock(); }
+  void lock_for_fork() { sockets_.lock(); }
+  void unlock_after_fork() { sockets_.unlock(); }
 
   // An opener's connection is up: its origin may admit more (driver only).
   void connection_ready(Transfer &t) override;
@@ -116,6 +116,9 @@ class Engine final : public ConnectionWatcher {
   // Closes the connections idle for longer than their client's
   // conn_max_idle_ms before libcurl can pick one for a new transfer.
   void retire_idle_connections(int64_t now);
+  // Forgets the connections libcurl closed before they were ever used
+  // without telling (see sockets.h): a connect abandoned midway.
+  void forget_unused_closed_connections();
 
   static curl_socket_t open_socket(void *origin, curlsocktype purpose, struct curl_sockaddr *addr);
   static int close_socket(void *origin, curl_socket_t fd);
@@ -152,6 +155,7 @@ class Engine final : public ConnectionWatcher {
     uint64_t serial = 0;       // tells a reused descriptor number from the connection before
     int local_port = 0;        // 0 until looked up
     int users = 0;             // attempts running on it
+    bool used = false;         // a request went out on it
     int64_t idle_since_us = 0; // when the last one ended
     int64_t max_idle_us = 0;   // conn_max_idle_ms of the client that used it last
   };
@@ -159,9 +163,7 @@ class Engine final : public ConnectionWatcher {
   int64_t next_idle_expiry_us_ = 0;  // 0: no idle connection tracked
   uint64_t conn_serial_ = 0;
 
-  std::mutex sockets_mu_;
-  std::set<curl_socket_t> sockets_;
-  std::atomic<int64_t> sockets_open_{0};
+  SocketLedger sockets_;
 
   std::mutex join_mu_;
   std::thread io_;

@@ -266,19 +266,12 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   t->watcher = engine.get();
   t->engine = std::move(engine);
   t->origin = origin;
-  Counters &cs = t->client->stats;
-  cs.add(cs.requests);
-  cs.in_flight.fetch_add(1, std::memory_order_relaxed);
-  origin->stats.add(origin->stats.requests);
-  origin->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
   return t;
 }
 
 void unaccept(Transfer &t) {
   t.finished = true;
   if (t.routed) t.routed->refused();
-  t.client->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
-  t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
 esp_response *run_and_wait(const std::shared_ptr<Transfer> &t) {

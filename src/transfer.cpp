@@ -108,6 +108,12 @@ void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   curl_easy_setopt(e, CURLOPT_SHARE, share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  // HTTP/2 needs TLS 1.2 or later (RFC 9113, 9.2). Saying so also keeps the
+  // TLS connections of clients that want HTTP/2 apart from HTTP/1.1-only
+  // ones: libcurl 7.88 reuses a connection only for matching TLS settings
+  // (this one included), and would otherwise hand a transfer that wants
+  // HTTP/2 an idle connection on which another client negotiated HTTP/1.1.
+  curl_easy_setopt(e, CURLOPT_SSLVERSION, cfg.http2 ? CURL_SSLVERSION_TLSv1_2 : CURL_SSLVERSION_DEFAULT);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
@@ -332,12 +338,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
   if (!silent_resend && sends == 0 && !headers_done &&
       (status == ESP_EIO || (status == ESP_ETLS && connection_dropped(code))))
     status = ESP_ECONNECT;
-  timeout_kind = TimeoutKind::kNone;
-  if (status == ESP_ETIMEDOUT) {
-    // Before the request went out (no pre-request call) and before the
-    // deadline: the connect (DNS, TCP, TLS) ran out of connect_timeout_ms.
-    timeout_kind = now >= deadline_us - 2000 || sends > 0 ? TimeoutKind::kTotal : TimeoutKind::kConnect;
-  }
+  timeout_kind = status == ESP_ETIMEDOUT ? libcurl_timeout_kind(now) : TimeoutKind::kNone;
   last_error_status = status;
   if (silent_resend) {
     status = last_error_status = ESP_EIO;
@@ -346,10 +347,10 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     last_error.clear();
   } else {
     last_error = status_text(status);
-    if (status == ESP_ETIMEDOUT)
-      last_error = timeout_kind == TimeoutKind::kConnect
-                       ? "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms"
-                       : "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
+    if (timeout_kind == TimeoutKind::kConnect)
+      last_error = "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms";
+    else if (timeout_kind == TimeoutKind::kTotal)
+      last_error = "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (status == ESP_ECONNECT && !sockopt_error.empty()) last_error += ": " + sockopt_error;
@@ -357,6 +358,23 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;
+}
+
+// libcurl ran out of one of its own two limits (libesp's timers name theirs
+// in Engine::fire_timer): the connect limit (DNS, TCP, TLS), which runs
+// only until the request goes out, or the total one, set as a backstop a
+// little after libesp's deadline. Named by which has elapsed, read after
+// libcurl's decision; libcurl's clock (CLOCK_MONOTONIC_RAW) runs apart from
+// libesp's by up to NTP's slew (0.05 %), hence the slack. Neither (libcurl's
+// own reason) is named by libcurl's words alone.
+TimeoutKind Transfer::libcurl_timeout_kind(int64_t now) const {
+  auto elapsed = [](int64_t since, int64_t now_us, int64_t limit_us) {
+    return now_us - since >= limit_us - limit_us / 500 - 1000;
+  };
+  if (sends == 0 && spec.connect_timeout_ms > 0 && elapsed(attempt_start_us, now, spec.connect_timeout_ms * 1000))
+    return TimeoutKind::kConnect;
+  if (deadline_us != kNever && elapsed(submitted_us, now, deadline_us - submitted_us)) return TimeoutKind::kTotal;
+  return TimeoutKind::kNone;
 }
 
 bool Transfer::connection_dropped(CURLcode code) const {
@@ -385,6 +403,14 @@ int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   const RetryDecision d = decide_retry(f, client->config, now, deadline_us);
   if (d.stale_retry) stale_retried = true;
   return d.delay_us;
+}
+
+void Transfer::count_accepted() {
+  for (Counters *c : {&client->stats, origin ? &origin->stats : nullptr}) {
+    if (!c) continue;
+    c->add(c->requests);
+    c->in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void Transfer::complete(int status, const std::string &error) {

@@ -123,6 +123,8 @@ class Transfer {
   int finish_attempt(CURLcode code, int64_t now_us);
   // Delay before the next attempt in microseconds, or -1 not to retry.
   int64_t retry_delay_us(int attempt_status, int64_t now_us);
+  // The engine took it: counted a request, in flight until complete().
+  void count_accepted();
   // Delivers the outcome: to the sink, stats and logs. Exactly once.
   void complete(int status, const std::string &error);
   // The breaker probe it holds (is_probe) ends without an outcome (it
@@ -203,6 +205,8 @@ class Transfer {
   static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
   static int on_sockopt(void *self, curl_socket_t fd, curlsocktype purpose);
   bool connection_dropped(CURLcode code) const;
+  // Which limit made libcurl report CURLE_OPERATION_TIMEDOUT.
+  TimeoutKind libcurl_timeout_kind(int64_t now) const;
   void headers_complete();
   // Reports the usage of the response, correcting the token reservation.
   void settle_usage();
