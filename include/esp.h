@@ -38,11 +38,11 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define ESP_VERSION_MAJOR 0
-#define ESP_VERSION_MINOR 1
+#define ESP_VERSION_MINOR 2
 #define ESP_VERSION_PATCH 0
 #define ESP_VERSION_NUMBER \
   (ESP_VERSION_MAJOR * 10000 + ESP_VERSION_MINOR * 100 + ESP_VERSION_PATCH)
-#define ESP_VERSION_STRING "0.1.0"
+#define ESP_VERSION_STRING "0.2.0"
 
 /** ESP_VERSION_NUMBER of the library actually loaded. */
 ESP_API uint32_t esp_version(void);
