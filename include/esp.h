@@ -38,11 +38,11 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define ESP_VERSION_MAJOR 0
-#define ESP_VERSION_MINOR 1
+#define ESP_VERSION_MINOR 2
 #define ESP_VERSION_PATCH 0
 #define ESP_VERSION_NUMBER \
   (ESP_VERSION_MAJOR * 10000 + ESP_VERSION_MINOR * 100 + ESP_VERSION_PATCH)
-#define ESP_VERSION_STRING "0.1.0"
+#define ESP_VERSION_STRING "0.2.0"
 
 /** ESP_VERSION_NUMBER of the library actually loaded. */
 ESP_API uint32_t esp_version(void);
@@ -100,6 +100,22 @@ ESP_API int esp_client_get(const char *config_json, esp_client *out);
 /** Drop a lease. In-flight requests finish. The client lingers idle_ttl_ms
  *  after its last lease. A second release returns ESP_EHANDLE. */
 ESP_API int esp_client_release(esp_client client);
+/**
+ * Every config key as JSON (0.2.0), the one table the parser checks against:
+ * {"version":"<ESP_VERSION_STRING>","keys":[{"key":"timeout_ms",
+ * "type":"integer","default":45000,"min":1,"max":86400000,"unit":"ms",
+ * "doc":"..."},...]}.
+ * "type" is integer, number, boolean, string, object, array, string_array or
+ * object_array. A key may also have "default_doc" (its default in words,
+ * "default" is then null), "enum" (the values a string may take),
+ * "non_empty", "required", "secret" (true when present), "min" and "max"
+ * (an integer's bounds, an object_array's length), "keys" (an object's,
+ * or each entry's of an object_array, described the same way) and
+ * "value_type" (an object without "keys" maps any name to that type).
+ * The text belongs to the library and is never freed; NULL only when memory
+ * ran out.
+ */
+ESP_API const char *esp_config_schema(void);
 
 /* ---- requests ----------------------------------------------------------- */
 

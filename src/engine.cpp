@@ -17,7 +17,6 @@
 #include <algorithm>
 
 #include "clock.h"
-#include "router.h"
 #include "esp.h"
 #include "log.h"
 #include "status.h"
@@ -33,6 +32,13 @@ int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : st
 
 // Ready sockets taken from the kernel per epoll_wait; more wait for the next round.
 constexpr int kEventsPerWait = 256;
+
+// How long the fleet waits for a half-open probe taken by t before another
+// process may probe: t's time left, at most ten minutes.
+int64_t probe_lease_ms(const Transfer &t, int64_t now) {
+  constexpr int64_t kMaxMs = 600000;
+  return t.deadline_us == kNever ? kMaxMs : std::min(kMaxMs, std::max<int64_t>(0, t.deadline_us - now) / 1000 + 1000);
+}
 
 }  // namespace
 
@@ -102,6 +108,13 @@ bool Engine::stop(int64_t timeout_ms) {
     multi_ = nullptr;
     share_ = nullptr;
     epoll_fd_ = wake_fd_ = -1;
+    // A socket libcurl closed without the callback is still listed: the
+    // multi is gone, and so is every connection it had.
+    sockets_.forget_all();
+    conn_use_.clear();
+    unused_conns_ = 0;
+    conn_by_port_.clear();
+    watched_.clear();
   }
   return true;
 }
@@ -121,6 +134,9 @@ Origin *Engine::origin(const std::string &key, const std::string &label) {
 void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  // Counted under mu_ with stopping_ false: a stop() that follows completes
+  // it before it returns, so nothing is left counted in flight after it.
+  t->count_accepted();
   ++live_;
   if (!io_driving_ && !leader_driving_ && live_ == 1 && commands_.empty() && drive_mu_.try_lock()) {
     leader_driving_ = true;
@@ -145,6 +161,7 @@ void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
 void Engine::submit(const std::shared_ptr<Transfer> &t) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  t->count_accepted();
   ++live_;
   commands_.push_back({Command::kSubmit, t});
   wake_driver_locked();
@@ -330,32 +347,30 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   }
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  if (cfg.breaker_failures > 0 && o.breaker.current() == BreakerState::kClosed && t->client->shared) {
-    // fleet17: a breaker opened by another process of the fleet.
-    if (int64_t left_ms = t->client->shared->breaker_open_ms(o.label); left_ms > 0) {
-      if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now_us())) return start(t);
-      finish(t.get(), ESP_ECIRCUIT,
-             "circuit breaker open for " + o.label + " for another " + std::to_string(left_ms) +
-                 " ms, opened by a process of the fleet (shared_state)");
-      return;
-    }
-  }
   const int64_t now = now_us();
-  switch (breaker_admit(o.breaker, cfg.breaker_failures, now)) {
+  SharedState::FleetBreaker fleet;  // with shared_state the fleet's breaker decides, while Redis answers
+  if (cfg.breaker_failures > 0 && t->client->shared) fleet = t->client->shared->breaker_admit(o.label, probe_lease_ms(*t, now));
+  switch (breaker_admit_in_fleet(o.breaker, cfg.breaker_failures, fleet.known, fleet.admit, now)) {
     case BreakerAdmit::kPass:
       break;
     case BreakerAdmit::kProbe:
       t->is_probe = true;
-      log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
+      t->fleet_probe = fleet.known;
+      log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}, {"fleet", fleet.known ? "true" : "false"}});
       break;
     case BreakerAdmit::kRejectOpen:
-      if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now)) return start(t);
+      if (t->routed && t->routed->fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now)) return start(t);
       return finish(t.get(), ESP_ECIRCUIT,
                     "circuit breaker open for " + o.label + " for another " +
-                        std::to_string((o.breaker.open_until_us - now) / 1000) + " ms after " +
-                        std::to_string(o.breaker.consecutive_failures) + " consecutive failures");
+                        (fleet.known ? std::to_string(fleet.left_ms) + " ms, opened by a process of the fleet (shared_state)"
+                                     : std::to_string((o.breaker.open_until_us - now) / 1000) + " ms after " +
+                                           std::to_string(o.breaker.consecutive_failures) + " consecutive failures"));
     case BreakerAdmit::kRejectProbing:
-      return finish(t.get(), ESP_ECIRCUIT, "circuit breaker half-open for " + o.label + ": probe in flight");
+      if (t->routed && t->routed->fail_over(*t, ESP_ECIRCUIT, "circuit breaker half-open for " + o.label, now))
+        return start(t);
+      return finish(t.get(), ESP_ECIRCUIT,
+                    "circuit breaker half-open for " + o.label + ": probe in flight" +
+                        (fleet.known ? " (one for the whole fleet, shared_state)" : ""));
   }
   admit(t);
 }
@@ -368,7 +383,15 @@ void Engine::admit(const std::shared_ptr<Transfer> &t) {
   const int64_t now = now_us();
   if (!t->rate_reserved) {
     if (!t->rate_tokens) t->rate_tokens = estimate_tokens(t->spec.body);
-    t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
+    if (!t->routed) {
+      t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
+    } else {  // a deployment without budget passes the request to one with some
+      switch (t->routed->reserve_budget(*t, now)) {
+        case Route::Budget::kReserved: break;
+        case Route::Budget::kMoved: return start(t);
+        case Route::Budget::kRefused: return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
+      }
+    }
     if (!t->rate.ok) return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
     t->rate_reserved = true;
   } else if (int64_t paused = limiter->paused_until(now); paused > t->rate.at_us) {
@@ -486,6 +509,7 @@ void Engine::detach_easy(Transfer *t, bool completed_ok) {
   aborting_ = !completed_ok;  // a transfer removed unfinished closes its connection
   curl_multi_remove_handle(multi_, t->easy);
   aborting_ = false;
+  forget_unused_closed_connections();
   // A handle stopped midway, paused, or by a failure starts afresh next time.
   uint64_t keep_for = t->client->id;
   if (!completed_ok || t->user_paused || t->reader_paused) {
@@ -536,7 +560,7 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
   breaker_record(t, failure);
   if (delay >= 0) {
     const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
-    if (t->routed && fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
+    if (t->routed && t->routed->fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
     if (log_enabled(ESP_LOG_INFO))
       log_event(ESP_LOG_INFO, "retry",
                 {{"client", t->client->label}, {"origin", t->origin->label}, {"attempt", std::to_string(t->attempts)},
@@ -557,7 +581,8 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
 void Engine::breaker_record(Transfer *t, bool failure) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  switch (esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now_us())) {
+  const BreakerChange change = esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now_us());
+  switch (change) {
     case BreakerChange::kNone:
       break;
     case BreakerChange::kClosed:
@@ -570,6 +595,10 @@ void Engine::breaker_record(Transfer *t, bool failure) {
                  {"cooldown_ms", std::to_string(cfg.breaker_cooldown_ms)}});
       if (t->client->shared) t->client->shared->breaker_opened(o.label, cfg.breaker_cooldown_ms);
       break;
+  }
+  if (t->fleet_probe) {  // the fleet's probe has its outcome (published above), or none to give
+    if (change == BreakerChange::kNone) t->client->shared->breaker_probe_released(o.label);
+    t->fleet_probe = false;
   }
 }
 
@@ -585,10 +614,7 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
     t->client->limiter->cancel(t->rate);
     t->rate_reserved = false;
   }
-  if (t->is_probe) {
-    breaker_probe_done(t->origin->breaker);
-    t->is_probe = false;
-  }
+  t->give_up_probe();
   t->complete(status, error);
   std::lock_guard<std::mutex> lock(mu_);
   --live_;
@@ -735,6 +761,7 @@ void Engine::connection_in_use(Transfer &t, int local_port) {
     return connection_in_use(t, local_port);
   }
   ConnUse &c = it->second;
+  if (!c.used) --unused_conns_;
   c.used = true;
   ++c.users;
   c.idle_since_us = 0;
@@ -771,6 +798,18 @@ void Engine::retire_idle_connections(int64_t now) {
     }
   }
   next_idle_expiry_us_ = next;
+}
+
+void Engine::forget_unused_closed_connections() {
+  if (!unused_conns_) return;  // the usual case: no walk over every connection per request
+  for (auto it = conn_use_.begin(); it != conn_use_.end();) {
+    if (!it->second.used && !sockets_.still_open(it->first)) {
+      --unused_conns_;
+      it = conn_use_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 // ---- readiness: what libcurl wants watched ---------------------------------------------
@@ -845,46 +884,36 @@ curl_socket_t Engine::open_socket(void *clientp, curlsocktype, struct curl_socka
   auto *o = static_cast<Origin *>(clientp);
   curl_socket_t fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
   if (fd == CURL_SOCKET_BAD) return fd;
-  o->sockets_open.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
-  e->sockets_open_.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(e->sockets_mu_);
-    e->sockets_.insert(fd);
-  }
-  e->conn_use_[fd] = ConnUse{++e->conn_serial_};
+  e->sockets_.opened(fd, *o);
+  ConnUse &use = e->conn_use_[fd];  // an entry of this number left by a close unseen is replaced
+  if (use.serial == 0 || use.used) ++e->unused_conns_;
+  use = ConnUse{++e->conn_serial_};
   e->watched_.erase(fd);  // a socket of this number closed unseen: not this one's registration
-  // Never log under sockets_mu_: fork() takes it, and a logger may need a
-  // lock of the forking thread (Python's GIL).
+  // Never log inside the ledger's lock: fork() takes it, and a logger may
+  // need a lock of the forking thread (Python's GIL).
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_opened", {{"origin", o->label}});
   return fd;
 }
 
 int Engine::close_socket(void *clientp, curl_socket_t fd) {
   auto *o = static_cast<Origin *>(clientp);
-  o->sockets_open.fetch_sub(1, std::memory_order_relaxed);
-  o->sockets_closed.fetch_add(1, std::memory_order_relaxed);
   Engine *e = o->engine;
-  if (e->aborting_) o->sockets_closed_aborted.fetch_add(1, std::memory_order_relaxed);
   e->unwatch(fd);  // before the number can be reused (a forked child may still hold it open)
   auto use = e->conn_use_.find(fd);
   if (use != e->conn_use_.end()) {
     auto port = e->conn_by_port_.find(use->second.local_port);
     if (port != e->conn_by_port_.end() && port->second == fd) e->conn_by_port_.erase(port);
+    if (!use->second.used) --e->unused_conns_;
     e->conn_use_.erase(use);
   }
-  e->sockets_open_.fetch_sub(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(e->sockets_mu_);
-    e->sockets_.erase(fd);
-  }
+  e->sockets_.closed(fd, e->aborting_);
   if (log_enabled(ESP_LOG_DEBUG)) log_event(ESP_LOG_DEBUG, "connection_closed", {{"origin", o->label}});
   return ::close(fd);
 }
 
 void Engine::close_inherited_sockets() {
-  for (curl_socket_t fd : sockets_) ::close(fd);
-  sockets_.clear();
+  sockets_.close_inherited_locked();
   // The epoll set is the parent's too: closing the child's descriptor leaves it alone.
   for (int *fd : {&epoll_fd_, &wake_fd_}) {
     if (*fd >= 0) ::close(*fd);

@@ -20,7 +20,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -28,6 +27,7 @@
 
 #include "metrics.h"
 #include "origin.h"
+#include "sockets.h"
 #include "transfer.h"
 
 namespace esp {
@@ -58,13 +58,13 @@ class Engine final : public ConnectionWatcher {
     std::lock_guard<std::mutex> lock(origins_mu_);
     for (auto &kv : origins_) fn(*kv.second);
   }
-  int64_t sockets_open() const { return sockets_open_.load(std::memory_order_relaxed); }
+  int64_t sockets_open() const { return sockets_.open(); }
 
   // In a forked child: close the inherited sockets without a word on them
   // (no TLS close_notify on the parent's connections).
   void close_inherited_sockets();
-  void lock_for_fork() { sockets_mu_.lock(); }
-  void unlock_after_fork() { sockets_mu_.unlock(); }
+  void lock_for_fork() { sockets_.lock(); }
+  void unlock_after_fork() { sockets_.unlock(); }
 
   // An opener's connection is up: its origin may admit more (driver only).
   void connection_ready(Transfer &t) override;
@@ -131,6 +131,9 @@ class Engine final : public ConnectionWatcher {
   // Closes the connections idle for longer than their client's
   // conn_max_idle_ms before libcurl can pick one for a new transfer.
   void retire_idle_connections(int64_t now);
+  // Forgets the connections libcurl closed before they were ever used
+  // without telling (see sockets.h): a connect abandoned midway.
+  void forget_unused_closed_connections();
 
   static curl_socket_t open_socket(void *origin, curlsocktype purpose, struct curl_sockaddr *addr);
   static int close_socket(void *origin, curl_socket_t fd);
@@ -189,12 +192,13 @@ class Engine final : public ConnectionWatcher {
   // Local port -> socket of the connections whose port is known, so that a
   // request finds its connection without a scan of every one (driver only).
   std::unordered_map<int, curl_socket_t> conn_by_port_;
+  // Entries of conn_use_ that no request used yet: only while there are some
+  // may one have been closed unseen (forget_unused_closed_connections).
+  size_t unused_conns_ = 0;
   int64_t next_idle_expiry_us_ = 0;  // 0: no idle connection tracked
   uint64_t conn_serial_ = 0;
 
-  std::mutex sockets_mu_;
-  std::set<curl_socket_t> sockets_;
-  std::atomic<int64_t> sockets_open_{0};
+  SocketLedger sockets_;
 
   std::mutex join_mu_;
   std::thread io_;

@@ -250,13 +250,13 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   // An esp_shutdown that began meanwhile may have missed this engine (a
   // fresh one, taken after it stopped the others): the request is over.
   if (shutdown_epoch() != epoch) fail(ESP_ESHUTDOWN, "esp_shutdown ran while the request was being set up");
-  std::unique_ptr<Routed> routed = route_request(client, req);  // may make client a deployment's
+  std::unique_ptr<Route> routed = route_request(client, req, &build_request);  // may make client a deployment's
   if (routed) {
     release_spec_headers(spec);
     try {
       spec = build_request(*client, req);
     } catch (...) {
-      route_refused(*routed);
+      routed->refused();
       throw;
     }
   }
@@ -266,19 +266,12 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   t->watcher = engine.get();
   t->engine = std::move(engine);
   t->origin = origin;
-  Counters &cs = t->client->stats;
-  cs.add(cs.requests);
-  cs.in_flight.fetch_add(1, std::memory_order_relaxed);
-  origin->stats.add(origin->stats.requests);
-  origin->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
   return t;
 }
 
 void unaccept(Transfer &t) {
   t.finished = true;
-  if (t.routed) route_refused(*t.routed);
-  t.client->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
-  t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (t.routed) t.routed->refused();
 }
 
 esp_response *run_and_wait(const std::shared_ptr<Transfer> &t) {

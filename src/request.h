@@ -12,11 +12,11 @@ namespace esp {
 // Builds a validated RequestSpec from the ABI struct: where it goes, its
 // header lines, its timeouts; throws Error(ESP_EINVAL).
 RequestSpec build_request(const Client &client, const esp_request_opts &req);
-// Validates the request, resolves its engine and origin, counts it as
-// accepted. The transfer is not yet submitted.
+// Validates the request, resolves its engine and origin. The transfer is not
+// yet submitted (the engine counts it once it accepts it).
 std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &req,
                                         std::unique_ptr<Sink> sink);
-// Undoes make_transfer's accounting for a transfer the engine refused.
+// Ends a transfer the engine refused (never counted, never completed).
 void unaccept(Transfer &t);
 // A transfer whose caller blocks for the result (run_and_wait).
 std::shared_ptr<Transfer> make_waiting_transfer(uint64_t lease, const esp_request_opts &req);

@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "router.h"
 #include "esp.h"
 #include "log.h"
 #include "retry.h"
@@ -109,6 +108,12 @@ void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   curl_easy_setopt(e, CURLOPT_SHARE, share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  // HTTP/2 needs TLS 1.2 or later (RFC 9113, 9.2). Saying so also keeps the
+  // TLS connections of clients that want HTTP/2 apart from HTTP/1.1-only
+  // ones: libcurl 7.88 reuses a connection only for matching TLS settings
+  // (this one included), and would otherwise hand a transfer that wants
+  // HTTP/2 an idle connection on which another client negotiated HTTP/1.1.
+  curl_easy_setopt(e, CURLOPT_SSLVERSION, cfg.http2 ? CURL_SSLVERSION_TLSv1_2 : CURL_SSLVERSION_DEFAULT);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
@@ -333,12 +338,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
   if (!silent_resend && sends == 0 && !headers_done &&
       (status == ESP_EIO || (status == ESP_ETLS && connection_dropped(code))))
     status = ESP_ECONNECT;
-  timeout_kind = TimeoutKind::kNone;
-  if (status == ESP_ETIMEDOUT) {
-    // Before the request went out (no pre-request call) and before the
-    // deadline: the connect (DNS, TCP, TLS) ran out of connect_timeout_ms.
-    timeout_kind = now >= deadline_us - 2000 || sends > 0 ? TimeoutKind::kTotal : TimeoutKind::kConnect;
-  }
+  timeout_kind = status == ESP_ETIMEDOUT ? libcurl_timeout_kind(now) : TimeoutKind::kNone;
   last_error_status = status;
   if (silent_resend) {
     status = last_error_status = ESP_EIO;
@@ -347,10 +347,10 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     last_error.clear();
   } else {
     last_error = status_text(status);
-    if (status == ESP_ETIMEDOUT)
-      last_error = timeout_kind == TimeoutKind::kConnect
-                       ? "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms"
-                       : "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
+    if (timeout_kind == TimeoutKind::kConnect)
+      last_error = "connect timeout: no connection within " + std::to_string(spec.connect_timeout_ms) + " ms";
+    else if (timeout_kind == TimeoutKind::kTotal)
+      last_error = "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (status == ESP_ECONNECT && !sockopt_error.empty()) last_error += ": " + sockopt_error;
@@ -358,6 +358,23 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;
+}
+
+// libcurl ran out of one of its own two limits (libesp's timers name theirs
+// in Engine::fire_timer): the connect limit (DNS, TCP, TLS), which runs
+// only until the request goes out, or the total one, set as a backstop a
+// little after libesp's deadline. Named by which has elapsed, read after
+// libcurl's decision; libcurl's clock (CLOCK_MONOTONIC_RAW) runs apart from
+// libesp's by up to NTP's slew (0.05 %), hence the slack. Neither (libcurl's
+// own reason) is named by libcurl's words alone.
+TimeoutKind Transfer::libcurl_timeout_kind(int64_t now) const {
+  auto elapsed = [](int64_t since, int64_t now_us, int64_t limit_us) {
+    return now_us - since >= limit_us - limit_us / 500 - 1000;
+  };
+  if (sends == 0 && spec.connect_timeout_ms > 0 && elapsed(attempt_start_us, now, spec.connect_timeout_ms * 1000))
+    return TimeoutKind::kConnect;
+  if (deadline_us != kNever && elapsed(submitted_us, now, deadline_us - submitted_us)) return TimeoutKind::kTotal;
+  return TimeoutKind::kNone;
 }
 
 bool Transfer::connection_dropped(CURLcode code) const {
@@ -369,12 +386,12 @@ bool Transfer::connection_dropped(CURLcode code) const {
 
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   // To the next deployment, at once, where one may take it.
-  if (routed && !cancel_requested.load() && can_fail_over(*this, attempt_status, now)) return 0;
+  if (routed && !cancel_requested.load() && routed->can_fail_over(*this, attempt_status, now)) return 0;
   RetryFacts f;
   f.attempt_status = attempt_status;
   f.resp = resp.get();
   f.timeout_kind = timeout_kind;
-  f.attempts = attempts - (routed ? routed->attempts_before : 0);  // on the current deployment
+  f.attempts = attempts - (routed ? routed->attempts_before() : 0);  // on the current deployment
   f.sent = sends > 0;
   f.silent_resend = silent_resend;
   f.delivered = headers_done && !will_retry;
@@ -386,6 +403,14 @@ int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   const RetryDecision d = decide_retry(f, client->config, now, deadline_us);
   if (d.stale_retry) stale_retried = true;
   return d.delay_us;
+}
+
+void Transfer::count_accepted() {
+  for (Counters *c : {&client->stats, origin ? &origin->stats : nullptr}) {
+    if (!c) continue;
+    c->add(c->requests);
+    c->in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void Transfer::complete(int status, const std::string &error) {
@@ -402,12 +427,12 @@ void Transfer::complete(int status, const std::string &error) {
     origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     origin->stats.total.record_us(now - submitted_us);
   }
-  const int retried = attempts - 1 - (routed ? routed->failovers : 0);
+  const int retried = attempts - 1 - (routed ? routed->moves() : 0);
   if (retried > 0) {
     cs.add(cs.retries, static_cast<uint64_t>(retried));
     if (origin) origin->stats.add(origin->stats.retries, static_cast<uint64_t>(retried));
   }
-  if (routed) route_completed(*this, status, outcome, now - submitted_us);
+  if (routed) routed->completed(*this, status, outcome, now - submitted_us);
   int64_t elapsed_ms = (now - submitted_us) / 1000;
   if (client->config.slow_request_ms > 0 && elapsed_ms >= client->config.slow_request_ms &&
       log_enabled(ESP_LOG_INFO))
@@ -420,6 +445,13 @@ void Transfer::complete(int status, const std::string &error) {
   if (status == ESP_OK) out = std::move(resp);
   if (sends > 0) ever_sent = true;
   sink->complete(*this, status, std::move(out), status != ESP_OK && ever_sent ? error + kMaySentSuffix : error);
+}
+
+void Transfer::give_up_probe() {
+  if (!is_probe) return;
+  breaker_probe_done(origin->breaker);
+  if (fleet_probe) client->shared->breaker_probe_released(origin->label);
+  is_probe = fleet_probe = false;
 }
 
 void Transfer::settle_usage() {

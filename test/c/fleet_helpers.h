@@ -19,20 +19,9 @@
 #include <thread>
 #include <vector>
 
-extern char **environ;
+#include "loopback.h"
 
-inline int free_loopback_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0)
-    throw std::runtime_error("no free port");
-  close(fd);
-  return ntohs(a.sin_port);
-}
+extern char **environ;
 
 class RedisServer {
  public:

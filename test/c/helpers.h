@@ -46,6 +46,7 @@ struct Result {
   int rc = 0;
   int status = 0;
   int attempts = 0;
+  int http_version = 0;  // 11, 20, ...
   std::string body;
   std::string error;
   std::string header(const char *name) const {
@@ -63,6 +64,7 @@ inline Result capture(int rc, esp_response *r) {
   if (r) {
     out.status = esp_response_status(r);
     out.attempts = esp_response_attempts(r);
+    out.http_version = esp_response_http_version(r);
     size_t n = 0;
     const char *b = static_cast<const char *>(esp_response_body(r, &n));
     out.body.assign(b, n);

@@ -144,7 +144,10 @@ TEST(Async, ThousandCallsOverHttp2UseAHandfulOfConnections) {
   int ok = 0;
   for (auto &c : calls) ok += c.status == ESP_OK && c.http_status == 200;
   EXPECT_EQ(ok, n);
-  EXPECT_LE(mock().stat("connections") - before, 4);
+  // At most one connection per 100 streams (libcurl's stream cap per connection): how many of
+  // those are needed depends on how fast answers free streams (1-4 on a quiet machine, 5 seen
+  // under load); without stream admission it was one connection per call past the cap.
+  EXPECT_LE(mock().stat("connections") - before, (n + 99) / 100);
 }
 
 TEST(Streaming, SameEventsWhateverTheChunking) {

@@ -102,12 +102,14 @@ def test_ssl_cert_file_and_ssl_cert_dir_are_honoured_unless_trust_env_is_false(m
 
 def test_http2_is_off_by_default_as_in_httpx_and_on_when_asked(mock, flavour):
     url = mock.https_base_url + "/models"
-    # isolate: libcurl would otherwise reuse one client's pooled connection
-    # for the other, whichever protocol it speaks.
-    with flavour.Client(transport=esp.HTTPTransport(verify=mock.ca_file, isolate=True)) as client:
-        assert client.get(url).http_version == "HTTP/1.1"
-    with flavour.Client(transport=esp.HTTPTransport(verify=mock.ca_file, http2=True, isolate=True)) as client:
-        assert client.get(url).http_version == "HTTP/2"
+    # One origin, both clients in use on the shared engine: each gets the
+    # protocol it asked for, never the other's pooled connection.
+    with flavour.Client(transport=esp.HTTPTransport(verify=mock.ca_file)) as h1, flavour.Client(
+        transport=esp.HTTPTransport(verify=mock.ca_file, http2=True)
+    ) as h2:
+        for _ in range(3):
+            assert h1.get(url).http_version == "HTTP/1.1"
+            assert h2.get(url).http_version == "HTTP/2"
 
 
 def test_limits_bound_the_connections(mock, flavour):
@@ -330,6 +332,39 @@ def test_connect_timeout_is_connect_timeout(flavour, silent_server):
         started = time.monotonic()
         with pytest.raises(flavour.ConnectTimeout, match="connect timeout"):
             client.get(f"https://127.0.0.1:{silent_server}/", timeout=flavour.Timeout(5, connect=0.3))
+        assert time.monotonic() - started < 1.5
+
+
+@pytest.fixture
+def full_backlog_server():
+    """A listener whose accept queue is full: the kernel drops new SYNs, so a
+    connect hangs before any byte of TLS or HTTP."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    time.sleep(0.05)  # the fillers' handshakes settle
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("total", [None, 5], ids=["no-total", "total-5s"])
+def test_a_hung_syn_is_a_connect_timeout(flavour, full_backlog_server, total):
+    with flavour.Client(transport=esp.HTTPTransport()) as client:
+        started = time.monotonic()
+        with pytest.raises(flavour.ConnectTimeout, match="connect timeout: no connection within 300 ms"):
+            client.get(f"http://127.0.0.1:{full_backlog_server}/", timeout=flavour.Timeout(total, connect=0.3))
         assert time.monotonic() - started < 1.5
 
 

@@ -205,7 +205,7 @@ fn https_with_the_test_ca() {
 #[test]
 fn version_and_metrics() {
     assert_eq!(libesp::version(), 100);
-    assert!(libesp::version_string().starts_with("0.1.0"));
+    assert!(libesp::version_string().starts_with(env!("CARGO_PKG_VERSION")));
     let client = Client::get(&config()).unwrap();
     client.request(&Request::get("models")).unwrap();
     let stats: Value = serde_json::from_str(&client.stats().unwrap()).unwrap();
