@@ -32,7 +32,9 @@ func espGoReady(user C.uintptr_t) {
 	cgo.Handle(user).Value().(*streamCall).signal()
 }
 
-// espGoComplete runs exactly once per accepted call, so it frees the handle.
+// espGoComplete completes a call directly on the I/O thread; completions.go
+// uses it only when its queue cannot grow. A call completes exactly once, so
+// this frees the handle.
 //
 //export espGoComplete
 func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.char, sent C.int) {
