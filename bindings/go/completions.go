@@ -1,7 +1,7 @@
 package esp
 
-// Completions of asynchronous calls ([Client.Do] past the first in flight),
-// handed from libesp's I/O thread to Go in batches.
+// Completions of asynchronous calls ([Client.Do] past the first in flight)
+// and readiness of streams, handed from libesp's I/O thread to Go in batches.
 //
 // A cgo callback from a thread Go did not create must acquire a P to run Go
 // code; when every P is busy (GOMAXPROCS goroutines working, the common case
@@ -10,7 +10,8 @@ package esp
 // appends the completion to a C queue and, only when the queue was empty,
 // writes an eventfd. One dispatcher goroutine, parked in Go's netpoller on
 // that eventfd, takes every queued completion in one cgo call and completes
-// them: one wake-up carries as many completions as arrived meanwhile.
+// them (or wakes the stream readers): one wake-up carries as many as arrived
+// meanwhile.
 
 /*
 #include <stdint.h>
@@ -21,12 +22,14 @@ package esp
 #include <sys/eventfd.h>
 #include <esp.h>
 
-// Exported from callbacks.go: the direct path, used only when the queue
-// cannot grow (out of memory), so no completion is ever lost.
+// Exported from callbacks.go: the direct paths, used only when the queue
+// cannot grow (out of memory), so no completion or wake-up is ever lost.
 extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
+extern void espGoReady(uintptr_t user);
 
 typedef struct {
-	uintptr_t user; // the call's cgo.Handle
+	uintptr_t user; // the call's cgo.Handle, or the stream's id when ready
+	int ready;      // a stream has news for its reader (no status, no response)
 	int status;
 	int sent;             // esp_last_error_sent() of a failure
 	esp_response *resp;   // the Go side's to convert and free
@@ -43,20 +46,16 @@ static int esp_go_done_open(void) {
 	return esp_go_done_fd;
 }
 
-// libesp sets esp_last_error() and esp_last_error_sent() to the call's
-// failure before on_complete; both are copied here, on the I/O thread.
-static void esp_go_on_complete(void *user, int status, esp_response *resp) {
-	esp_go_done done = {(uintptr_t)user, status, status < 0 ? esp_last_error_sent() : 0, resp,
-	                    status < 0 ? strdup(esp_last_error()) : NULL};
+// esp_go_queue appends done and wakes the dispatcher if the queue was
+// empty; 0 when the queue cannot grow (out of memory).
+static int esp_go_queue(esp_go_done done) {
 	pthread_mutex_lock(&esp_go_done_mu);
 	if (esp_go_done_len == esp_go_done_cap) {
 		size_t cap = esp_go_done_cap ? 2 * esp_go_done_cap : 256;
 		esp_go_done *grown = realloc(esp_go_done_queue, cap * sizeof *grown);
 		if (!grown) {
 			pthread_mutex_unlock(&esp_go_done_mu);
-			free(done.msg);
-			espGoComplete(done.user, status, resp, status < 0 ? (char *)esp_last_error() : NULL, done.sent);
-			return;
+			return 0;
 		}
 		esp_go_done_queue = grown;
 		esp_go_done_cap = cap;
@@ -71,6 +70,25 @@ static void esp_go_on_complete(void *user, int status, esp_response *resp) {
 		ssize_t written = write(esp_go_done_fd, &one, sizeof one);
 		(void)written;
 	}
+	return 1;
+}
+
+// libesp sets esp_last_error() and esp_last_error_sent() to the call's
+// failure before on_complete; both are copied here, on the I/O thread.
+static void esp_go_on_complete(void *user, int status, esp_response *resp) {
+	esp_go_done done = {(uintptr_t)user, 0, status, status < 0 ? esp_last_error_sent() : 0, resp,
+	                    status < 0 ? strdup(esp_last_error()) : NULL};
+	if (!esp_go_queue(done)) {
+		free(done.msg);
+		espGoComplete(done.user, status, resp, status < 0 ? (char *)esp_last_error() : NULL, done.sent);
+	}
+}
+
+// The ready callback of every stream (stream.go). A ready lost to a full
+// memory would leave a reader waiting, so it then wakes the reader directly.
+void esp_go_on_ready(void *user) {
+	esp_go_done done = {(uintptr_t)user, 1, 0, 0, NULL, NULL};
+	if (!esp_go_queue(done)) espGoReady((uintptr_t)user);
 }
 
 // esp_go_take_done moves up to max queued completions into out and returns
@@ -142,6 +160,10 @@ func dispatch(events *os.File) {
 		for {
 			n := int(C.esp_go_take_done(&batch[0], completionBatch))
 			for _, done := range batch[:n] {
+				if done.ready != 0 {
+					wakeStream(uintptr(done.user))
+					continue
+				}
 				var err *Error
 				if done.status < 0 {
 					err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
