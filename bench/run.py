@@ -639,6 +639,10 @@ STREAM_CLIENTS = [
     ("Go", "net/http + bufio", ["{BB}/goclient", "nethttp"], "peer"),
     ("Python", "libesp client.astream", ["{PY}", "{ROOT}/bench/streams/pyclient.py", "esp"], "esp"),
     ("Python", "aiohttp", ["{PY}", "{ROOT}/bench/streams/pyclient.py", "aiohttp"], "peer"),
+    ("Node", "libesp client.stream", ["node", "{ROOT}/bench/streams/nodeclient.mjs", "esp"], "esp"),
+    ("Node", "undici.request", ["node", "{ROOT}/bench/streams/nodeclient.mjs", "undici"], "peer"),
+    ("Rust", "libesp stream_async (tokio)", ["{RUSTEX}/sse_streams", "esp"], "esp"),
+    ("Rust", "reqwest (tokio)", ["{RUSTEX}/sse_streams", "reqwest"], "peer"),
 ]
 # httpx (pyclient.py httpx) is left out: in a trial of 200 streams x 50 events it delivered 666 events/s at
 # 222 us CPU per event (aiohttp: 25 us), so 1,000 streams would take minutes per run on this machine.
@@ -646,9 +650,11 @@ STREAM_CLIENTS = [
 
 def run_stream_client(cmd, url_, n):
     snap = os.path.join(BB, "snap")
-    env = lib_env({"ESP_LIBRARY": os.path.join(snap, "libesp.so.0")})
+    env = lib_env({"ESP_LIBRARY": os.path.join(snap, "libesp.so.0"), "ESP_ROOT": ROOT})
     py = os.path.join(ROOT, "bindings/python/.venv/bin/python")
-    argv = [a.replace("{BB}", BB).replace("{ROOT}", ROOT).replace("{PY}", py) for a in cmd]
+    rust_examples = os.path.join(ROOT, "bindings/rust/target/release/examples")
+    argv = [a.replace("{BB}", BB).replace("{ROOT}", ROOT).replace("{PY}", py).replace("{RUSTEX}", rust_examples)
+            for a in cmd]
     try:
         r = subprocess.run(argv + [url_, str(n)], capture_output=True, text=True, env=env, timeout=240)
     except subprocess.TimeoutExpired:
@@ -722,7 +728,9 @@ def scen_streams():
              "machine (shared with the server and other jobs) 5,000 streams at 50/s saturate the server "
              "(~45,000 events/s measured), so the larger run is paced slower. httpx is left out (200 streams x "
              "50 events in a trial: 666 events/s at 222 us CPU per event, 9x aiohttp's CPU: too slow to pace "
-             "1,000 streams here); Node (undici) and Rust (reqwest) clients are not written yet."]
+             "1,000 streams here). Node: bench/streams/nodeclient.mjs (undici.request with a line splitter); Rust: "
+             "bindings/rust/examples/sse_streams.rs (reqwest's Response::chunk with a line splitter), both on "
+             "their default multi-threaded (tokio) or single (Node) event loop, one task per stream."]
     return {"table": t, "notes": notes, "data": data, "errors": errs}
 
 
