@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,8 +129,8 @@ func main() {
 		}
 	}
 
-	fmt.Printf("libesp %s | %d requests per 64-goroutine run (%d sequential), %d interleaved rounds, GOMAXPROCS %s\n",
-		esp.Version(), requests, requests/4, rounds, os.Getenv("GOMAXPROCS"))
+	fmt.Printf("libesp %s | %d requests per 64-goroutine run (%d sequential), %d interleaved rounds, GOMAXPROCS %d\n",
+		esp.Version(), requests, requests/4, rounds, runtime.GOMAXPROCS(0))
 	fmt.Printf("%-16s %12s %14s %7s  %-30s %s\n", "case", "libesp req/s", "net/http req/s", "ratio",
 		"ratio per round", "CPU us/req libesp / net/http")
 	var rows []map[string]any
