@@ -497,8 +497,8 @@ def scen_registry():
 
 
 BINDINGS = [  # name, what must exist, command, environment (bounded counts: each binding stays < 5 min)
-    ("go", "bench/gobench/main.go", ["make", "-C", "bindings/go", "bench"], {"BENCH_REQUESTS": "16000"}),
-    ("rust", "bindings/rust/examples/bench.rs", ["make", "-C", "bindings/rust", "bench"], {"BENCH_REQUESTS": "8000"}),
+    ("go", "bench/gobench/main.go", ["make", "-C", "bindings/go", "bench"], {"BENCH_REQUESTS": "32000"}),
+    ("rust", "bindings/rust/examples/bench.rs", ["make", "-C", "bindings/rust", "bench"], {"BENCH_REQUESTS": "16000"}),
     ("node", "bindings/node/bench.mjs", ["make", "-C", "bindings/node", "bench"], {"BENCH_REQUESTS": "2000"}),
     ("python", "bindings/python/bench.py", ["make", "-C", "bindings/python", "bench"],
      {"BENCH_SEQUENTIAL": "1000", "BENCH_CONCURRENT": "640"}),
