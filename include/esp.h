@@ -144,11 +144,17 @@ typedef struct esp_request_opts {
   int64_t write_timeout_ms;
   /* longest wait for a connection slot; 0: the client's pool_timeout_ms */
   int64_t pool_timeout_ms;
+  /* longest wait for the response head, per attempt; 0: the client's
+   * first_byte_timeout_ms; ESP_NO_TIMEOUT: none */
+  int64_t first_byte_timeout_ms;
+  /* longest silence between body bytes once the head arrived (not before);
+   * 0: the client's idle_timeout_ms (none when read_timeout_ms is set) */
+  int64_t idle_timeout_ms;
 } esp_request_opts;
 
 /** Every field of esp_request_opts at its default, struct_size set. */
 #define ESP_REQUEST_OPTS_INIT \
-  { sizeof(esp_request_opts), NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, 0 }
+  { sizeof(esp_request_opts), NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 typedef struct esp_response esp_response;
 

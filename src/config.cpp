@@ -189,6 +189,26 @@ RateLimitConfig get_rate_limit(const cJSON *item) {
   return r;
 }
 
+// [[level, name, value], ...]: integers, as setsockopt takes them.
+std::vector<SocketOption> get_socket_options(const cJSON *item) {
+  const char *shape = "'socket_options' must be an array of [level, option, value] integer triples";
+  if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) > 32) config_error(std::string(shape) + " (at most 32)");
+  std::vector<SocketOption> out;
+  for (const cJSON *entry = item->child; entry; entry = entry->next) {
+    if (!cJSON_IsArray(entry) || cJSON_GetArraySize(entry) != 3) config_error(shape);
+    int fields[3];
+    int i = 0;
+    for (const cJSON *n = entry->child; n; n = n->next, ++i) {
+      const double v = n->valuedouble;
+      if (!cJSON_IsNumber(n) || std::floor(v) != v || v < (i < 2 ? 0.0 : -2147483648.0) || v > 2147483647.0)
+        config_error(std::string(shape) + " (level and option >= 0; value a 32-bit integer)");
+      fields[i] = static_cast<int>(v);
+    }
+    out.push_back({fields[0], fields[1], fields[2]});
+  }
+  return out;
+}
+
 // Keys whose value parse_config reads after the others.
 struct Deferred {
   std::string api_key_env;
@@ -270,7 +290,8 @@ void apply_key(ClientConfig &c, const cJSON *item, Deferred &deferred) {
       }
     }
     std::sort(c.credential_origins.begin(), c.credential_origins.end());
-  } else if (key == "rate_limit") c.rate_limit = get_rate_limit(item);
+  } else if (key == "socket_options") c.socket_options = get_socket_options(item);
+  else if (key == "rate_limit") c.rate_limit = get_rate_limit(item);
   else if (key == "shared_state") c.shared_state = get_shared_state(item);
   else if (key == "deployments") {
     if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) < 1 || cJSON_GetArraySize(item) > 64)
@@ -299,6 +320,9 @@ void derive(ClientConfig &c) {
     config_error("'stream_resume_bytes' must be < 'stream_buffer_bytes'");
   if (!c.client_key.empty() && c.client_cert.empty())
     config_error("'client_key' needs 'client_cert'");
+  // libcurl reuses any pooled connection to the origin, whoever opened it:
+  // sockets with options of their own need connections of their own.
+  if (!c.socket_options.empty()) c.isolate = true;
 
   HeaderList &h = c.default_headers;
   if (!c.api_key.empty()) {
@@ -364,6 +388,13 @@ std::string canonical_form(const ClientConfig &c) {
   add_int(j, "slow_request_ms", c.slow_request_ms);
   add_int(j, "stream_buffer_bytes", c.stream_buffer_bytes);
   add_int(j, "stream_resume_bytes", c.effective_stream_resume_bytes());
+  if (!c.socket_options.empty()) {
+    cJSON *options = cJSON_AddArrayToObject(j, "socket_options");
+    for (const SocketOption &option : c.socket_options) {
+      const int triple[3] = {option.level, option.name, option.value};
+      cJSON_AddItemToArray(options, cJSON_CreateIntArray(triple, 3));
+    }
+  }
   cJSON *trusted = cJSON_AddArrayToObject(j, "credential_origins");
   for (const auto &origin : c.credential_origins) cJSON_AddItemToArray(trusted, cJSON_CreateString(origin.c_str()));
   if (c.shared_state.enabled) {

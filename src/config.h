@@ -33,6 +33,14 @@ struct SharedStateConfig {
   int64_t timeout_ms = 50;  // longest wait for Redis before deciding locally
 };
 
+// One entry of "socket_options": setsockopt(fd, level, name, &value, sizeof(int))
+// on every socket the client opens (httpx's socket_options, integer values).
+struct SocketOption {
+  int level = 0;
+  int name = 0;
+  int value = 0;
+};
+
 // How a client with "deployments" picks one per request (deployments.h).
 enum class Routing { kLeastBusy, kWeighted, kOrdered };
 
@@ -75,6 +83,7 @@ struct ClientConfig {
   // resume at stream_resume_bytes or fewer (-1: a quarter of it).
   int64_t stream_buffer_bytes = int64_t{1} << 20;
   int64_t stream_resume_bytes = -1;
+  std::vector<SocketOption> socket_options;  // in the order given
   // Origins besides base_url's that may receive the client's credentials,
   // as "scheme://host:port", sorted.
   std::vector<std::string> credential_origins;

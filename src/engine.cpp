@@ -414,11 +414,8 @@ void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
     finish(t.get(), ESP_EINTERNAL, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
     return;
   }
-  const ClientConfig &cfg = t->client->config;
   const RequestSpec &spec = t->spec;
-  if (cfg.first_byte_timeout_ms > 0)
-    next_timer_us_ = min_deadline(next_timer_us_, now + cfg.first_byte_timeout_ms * 1000);
-  for (int64_t ms : {spec.idle_timeout_ms, spec.read_timeout_ms, spec.write_timeout_ms})
+  for (int64_t ms : {spec.first_byte_timeout_ms, spec.idle_timeout_ms, spec.read_timeout_ms, spec.write_timeout_ms})
     if (ms > 0) next_timer_us_ = min_deadline(next_timer_us_, now + ms * 1000);
   if (t->deadline_us != kNever) next_timer_us_ = min_deadline(next_timer_us_, t->deadline_us);
 }
@@ -558,7 +555,7 @@ void Engine::check_timers() {
   for (auto &kv : owned_) {
     Transfer *t = kv.first;
     const RequestSpec &spec = t->spec;
-    const int64_t first_byte_ms = t->client->config.first_byte_timeout_ms;
+    const int64_t first_byte_ms = spec.first_byte_timeout_ms;
     if (t->retry_at_us) {
       at(t, t->retry_at_us, Timer::kRetry);
       continue;
@@ -599,7 +596,6 @@ void Engine::check_timers() {
 }
 
 void Engine::fire_timer(Transfer *t, Timer what) {
-  const ClientConfig &cfg = t->client->config;
   const RequestSpec &spec = t->spec;
   switch (what) {
     case Timer::kRetry:
@@ -624,7 +620,7 @@ void Engine::fire_timer(Transfer *t, Timer what) {
     case Timer::kFirstByte:
       attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kFirstByte,
                    "first-byte timeout: no response within first_byte_timeout_ms (" +
-                       std::to_string(cfg.first_byte_timeout_ms) + " ms)");
+                       std::to_string(spec.first_byte_timeout_ms) + " ms)");
       break;
     case Timer::kIdle:
       attempt_done(t, CURLE_OPERATION_TIMEDOUT, TimeoutKind::kIdle,

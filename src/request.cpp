@@ -190,7 +190,11 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.timeout_ms = timeout_field(req.timeout_ms, cfg.timeout_ms, "timeout_ms");
   spec.connect_timeout_ms = timeout_field(req.connect_timeout_ms, cfg.connect_timeout_ms, "connect_timeout_ms");
   spec.read_timeout_ms = timeout_field(req.read_timeout_ms, 0, "read_timeout_ms");
-  spec.idle_timeout_ms = req.read_timeout_ms == 0 ? cfg.idle_timeout_ms : 0;
+  // A per-request read timeout stands in for the client's idle one.
+  spec.idle_timeout_ms =
+      timeout_field(req.idle_timeout_ms, req.read_timeout_ms == 0 ? cfg.idle_timeout_ms : 0, "idle_timeout_ms");
+  spec.first_byte_timeout_ms =
+      timeout_field(req.first_byte_timeout_ms, cfg.first_byte_timeout_ms, "first_byte_timeout_ms");
   spec.write_timeout_ms = timeout_field(req.write_timeout_ms, 0, "write_timeout_ms");
   spec.pool_timeout_ms =
       timeout_field(req.pool_timeout_ms, cfg.effective_pool_timeout_ms(), "pool_timeout_ms");

@@ -3,6 +3,7 @@
 #include "transfer.h"
 
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -28,6 +29,15 @@ bool connection_dropped_text(const char *err) {
                             "connection was closed", "Broken pipe"})
     if (std::strstr(err, cause)) return true;
   return false;
+}
+
+// The text of an errno value, thread-safely: glibc's strerror_r returns it,
+// the POSIX one writes it into the buffer.
+[[maybe_unused]] const char *errno_text(const char *returned, const char *) { return returned; }
+[[maybe_unused]] const char *errno_text(int, const char *buffer) { return buffer; }
+std::string errno_text(int err) {
+  char buffer[128] = "unknown error";
+  return errno_text(strerror_r(err, buffer, sizeof buffer), buffer);
 }
 
 }  // namespace
@@ -121,6 +131,7 @@ void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   // request a second time within one attempt: the pre-request callback
   // refuses it, so that every send is an attempt libesp counted.
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_prereq);
+  if (!cfg.socket_options.empty()) curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, &Transfer::on_sockopt);
 }
 
 void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
@@ -136,6 +147,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   body_bytes = 0;
   retry_body.clear();
   errbuf[0] = '\0';
+  sockopt_error.clear();
   resp->reset();
   if (client->limiter) usage.reset();
 
@@ -177,6 +189,7 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, this);
+  if (!client->config.socket_options.empty()) curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, this);
   client->stats.add(client->stats.attempts);
   if (origin) origin->stats.add(origin->stats.attempts);
 }
@@ -273,6 +286,21 @@ int Transfer::on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_o
   return 0;
 }
 
+// After libcurl's own options (TCP_NODELAY, keepalive), so the caller's win.
+int Transfer::on_sockopt(void *self, curl_socket_t fd, curlsocktype purpose) {
+  Transfer &t = *static_cast<Transfer *>(self);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKOPT_OK;
+  for (const SocketOption &o : t.client->config.socket_options) {
+    if (setsockopt(fd, o.level, o.name, &o.value, sizeof o.value) != 0) {
+      const int err = errno;
+      t.sockopt_error = "socket option [" + std::to_string(o.level) + ", " + std::to_string(o.name) + ", " +
+                        std::to_string(o.value) + "] refused: " + errno_text(err);
+      return CURL_SOCKOPT_ERROR;
+    }
+  }
+  return CURL_SOCKOPT_OK;
+}
+
 int Transfer::finish_attempt(CURLcode code, int64_t now) {
   long connects = 0;
   curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
@@ -297,6 +325,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
 
   int status = map_curl_code(code);
   if (too_large) status = ESP_ETOOLARGE;
+  if (code == CURLE_ABORTED_BY_CALLBACK && !sockopt_error.empty()) status = ESP_ECONNECT;
   if (status == ESP_OK && !headers_done) status = ESP_EPROTOCOL;
   if (sends > 0) ever_sent = true;
   // A connection reset or closed before the request went out (during the
@@ -324,7 +353,8 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
                        : "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
-    if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
+    if (status == ESP_ECONNECT && !sockopt_error.empty()) last_error += ": " + sockopt_error;
+    else if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
     if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;

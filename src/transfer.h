@@ -53,7 +53,8 @@ struct RequestSpec {
   int64_t timeout_ms = 0;          // total; 0: none (ESP_NO_TIMEOUT)
   int64_t connect_timeout_ms = 0;  // 0: none
   int64_t read_timeout_ms = 0;     // per request, also before the first byte; 0: none
-  int64_t idle_timeout_ms = 0;     // the client's: between body bytes only; 0: none
+  int64_t idle_timeout_ms = 0;     // between body bytes only; 0: none
+  int64_t first_byte_timeout_ms = 0;  // to the response head, per attempt; 0: none
   int64_t write_timeout_ms = 0;    // 0: none
   int64_t pool_timeout_ms = 0;     // 0: none but the total
   uint32_t flags = 0;
@@ -159,6 +160,7 @@ class Transfer {
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
   char errbuf[CURL_ERROR_SIZE] = {0};
+  std::string sockopt_error;      // a socket option the kernel refused
   int last_error_status = ESP_OK;
   std::string last_error;
 
@@ -168,6 +170,7 @@ class Transfer {
   static size_t on_write(char *p, size_t size, size_t n, void *self);
   static int on_prereq(void *self, char *, char *, int, int local_port);
   static int on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow);
+  static int on_sockopt(void *self, curl_socket_t fd, curlsocktype purpose);
   bool connection_dropped(CURLcode code) const;
   void headers_complete();
   // Reports the usage of the response, correcting the token reservation.

@@ -34,6 +34,8 @@ export interface ClientConfig {
   client_key?: string;
   proxy?: string;
   isolate?: boolean;
+  /** setsockopt [level, option, value] on every socket the client opens; implies isolate. */
+  socket_options?: Array<[number, number, number]>;
   max_response_bytes?: number;
   /** Requests and tokens per minute of the credential; {} only learns them from the provider's headers. */
   rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number };
@@ -170,6 +172,10 @@ export interface DispatchOptions {
   body?: string | Uint8Array | ArrayBuffer | Blob | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> | null;
   query?: Record<string, unknown>;
   upgrade?: string | null;
+  /** Longest wait for the response head in ms (0: none; absent: the config's first_byte_timeout_ms). */
+  headersTimeout?: number | null;
+  /** Longest silence between body chunks in ms once the head arrived (0: none; absent: the config's idle_timeout_ms). */
+  bodyTimeout?: number | null;
 }
 
 /**

@@ -1,5 +1,6 @@
 // Asynchronous calls, SSE streaming, the pull reader and cancellation.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -271,6 +272,60 @@ TEST(Timeouts, FirstByteAndIdleTimeoutsSayWhichFired) {
   EXPECT_EQ(json_number(s, {"client", "outcomes", "timeout_idle"}), 1);
   // A stream that keeps talking within the idle timeout is fine.
   EXPECT_EQ(get(lease.handle, "models", {{"x-mock-slowloris", "50"}}).status, 200);
+}
+
+// esp_request_opts' first_byte_timeout_ms and idle_timeout_ms (undici's
+// headersTimeout and bodyTimeout): one bounds the wait for the head, the
+// other the silences inside the body, apart, so a slow first token is not
+// cut by a short between-chunks limit.
+TEST(Timeouts, PerRequestFirstByteAndIdleAreBoundedApart) {
+  Lease lease(mock().config("\"first_byte_timeout_ms\":100,\"max_retries\":0,\"breaker_failures\":0"));
+  auto timed = [&](const esp_request_opts &o, int64_t *took_ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    Result r = request(lease.handle, o);
+    *took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  };
+  int64_t took = 0;
+  std::vector<esp_header> late_head = {{"x-mock-delay-ms", "500"}};
+  esp_request_opts o = opts("models", nullptr, &late_head);
+  o.first_byte_timeout_ms = 200;  // over the client's 100 ms
+  Result r = timed(o, &took);
+  EXPECT_EQ(r.rc, ESP_ETIMEDOUT);
+  EXPECT_EQ(r.error.rfind("first-byte timeout", 0), 0u) << r.error;
+  EXPECT_NE(r.error.find("(200 ms)"), std::string::npos) << r.error;
+  EXPECT_GE(took, 200);
+  EXPECT_LE(took, 200 + 150);
+
+  // A short idle limit leaves the late head alone.
+  o.first_byte_timeout_ms = ESP_NO_TIMEOUT;
+  o.idle_timeout_ms = 150;
+  EXPECT_EQ(request(lease.handle, o).status, 200);
+
+  // ... and cuts a body that falls silent; the first-byte limit does not.
+  std::vector<esp_header> slow_body = {{"x-mock-slowloris", "400"}};
+  esp_request_opts b = opts("models", nullptr, &slow_body);
+  b.idle_timeout_ms = 150;
+  r = timed(b, &took);
+  EXPECT_EQ(r.rc, ESP_ETIMEDOUT);
+  EXPECT_EQ(r.error.rfind("idle timeout", 0), 0u) << r.error;
+  EXPECT_NE(r.error.find("(150 ms)"), std::string::npos) << r.error;
+  std::vector<esp_header> steady_body = {{"x-mock-slowloris", "30"}};
+  esp_request_opts steady = opts("models", nullptr, &steady_body);
+  steady.first_byte_timeout_ms = 150;  // the head came at once; 20 bytes then take ~600 ms
+  steady.idle_timeout_ms = 150;
+  EXPECT_EQ(request(lease.handle, steady).status, 200);
+
+  esp_request_opts bad = opts("models");
+  bad.first_byte_timeout_ms = -2;
+  r = request(lease.handle, bad);
+  EXPECT_EQ(r.rc, ESP_EINVAL);
+  EXPECT_NE(r.error.find("first_byte_timeout_ms"), std::string::npos) << r.error;
+  bad.first_byte_timeout_ms = 0;
+  bad.idle_timeout_ms = -2;
+  r = request(lease.handle, bad);
+  EXPECT_EQ(r.rc, ESP_EINVAL);
+  EXPECT_NE(r.error.find("idle_timeout_ms"), std::string::npos) << r.error;
 }
 
 TEST(Cancel, BeforeStartMidHeadersMidStreamAndAfterCompletion) {

@@ -9,6 +9,7 @@ const { EventEmitter } = require('node:events');
 const { STATUS_CODES } = require('node:http');
 const native = require('./native');
 const { errorFromStatus } = require('./errors');
+const { NativeStream, CLOSED } = require('./native-stream');
 const {
   ClientClosedError,
   ClientDestroyedError,
@@ -21,12 +22,6 @@ const {
 
 // esp.h ESP_REQ_STREAM_RAW: body bytes as they arrive, SSE included.
 const FLAG_STREAM_RAW = 0x2;
-// What a call asks the addon to deliver, and the kinds it delivers (src/addon.c).
-const WANT_HEADERS = 1;
-const WANT_DATA = 2;
-const MSG_HEADERS = 1;
-const MSG_DATA = 2;
-const MSG_COMPLETE = 4;
 
 /**
  * The libesp config of a dispatcher unless the caller overrides a key: what
@@ -88,13 +83,23 @@ function requestURL({ origin, path, query }) {
 }
 
 /**
- * A dispatch's bodyTimeout as libesp's per-request read timeout (which also
- * bounds the wait for the headers): absent, the config's; 0, none, as in undici.
+ * A dispatch's headersTimeout or bodyTimeout in libesp's terms: absent, the
+ * config's (first_byte_timeout_ms, idle_timeout_ms); 0, none, as in undici.
  */
-function readTimeoutMs(bodyTimeout) {
-  if (bodyTimeout === undefined || bodyTimeout === null) return 0;
-  if (!Number.isFinite(bodyTimeout) || bodyTimeout < 0) throw new InvalidArgumentError('invalid bodyTimeout');
-  return bodyTimeout === 0 ? NO_TIMEOUT : bodyTimeout;
+function timeoutMs(value, name) {
+  if (value === undefined || value === null) return 0;
+  if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError(`invalid ${name}`);
+  return value === 0 ? NO_TIMEOUT : value;
+}
+
+/**
+ * The addon's per-request timeouts [connect, read, write, pool, first byte,
+ * idle] for a dispatch: undici's headersTimeout is the wait for the response
+ * head (libesp's first-byte timeout), its bodyTimeout the longest silence
+ * between body chunks once the head arrived (libesp's idle timeout).
+ */
+function phaseTimeouts({ headersTimeout, bodyTimeout }) {
+  return [0, 0, 0, 0, timeoutMs(headersTimeout, 'headersTimeout'), timeoutMs(bodyTimeout, 'bodyTimeout')];
 }
 
 /** [name, value, ...] from any header form undici accepts; validates what undici validates. */
@@ -224,140 +229,124 @@ function legacyHandler(handler) {
 }
 
 /**
- * One dispatched request: collects its body, starts the libesp call and
- * feeds the handler, holding back body chunks while the handler is paused.
+ * One dispatched request: collects its body, starts a libesp stream and
+ * hands the handler what libesp has whenever the handler wants more. A
+ * handler that pauses only stops the reading: libesp holds the body and
+ * pauses the transfer past the client's stream_buffer_bytes, as for every
+ * other stream.
  */
 class DispatchedCall {
   #dispatcher;
   #handler;
-  #call = null;
+  #stream = null;
   #abortReason = undefined;
   #aborted = false;
   #ended = false; // the handler got onComplete or onError
-  #headersSeen = false;
   #paused = false;
-  #backlog = []; // chunks received while paused
-  #completeWhenDrained = false;
-  #completed = false; // libesp has completed the call
+  #resumed = null; // ends the reading's wait while the handler is paused
 
   constructor(dispatcher, handler) {
     this.#dispatcher = dispatcher;
     this.#handler = handler;
   }
 
-  /** Connects the handler, gathers the body and sends; every failure goes to the handler. */
+  /** Connects the handler, gathers the body, sends and delivers; every failure goes to the handler. */
   async run(lease, totalTimeoutMs, opts) {
     try {
       this.#handler.onConnect?.((reason) => this.#abort(reason));
-      if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
+      if (this.#aborted) throw this.#abortError();
       const url = requestURL(opts);
+      const timeouts = phaseTimeouts(opts);
       const body = await bodyBuffer(opts.body);
       const headers = flatHeaders(opts.headers, body?.length ?? 0);
-      if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
+      if (this.#aborted) throw this.#abortError();
       const method = String(opts.method ?? 'GET').toUpperCase();
-      const call = native.request(lease, method, url, headers, body, totalTimeoutMs, FLAG_STREAM_RAW, WANT_HEADERS | WANT_DATA,
-        (kind, a, b, c, d) => this.#onMessage(kind, a, b, c, d), [0, readTimeoutMs(opts.bodyTimeout), 0, 0]);
-      if (typeof call === 'number' && call < 0) {
-        throw undiciErrorFor(errorFromStatus(call, native.lastError(), native.strerror(call)), false);
+      const request = { method, path: url, headers, body, timeoutMs: totalTimeoutMs, flags: FLAG_STREAM_RAW, phaseTimeouts: timeouts };
+      try {
+        this.#stream = new NativeStream(lease, request);
+      } catch (refused) {
+        throw undiciErrorFor(refused, false);
       }
-      this.#call = call;
+      await this.#deliver();
     } catch (error) {
       this.#fail(error);
+    } finally {
+      this.#stream?.close();
+      this.#dispatcher.callEnded(this);
     }
+  }
+
+  /** The head, then each chunk while the handler wants more, then the end. */
+  async #deliver() {
+    const head = this.#checked(await this.#stream.head(), false);
+    const rawHeaders = head.headers.map((text) => Buffer.from(text, 'latin1'));
+    this.#handler.onResponseStarted?.();
+    let more = this.#handler.onHeaders(head.status, rawHeaders, () => this.#resume(), STATUS_CODES[head.status] ?? '');
+    for (;;) {
+      if (more === false) await this.#pause();
+      const chunk = this.#checked(await this.#stream.next(), true);
+      if (chunk === null) break;
+      more = this.#handler.onData(chunk);
+    }
+    this.#ended = true;
+    this.#handler.onComplete([]);
+  }
+
+  /** What the stream gave, or throws the error that ends the call. */
+  #checked(item, headersSeen) {
+    if (this.#aborted || item === CLOSED) throw this.#abortError();
+    if (item instanceof Error) throw undiciErrorFor(item, headersSeen);
+    return item;
+  }
+
+  #abortError() {
+    return this.#abortReason ?? new RequestAbortedError('Request aborted');
+  }
+
+  /** Resolves once the handler resumes (or the call is aborted). */
+  #pause() {
+    if (this.#aborted) return undefined;
+    this.#paused = true;
+    return new Promise((resolve) => (this.#resumed = resolve));
+  }
+
+  #resume() {
+    if (!this.#paused || this.#ended) return;
+    this.#paused = false;
+    this.#wakeReader();
+  }
+
+  #wakeReader() {
+    const resumed = this.#resumed;
+    this.#resumed = null;
+    resumed?.();
   }
 
   #abort(reason) {
     if (this.#aborted || this.#ended) return;
     this.#aborted = true;
     this.#abortReason = reason;
-    if (this.#call !== null) native.cancel(this.#call); // completes with ESP_ECANCELLED
-  }
-
-  #onMessage(kind, a, b, c, d) {
-    // The call is over for libesp even when the handler has already had its end.
-    if (kind === MSG_COMPLETE) {
-      this.#completed = true;
+    if (this.#stream === null) {
+      // Still gathering the body: the handler hears of it now, not once the body is in.
+      this.#fail(this.#abortError());
       this.#dispatcher.callEnded(this);
-    }
-    if (this.#ended) return;
-    try {
-      if (kind === MSG_HEADERS) this.#onHead(a, b);
-      else if (kind === MSG_DATA) this.#onData(a);
-      else if (kind === MSG_COMPLETE) this.#onComplete(a, b, c, d);
-    } catch (error) {
-      this.#fail(error); // a handler that throws gets the error, as in undici
-    }
-  }
-
-  #onHead(status, flat) {
-    this.#headersSeen = true;
-    const rawHeaders = flat.map((text) => Buffer.from(text, 'latin1'));
-    this.#handler.onResponseStarted?.();
-    const more = this.#handler.onHeaders(status, rawHeaders, () => this.#resume(), STATUS_CODES[status] ?? '');
-    if (more === false) this.#pause();
-  }
-
-  #onData(chunk) {
-    if (this.#paused || this.#backlog.length > 0) {
-      this.#backlog.push(chunk);
       return;
     }
-    if (this.#handler.onData(chunk) === false) this.#pause();
+    this.#stream.close(); // cancels the transfer; a waiting head/next gives CLOSED
+    this.#wakeReader();
   }
 
-  #onComplete(status, detail, raw, requestSent) {
-    if (status < 0) {
-      if (this.#aborted) return this.#fail(this.#abortReason ?? new RequestAbortedError('Request aborted'));
-      const cause = errorFromStatus(status, detail, native.strerror(status), { requestSent });
-      return this.#fail(undiciErrorFor(cause, this.#headersSeen));
-    }
-    if (!this.#headersSeen) this.#onHead(raw.status, raw.headers); // a head not delivered on its own
-    this.#completeWhenDrained = true;
-    this.#drain();
-  }
-
-  #pause() {
-    if (this.#paused) return;
-    this.#paused = true;
-    if (this.#call !== null && !this.#completed) native.pause(this.#call, true);
-  }
-
-  #resume() {
-    if (!this.#paused || this.#ended) return;
-    this.#paused = false;
-    this.#drain();
-    if (!this.#paused && !this.#completed && this.#call !== null) native.pause(this.#call, false);
-  }
-
-  /** Hands held-back chunks over until the handler pauses again; completes once all are out. */
-  #drain() {
-    try {
-      while (!this.#paused && this.#backlog.length > 0 && !this.#ended) {
-        if (this.#handler.onData(this.#backlog.shift()) === false) this.#paused = true;
-      }
-      if (!this.#paused && this.#backlog.length === 0 && this.#completeWhenDrained && !this.#ended) {
-        this.#ended = true;
-        this.#handler.onComplete([]);
-      }
-    } catch (error) {
-      this.#fail(error);
-    }
-  }
-
-  /** Ends the handler with `error`; a call libesp is still running is cancelled. */
+  /** Ends the handler with `error`. */
   #fail(error) {
     if (this.#ended) return;
     this.#ended = true;
-    this.#backlog.length = 0;
-    if (this.#call === null) this.#dispatcher.callEnded(this);
-    else if (!this.#completed) native.cancel(this.#call);
+    this.#stream?.close();
     this.#handler.onError(error);
   }
 
   /** Stops the call (Dispatcher.destroy): the handler gets `error`. */
   destroy(error) {
     this.#abort(error);
-    if (this.#call === null) this.#fail(error);
   }
 }
 

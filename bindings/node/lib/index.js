@@ -9,14 +9,13 @@ const native = require('./native');
 const errors = require('./errors');
 const { Dispatcher, dispatcher } = require('./dispatcher');
 const { install, uninstall } = require('./install');
+const { NativeStream, CLOSED } = require('./native-stream');
 
 const { STATUS, AbortError, HttpStatusError, errorFromStatus } = errors;
 
 // esp.h ESP_REQ_* flags.
 const FLAG_NO_RETRY = 0x1;
 const FLAG_STREAM_RAW = 0x2;
-// Kind of the completion message the addon delivers (src/addon.c).
-const MSG_COMPLETE = 4;
 // Statuses whose Response must have a null body (fetch spec).
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
@@ -125,13 +124,11 @@ function startCall(clientHandle, encoded, signal, onComplete) {
       encoded.body,
       encoded.timeoutMs,
       encoded.flags,
-      0, // no headers or chunks: the completion only
-      (kind, a, b, c, d) => {
-        if (kind !== MSG_COMPLETE) return;
+      (status, detail, raw, requestSent) => {
         if (onAbort) signal.removeEventListener('abort', onAbort);
-        if (a >= 0) return onComplete(null, c);
-        const aborted = a === STATUS.ESP_ECANCELLED && signal?.aborted;
-        onComplete(aborted ? abortError(signal) : errorFromStatus(a, b, native.strerror(a), { requestSent: d }));
+        if (status >= 0) return onComplete(null, raw);
+        const aborted = status === STATUS.ESP_ECANCELLED && signal?.aborted;
+        onComplete(aborted ? abortError(signal) : errorFromStatus(status, detail, native.strerror(status), { requestSent }));
       },
       encoded.phaseTimeouts,
     ),
@@ -180,85 +177,6 @@ class EspResponse {
   /** The body parsed as JSON. */
   json() {
     return JSON.parse(this.text());
-  }
-}
-
-/** NativeStreams by id, for the addon's ready messages. */
-const openStreams = new Map();
-let lastStreamId = 0;
-native.onStreamReady((id) => openStreams.get(id)?.wake());
-
-/** What NativeStream.next/head give once the stream was closed under them. */
-const CLOSED = Symbol('closed');
-
-/**
- * One libesp stream (esp_stream_start). libesp buffers the body, pauses the
- * transfer while the reader is behind (the client's stream_buffer_bytes)
- * and decides between SSE events and raw chunks; this only waits for its
- * ready message and takes what is there.
- */
-class NativeStream {
-  #stream;
-  #id = ++lastStreamId;
-  #wake = null;
-  closed = false;
-
-  /** Throws the EspError when libesp refuses the request. */
-  constructor(clientHandle, encoded) {
-    const stream = native.streamStart(
-      clientHandle,
-      encoded.method,
-      encoded.path,
-      encoded.headers,
-      encoded.body,
-      encoded.timeoutMs,
-      encoded.flags,
-      this.#id,
-      encoded.phaseTimeouts,
-    );
-    if (typeof stream === 'number') throw NativeStream.#error(stream);
-    this.#stream = stream;
-    openStreams.set(this.#id, this);
-  }
-
-  /** The EspError of a status libesp just returned on this thread. */
-  static #error(status) {
-    return errorFromStatus(status, native.lastError(), native.strerror(status), { requestSent: native.lastErrorSent() });
-  }
-
-  /** Resolves with look()'s result once it is not ESP_EAGAIN: an item, null at the end, an EspError, or CLOSED. */
-  async #until(look) {
-    for (;;) {
-      if (this.closed) return CLOSED;
-      const result = look(this.#stream);
-      if (result !== STATUS.ESP_EAGAIN) return typeof result === 'number' ? NativeStream.#error(result) : result;
-      await new Promise((resolve) => (this.#wake = resolve));
-    }
-  }
-
-  /** {status, headers (flat), attempts, httpVersion}, an EspError, or CLOSED. */
-  head() {
-    return this.#until(native.streamHead);
-  }
-
-  /** An SSE event object, a Buffer chunk, null at the end, an EspError, or CLOSED. */
-  next() {
-    return this.#until(native.streamNext);
-  }
-
-  wake() {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-
-  /** Cancels an unfinished transfer; a waiting head/next gets CLOSED. */
-  close() {
-    if (this.closed) return;
-    this.closed = true;
-    openStreams.delete(this.#id);
-    native.streamClose(this.#stream);
-    this.wake();
   }
 }
 

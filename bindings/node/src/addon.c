@@ -22,15 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a call wants delivered besides its completion (bit mask from JS). */
-enum {
-  WANT_HEADERS = 1, /* on_headers: status and headers before the body */
-  WANT_DATA = 2     /* on_data: raw body chunks                       */
-};
-
-/* Message kinds; the JS callback receives the kind as its first argument.
- * MSG_READY goes to the instance's stream-ready function instead. */
-enum { MSG_HEADERS = 1, MSG_DATA = 2, MSG_COMPLETE = 4, MSG_READY = 5 };
+/* Message kinds: a call's completion goes to its JS callback, a stream's
+ * ready to the instance's stream-ready function. */
+enum { MSG_COMPLETE = 1, MSG_READY = 2 };
 
 typedef struct Call Call;
 typedef struct StreamReader StreamReader;
@@ -86,11 +80,8 @@ typedef struct Message {
   int status;                /* MSG_COMPLETE: ESP_OK or a negative code  */
   int sent;                  /* MSG_COMPLETE: esp_last_error_sent()      */
   esp_response *response;    /* MSG_COMPLETE: may be NULL                */
-  int http_status;           /* MSG_HEADERS                              */
-  int http_version;          /* MSG_HEADERS                              */
-  size_t count;              /* MSG_HEADERS: pairs in data               */
   size_t len;                /* bytes in data                            */
-  char data[];               /* MSG_DATA bytes; MSG_HEADERS name\0value\0... */
+  char data[];               /* MSG_COMPLETE: esp_last_error() text      */
 } Message;
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -190,39 +181,6 @@ static int post(Message *m) {
 
 /* ---- libesp callbacks (I/O thread) -------------------------------------------- */
 
-static void on_headers(void *user, const esp_response *head) {
-  size_t count = esp_response_header_count(head), bytes = 0;
-  for (size_t i = 0; i < count; i++) {
-    const char *name = "", *value = "";
-    esp_response_header_at(head, i, &name, &value);
-    bytes += strlen(name) + strlen(value) + 2;
-  }
-  Message *m = message_new(MSG_HEADERS, user, bytes);
-  if (!m) return;
-  m->http_status = esp_response_status(head);
-  m->http_version = esp_response_http_version(head);
-  m->count = count;
-  char *p = m->data;
-  for (size_t i = 0; i < count; i++) {
-    const char *name = "", *value = "";
-    esp_response_header_at(head, i, &name, &value);
-    size_t n = strlen(name) + 1, v = strlen(value) + 1;
-    memcpy(p, name, n);
-    memcpy(p + n, value, v);
-    p += n + v;
-  }
-  m->len = bytes;
-  if (!post(m)) free(m);
-}
-
-static void on_data(void *user, const void *chunk, size_t len) {
-  Message *m = message_new(MSG_DATA, user, len);
-  if (!m) return;
-  memcpy(m->data, chunk, len);
-  m->len = len;
-  if (!post(m)) free(m);
-}
-
 /* libesp has news for a stream's reader: wake JS, which reads it itself. */
 static void on_stream_ready(void *user) {
   StreamReader *r = user;
@@ -266,16 +224,6 @@ static napi_value make_header_string(napi_env env, const char *s) {
   return out;
 }
 
-static napi_value headers_array(napi_env env, const char *p, size_t count) {
-  napi_value arr;
-  napi_create_array_with_length(env, count * 2, &arr);
-  for (size_t i = 0; i < count * 2; i++) {
-    napi_set_element(env, arr, (uint32_t)i, make_header_string(env, p));
-    p += strlen(p) + 1;
-  }
-  return arr;
-}
-
 static void free_response(napi_env env, void *data, void *hint) {
   (void)env;
   (void)data;
@@ -314,12 +262,6 @@ static napi_value response_object(napi_env env, esp_response *resp) {
   return obj;
 }
 
-static void free_bytes(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)data;
-  free(hint);
-}
-
 static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)js_cb;
   (void)context;
@@ -340,60 +282,34 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     return;
   }
   if (!env) { /* the queue is being dropped at teardown */
-    if (m->kind == MSG_COMPLETE) {
-      Instance *inst = call->instance;
-      esp_response_free(m->response);
-      int last = untrack(call);
-      call_free(NULL, call);
-      if (last) instance_free(inst);
-    }
+    Instance *inst = call->instance;
+    esp_response_free(m->response);
+    int last = untrack(call);
+    call_free(NULL, call);
+    if (last) instance_free(inst);
     free(m);
     return;
   }
-  napi_value argv[5], fn, undefined;
-  size_t argc = 0;
+  napi_value argv[4], fn, undefined;
   napi_get_undefined(env, &undefined);
-  argv[argc++] = make_int(env, m->kind);
-  int own_message = 0; /* set when a Buffer now owns m */
-  switch (m->kind) {
-  case MSG_HEADERS:
-    argv[argc++] = make_int(env, m->http_status);
-    argv[argc++] = headers_array(env, m->data, m->count);
-    argv[argc++] = make_int(env, m->http_version);
-    break;
-  case MSG_DATA: {
-    napi_value buf;
-    if (napi_create_external_buffer(env, m->len, m->data, free_bytes, m, &buf) == napi_ok) {
-      own_message = 1;
-    } else {
-      napi_create_buffer_copy(env, m->len, m->data, NULL, &buf);
-    }
-    argv[argc++] = buf;
-    break;
-  }
-  case MSG_COMPLETE:
-    argv[argc++] = make_int(env, m->status);
-    argv[argc++] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
-    argv[argc++] = m->response ? response_object(env, m->response) : undefined;
-    napi_get_boolean(env, m->sent != 0, &argv[argc++]);
-    break;
-  }
+  argv[0] = make_int(env, m->status);
+  argv[1] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
+  argv[2] = m->response ? response_object(env, m->response) : undefined;
+  napi_get_boolean(env, m->sent != 0, &argv[3]);
   if (napi_get_reference_value(env, call->callback, &fn) == napi_ok && fn) {
     napi_value result;
-    if (napi_call_function(env, undefined, fn, argc, argv, &result) == napi_pending_exception) {
+    if (napi_call_function(env, undefined, fn, 4, argv, &result) == napi_pending_exception) {
       /* A throwing handler is a bug in lib/: surface it like any uncaught error. */
       napi_value error;
       napi_get_and_clear_last_exception(env, &error);
       napi_fatal_exception(env, error);
     }
   }
-  if (m->kind == MSG_COMPLETE) {
-    Instance *inst = call->instance;
-    untrack(call); /* never the last of a closed instance: env is alive */
-    call_free(env, call);
-    if (--inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
-  }
-  if (!own_message) free(m);
+  Instance *inst = call->instance;
+  untrack(call); /* never the last of a closed instance: env is alive */
+  call_free(env, call);
+  if (--inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
+  free(m);
 }
 
 /* ---- exported functions ----------------------------------------------------- */
@@ -462,15 +378,16 @@ static int read_headers(napi_env env, napi_value flat, HeaderList *list) {
   return 1;
 }
 
-/* Per-request timeouts from an optional [connect, read, write, pool] array
- * (milliseconds; 0 the client's, ESP_NO_TIMEOUT none). */
+/* Per-request timeouts from an optional [connect, read, write, pool,
+ * firstByte, idle] array, shorter ones meaning the rest are 0 (milliseconds;
+ * 0 the client's, ESP_NO_TIMEOUT none). */
 static void read_phase_timeouts(napi_env env, napi_value array, esp_request_opts *opts) {
   bool is_array = false;
   napi_is_array(env, array, &is_array);
   if (!is_array) return;
-  int64_t *fields[] = {&opts->connect_timeout_ms, &opts->read_timeout_ms, &opts->write_timeout_ms,
-                       &opts->pool_timeout_ms};
-  for (uint32_t i = 0; i < 4; i++) {
+  int64_t *fields[] = {&opts->connect_timeout_ms, &opts->read_timeout_ms,       &opts->write_timeout_ms,
+                       &opts->pool_timeout_ms,    &opts->first_byte_timeout_ms, &opts->idle_timeout_ms};
+  for (uint32_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     napi_value item;
     double ms = 0;
     if (napi_get_element(env, array, i, &item) == napi_ok && napi_get_value_double(env, item, &ms) == napi_ok)
@@ -541,19 +458,20 @@ static napi_value request_args_failed(napi_env env) {
 /*
  * request(client: bigint, method: string|null, path: string,
  *         headers: string[] (name, value, ...), body: Buffer|null,
- *         timeoutMs: number, flags: number, want: number,
- *         callback: (kind, ...) => void, phaseTimeouts?: number[])
+ *         timeoutMs: number, flags: number,
+ *         callback: (status, detail?, response?, requestSent) => void,
+ *         phaseTimeouts?: number[])
  *   -> bigint call | negative status
  */
 static napi_value js_request(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 9;
+  napi_value argv[9];
   Instance *inst;
   uint64_t client;
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   NAPI_OK(napi_get_instance_data(env, (void **)&inst));
-  if (argc < 9) {
-    napi_throw_type_error(env, NULL, "request: 9 arguments expected");
+  if (argc < 8) {
+    napi_throw_type_error(env, NULL, "request: 8 arguments expected");
     return NULL;
   }
   if (!read_handle(env, argv[0], &client)) return NULL;
@@ -566,10 +484,8 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
   call->instance = inst;
   esp_request_opts opts;
   RequestArgs args = {NULL, NULL, {NULL, NULL, 0}};
-  uint32_t want = 0;
-  if (!read_request(env, argv, argc > 9 ? argv[9] : NULL, &opts, &args) ||
-      napi_get_value_uint32(env, argv[7], &want) != napi_ok ||
-      napi_create_reference(env, argv[8], 1, &call->callback) != napi_ok) {
+  if (!read_request(env, argv, argc > 8 ? argv[8] : NULL, &opts, &args) ||
+      napi_create_reference(env, argv[7], 1, &call->callback) != napi_ok) {
     free_request_args(&args);
     call_free(env, call);
     return request_args_failed(env);
@@ -578,8 +494,6 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
   esp_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.struct_size = sizeof cb;
-  cb.on_headers = (want & WANT_HEADERS) ? on_headers : NULL;
-  cb.on_data = (want & WANT_DATA) ? on_data : NULL;
   cb.on_complete = on_complete;
 
   /* Count the call before starting it: on_complete may run at once. */
@@ -610,18 +524,6 @@ static napi_value js_cancel(napi_env env, napi_callback_info info) {
   uint64_t handle;
   if (!handle_argument(env, info, &handle)) return NULL;
   return make_int(env, esp_call_cancel(handle));
-}
-
-/* pause(call: bigint, paused: boolean) -> status */
-static napi_value js_pause(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  uint64_t handle;
-  bool paused = false;
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!read_handle(env, argv[0], &handle)) return NULL;
-  napi_get_value_bool(env, argv[1], &paused);
-  return make_int(env, esp_call_pause(handle, paused ? 1 : 0));
 }
 
 /* ---- streams (esp_stream_start), JS thread only ---------------------------------- */
@@ -894,7 +796,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"clientRelease", NULL, js_client_release, NULL, NULL, NULL, napi_enumerable, NULL},
       {"request", NULL, js_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"pause", NULL, js_pause, NULL, NULL, NULL, napi_enumerable, NULL},
       {"onStreamReady", NULL, js_on_stream_ready, NULL, NULL, NULL, napi_enumerable, NULL},
       {"streamStart", NULL, js_stream_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"streamHead", NULL, js_stream_head, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -178,6 +178,49 @@ test('a handler that pauses gets no data until it resumes', async () => {
   await d.close();
 });
 
+test("a paused handler's body waits in libesp, which pauses the transfer at the config's stream_buffer_bytes", async () => {
+  const name = `paused-dispatcher-${process.pid}`;
+  const d = dispatcher({ name, stream_buffer_bytes: 65536 });
+  const counters = () => stats().clients.find((c) => c.name === name);
+  const size = 4 << 20;
+  let received = 0;
+  let resume;
+  const done = new Promise((resolve, reject) => {
+    d.dispatch(
+      { origin: mock.url, path: '/echo', method: 'GET', headers: { 'x-mock-body-bytes': String(size) } },
+      {
+        onConnect() {},
+        onHeaders(status, rawHeaders, resumeFn) {
+          resume = resumeFn;
+          return false; // paused before the first byte of the body
+        },
+        onData(chunk) {
+          received += chunk.length;
+          return true;
+        },
+        onComplete: resolve,
+        onError: reject,
+      },
+    );
+  });
+  let held = counters();
+  for (let i = 0; i < 200 && held.streams_paused === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    held = counters();
+  }
+  await new Promise((r) => setTimeout(r, 200)); // time for more to pile up, were it not paused
+  held = counters();
+  assert.equal(received, 0);
+  assert.equal(held.streams_paused, 1, 'libesp paused the transfer');
+  assert.ok(held.stream_buffered_bytes >= 65536 && held.stream_buffered_bytes < 65536 + (256 << 10),
+    `${held.stream_buffered_bytes} bytes held for a 64 KiB buffer`);
+  resume();
+  await done;
+  assert.equal(received, size);
+  assert.equal(counters().streams_paused, 0);
+  await d.close();
+});
+
 test("undici's newer handler interface (onRequestStart/onResponseStart) works too, pause and resume included", async () => {
   const d = dispatcher();
   const chunks = [];
@@ -282,20 +325,6 @@ test("failures reach fetch as undici's errors, with libesp's error as their caus
   });
   await bounded.close();
 
-  // undici's per-request bodyTimeout is libesp's read timeout for that request.
-  const perRequest = dispatcher();
-  const { body } = await undici.request(`${mock.url}/echo`, {
-    dispatcher: perRequest,
-    headers: { 'x-mock-slowloris': '1000' },
-    bodyTimeout: 200,
-  });
-  await assert.rejects(body.text(), (err) => {
-    assert.ok(err instanceof undici.errors.BodyTimeoutError, `${err}`);
-    assert.match(err.message, /read timeout/);
-    return true;
-  });
-  await perRequest.close();
-
   const slow = dispatcher({ idle_timeout_ms: 200 });
   const res = await fetch(`${mock.url}/echo`, { headers: { 'x-mock-slowloris': '1000' }, dispatcher: slow });
   await assert.rejects(res.text(), (err) => {
@@ -303,6 +332,70 @@ test("failures reach fetch as undici's errors, with libesp's error as their caus
     return true;
   });
   await slow.close();
+});
+
+test("undici's headersTimeout bounds the wait for the head and bodyTimeout the silences in the body, apart", async () => {
+  const d = dispatcher();
+  const started = Date.now();
+  await assert.rejects(
+    undici.request(`${mock.url}/echo`, { dispatcher: d, headers: { 'x-mock-delay-ms': '1000' }, headersTimeout: 200 }),
+    (err) => {
+      assert.ok(err instanceof undici.errors.HeadersTimeoutError, `${err}`);
+      assert.equal(err.code, 'UND_ERR_HEADERS_TIMEOUT');
+      assert.match(err.message, /^first-byte timeout.*\(200 ms\)/);
+      return true;
+    },
+  );
+  const waited = Date.now() - started;
+  assert.ok(waited >= 200 && waited < 800, `HeadersTimeoutError after ${waited} ms`);
+
+  // A short bodyTimeout leaves a slow head alone (an LLM's slow first token)...
+  const late = await undici.request(`${mock.url}/echo`, {
+    dispatcher: d,
+    headers: { 'x-mock-delay-ms': '500' },
+    headersTimeout: 5000,
+    bodyTimeout: 150,
+  });
+  assert.equal(late.statusCode, 200);
+  assert.equal((await late.body.json()).method, 'GET');
+
+  // ...and cuts a body that falls silent, which a short headersTimeout does not.
+  const stalled = await undici.request(`${mock.url}/echo`, {
+    dispatcher: d,
+    headers: { 'x-mock-slowloris': '1000' },
+    headersTimeout: 100,
+    bodyTimeout: 200,
+  });
+  await assert.rejects(stalled.body.text(), (err) => {
+    assert.ok(err instanceof undici.errors.BodyTimeoutError, `${err}`);
+    assert.equal(err.code, 'UND_ERR_BODY_TIMEOUT');
+    assert.match(err.message, /^idle timeout.*\(200 ms\)/);
+    return true;
+  });
+  const steady = await undici.request(`${mock.url}/echo`, {
+    dispatcher: d,
+    headers: { 'x-mock-slowloris': '20' },
+    headersTimeout: 100,
+    bodyTimeout: 200,
+  });
+  assert.equal(await steady.body.text(), 'data: slowloris...\n\n');
+  await d.close();
+
+  // 0 is no limit, over the dispatcher's own; a negative one is refused.
+  const strict = dispatcher({ first_byte_timeout_ms: 100 });
+  const unbounded = await undici.request(`${mock.url}/echo`, {
+    dispatcher: strict,
+    headers: { 'x-mock-delay-ms': '300' },
+    headersTimeout: 0,
+  });
+  assert.equal(unbounded.statusCode, 200);
+  await unbounded.body.dump();
+  await assert.rejects(undici.request(`${mock.url}/echo`, { dispatcher: strict, headersTimeout: -1 }), (err) => {
+    assert.ok(err instanceof undici.errors.InvalidArgumentError, `${err}`);
+    assert.match(err.message, /headersTimeout/);
+    return true;
+  });
+  await strict.close();
 });
 
 test('a URL that is not http(s) is refused with a TypeError and nothing is sent', async () => {

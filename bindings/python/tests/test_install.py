@@ -61,6 +61,10 @@ def test_an_explicit_default_kind_transport_is_taken_over_as_langchain_builds_it
     assert "_esp" in vars(transport)
     with flavour.Client(transport=transport) as client:
         assert client.get(mock.url("/echo")).status_code == 200
+    # An option libesp cannot set (a bytes value) keeps that transport on httpcore.
+    kept = flavour.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")])
+    assert "_esp" not in vars(kept)
+    kept.close()
 
 
 def test_the_clients_own_settings_are_carried_over(mock, flavour, installed, monkeypatch):

@@ -4,9 +4,11 @@ exceptions httpx raises, trio as well as asyncio."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
+import stat
 import threading
 import time
 
@@ -134,6 +136,52 @@ def test_transport_arguments_httpx_accepts_are_accepted(mock, flavour):
         assert client.get(mock.url("/echo")).status_code == 200
 
 
+def _tcp_options_of_sockets_to(port: int) -> list[tuple[int, int]]:
+    """(TCP_KEEPIDLE, TCP_NODELAY) of this process's sockets connected to
+    127.0.0.1:port: libesp's sockets are the process's own."""
+    seen = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        with sock:  # closes the duplicate only
+            try:
+                if sock.family == socket.AF_INET and sock.getpeername()[1] == port:
+                    seen.append(
+                        (
+                            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                        )
+                    )
+            except OSError:
+                pass
+    return seen
+
+
+def test_socket_options_are_set_on_the_sockets_the_transport_opens(mock, flavour):
+    # libesp's own keepalive idle is 30 s and libcurl turns TCP_NODELAY on:
+    # 23 and 0 can only come from the transport's socket_options.
+    options = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 23),
+        (socket.IPPROTO_TCP, socket.TCP_NODELAY, False),
+    ]
+    with flavour.Client(transport=esp.HTTPTransport(socket_options=options)) as client:
+        assert client.get(mock.url("/echo")).status_code == 200
+        tuned = [nodelay for keepidle, nodelay in _tcp_options_of_sockets_to(mock.http_port) if keepidle == 23]
+    assert tuned and all(nodelay == 0 for nodelay in tuned), _tcp_options_of_sockets_to(mock.http_port)
+
+
+def test_a_socket_option_the_kernel_refuses_is_a_connect_error_naming_it(mock, flavour):
+    refused = (socket.IPPROTO_TCP, 54321, 1)
+    with flavour.Client(transport=esp.HTTPTransport(socket_options=[refused])) as client:
+        with pytest.raises(flavour.ConnectError, match=r"socket option \[6, 54321, 1\] refused"):
+            client.get(mock.url("/echo"))
+
+
 def test_what_libesp_cannot_do_is_refused_up_front(flavour):
     with pytest.raises(esp.UnsupportedOption):
         esp.HTTPTransport(uds="/tmp/socket")
@@ -143,6 +191,10 @@ def test_what_libesp_cannot_do_is_refused_up_front(flavour):
         esp.HTTPTransport(http1=False, http2=False)
     with pytest.raises(TypeError):
         esp.HTTPTransport(socket_options=["not an option"])
+    with pytest.raises(esp.UnsupportedOption, match="integer values only"):
+        esp.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")])
+    with pytest.raises(esp.UnsupportedOption, match="integer values only"):
+        esp.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_LINGER, None, 8)])
 
 
 def test_proxy_goes_through_the_proxy(mock, flavour):

@@ -11,61 +11,25 @@ time, memory growth, ResourceWarnings, failed rows, "Event loop is closed").
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from runner import ScenarioFailed, run_scenario  # noqa: E402
 from scenarios import FRAMEWORKS  # noqa: E402
 
 from mockserver import start  # noqa: E402
 
-#: A run still going after this long is reported as hung.
-RUN_TIMEOUT_S = 300
-
-
-def _limit_fds() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-
 
 def measure(mock, framework: str, mode: str, on_libesp: bool, rows: int, limited: bool = False) -> dict:
-    urllib.request.urlopen(urllib.request.Request(mock.url("/_mock/reset"), method="POST"), timeout=10).read()
-    command = [
-        sys.executable,
-        str(HERE / "scenarios.py"),
-        framework,
-        mode,
-        "--base-url",
-        mock.https_base_url,
-        "--rows",
-        str(rows),
-        "--concurrency",
-        "50",
-        "--batches",
-        "4",
-    ] + (["--esp"] if on_libesp else [])
     try:
-        result = subprocess.run(
-            command,
-            env=dict(os.environ, SSL_CERT_FILE=mock.ca_file),
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_S,
-            check=False,
-            preexec_fn=_limit_fds if limited else None,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"still running after {RUN_TIMEOUT_S} s (hung)"}
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1][:120] if result.stderr.strip() else "exit"}
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
-    seen["connections"] = json.loads(urllib.request.urlopen(mock.url("/_mock/stats"), timeout=10).read())["connections"]
+        seen, server = run_scenario(mock, framework, mode, on_libesp=on_libesp, rows=rows, limit_fds=limited)
+    except ScenarioFailed as exc:
+        lines = str(exc).strip().splitlines()
+        return {"error": lines[-1][:120] if lines else "exit"}
+    seen["connections"] = server["connections"]
     return seen
 
 

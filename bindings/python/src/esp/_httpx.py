@@ -89,8 +89,8 @@ _RETRY_BACKOFF_S = 0.5
 
 class UnsupportedOption(ValueError):
     """An httpx transport argument libesp cannot honour (uds, local_address,
-    proxy headers). esp.install() leaves clients that use one on httpx's own
-    transport."""
+    proxy headers, a socket option with a bytes value). esp.install() leaves
+    clients that use one on httpx's own transport."""
 
 
 # ---- errors -----------------------------------------------------------------
@@ -392,12 +392,22 @@ def _limits_settings(limits: Any) -> dict[str, Any]:
     }
 
 
-def _check_socket_options(socket_options: Any) -> None:
-    # Accepted for compatibility (LangChain passes TCP keepalive options);
-    # libesp sets TCP keepalive on every connection itself.
+def _socket_options_setting(socket_options: Any) -> dict[str, Any]:
+    """httpx's socket_options as libesp's ``socket_options`` key, which sets
+    them on every socket the client opens. libesp sets integer values only:
+    a bytes value or a (level, option, None, length) entry raises
+    UnsupportedOption (esp.install() then leaves that client on httpcore)."""
+    options = []
     for option in socket_options or ():
         if not isinstance(option, tuple) or len(option) not in (3, 4):
             raise TypeError(f"socket option {option!r} is not a (level, option, value) tuple")
+        level, name, value = option[:3]
+        if not isinstance(level, int) or not isinstance(name, int):
+            raise TypeError(f"socket option {option!r}: level and option must be integers")
+        if len(option) == 4 or not isinstance(value, int):
+            raise UnsupportedOption(f"socket option {option!r}: libesp sets integer values only")
+        options.append([level, name, int(value)])
+    return {"socket_options": options} if options else {}
 
 
 def httpx_config(
@@ -415,15 +425,16 @@ def httpx_config(
     """The libesp config keys for httpx's transport arguments.
 
     Raises UnsupportedOption for what libesp cannot do (uds, local_address,
-    an encrypted client key, proxy headers)."""
+    an encrypted client key, proxy headers, a socket option whose value is
+    not an integer)."""
     if uds is not None:
         raise UnsupportedOption("uds= (Unix domain sockets) is not supported by libesp")
     if local_address is not None:
         raise UnsupportedOption("local_address= is not supported by libesp")
     if not http1 and not http2:
         raise ValueError("At least one of http1 or http2 must be True.")
-    _check_socket_options(socket_options)
     config: dict[str, Any] = {"http2": bool(http2) or not http1}
+    config.update(_socket_options_setting(socket_options))
     config.update(_trust_settings(verify, trust_env))
     config.update(_cert_settings(cert))
     config.update(_proxy_setting(proxy))
@@ -447,9 +458,9 @@ class HTTPTransport(
     ssl.SSLContext, whose CA certificates are used), ``cert``, ``http1``,
     ``http2`` (False: HTTP/1.1, as httpx), ``limits`` (max_connections per
     origin; keepalive_expiry, at least 1 s), ``proxy``, ``retries``
-    (connection failures only, as httpcore) and ``socket_options``
-    (accepted; libesp sets its own TCP keepalive). ``uds`` and
-    ``local_address`` raise UnsupportedOption.
+    (connection failures only, as httpcore) and ``socket_options`` (set on
+    every socket the transport's client opens; integer values only, others
+    raise UnsupportedOption, as do ``uds`` and ``local_address``).
 
     ``config`` (a dict, also the first positional argument) and extra
     keyword arguments are libesp config keys and win over the above, e.g.

@@ -10,7 +10,7 @@ around an esp.HTTPTransport built from the same arguments, so every client
 keeps its own verify, cert, http2, limits, proxy and trust_env. Custom
 transports (MockTransport, ASGI/WSGI, subclasses) are left alone, and so is
 a transport whose arguments libesp cannot honour (uds, local_address,
-proxy headers): it stays on httpcore.
+proxy headers, a socket option with a bytes value): it stays on httpcore.
 
 uninstall() stops new transports from being made this way; those already
 made keep working on libesp until they are closed.

@@ -63,6 +63,8 @@ typedef struct esp_request_opts {
   int64_t read_timeout_ms;
   int64_t write_timeout_ms;
   int64_t pool_timeout_ms;
+  int64_t first_byte_timeout_ms;
+  int64_t idle_timeout_ms;
 } esp_request_opts;
 
 typedef struct esp_response esp_response;
