@@ -100,6 +100,22 @@ ESP_API int esp_client_get(const char *config_json, esp_client *out);
 /** Drop a lease. In-flight requests finish. The client lingers idle_ttl_ms
  *  after its last lease. A second release returns ESP_EHANDLE. */
 ESP_API int esp_client_release(esp_client client);
+/**
+ * Every config key as JSON (0.2.0), the one table the parser checks against:
+ * {"version":"<ESP_VERSION_STRING>","keys":[{"key":"timeout_ms",
+ * "type":"integer","default":45000,"min":1,"max":86400000,"unit":"ms",
+ * "doc":"..."},...]}.
+ * "type" is integer, number, boolean, string, object, array, string_array or
+ * object_array. A key may also have "default_doc" (its default in words,
+ * "default" is then null), "enum" (the values a string may take),
+ * "non_empty", "required", "secret" (true when present), "min" and "max"
+ * (an integer's bounds, an object_array's length), "keys" (an object's,
+ * or each entry's of an object_array, described the same way) and
+ * "value_type" (an object without "keys" maps any name to that type).
+ * The text belongs to the library and is never freed; NULL only when memory
+ * ran out.
+ */
+ESP_API const char *esp_config_schema(void);
 
 /* ---- requests ----------------------------------------------------------- */
 

@@ -25,6 +25,26 @@ BreakerAdmit breaker_admit(Breaker &b, int64_t failures_to_open, int64_t now_us)
   return BreakerAdmit::kProbe;
 }
 
+BreakerAdmit breaker_admit_in_fleet(Breaker &b, int64_t failures_to_open, bool fleet_known, BreakerAdmit fleet,
+                                    int64_t now_us) {
+  if (failures_to_open <= 0) return BreakerAdmit::kPass;
+  if (!fleet_known) return breaker_admit(b, failures_to_open, now_us);
+  switch (fleet) {
+    case BreakerAdmit::kProbe:
+      b.state.store(static_cast<int>(BreakerState::kHalfOpen), std::memory_order_relaxed);
+      b.probe_in_flight = true;
+      return BreakerAdmit::kProbe;
+    case BreakerAdmit::kPass:
+      if (b.current() != BreakerState::kClosed) {
+        b.state.store(static_cast<int>(BreakerState::kClosed), std::memory_order_relaxed);
+        b.consecutive_failures = 0;
+      }
+      return BreakerAdmit::kPass;
+    default:
+      return fleet;
+  }
+}
+
 BreakerChange breaker_record(Breaker &b, bool failure, int64_t failures_to_open, int64_t cooldown_ms,
                              int64_t now_us) {
   if (failures_to_open <= 0) return BreakerChange::kNone;

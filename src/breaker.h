@@ -32,6 +32,14 @@ enum class BreakerAdmit {
 // breaker to half-open with its probe in flight.
 BreakerAdmit breaker_admit(Breaker &b, int64_t failures_to_open, int64_t now_us);
 
+// The same with a fleet sharing the breaker (shared_state): the fleet's
+// answer decides while Redis gives one (`fleet_known`). Its kProbe makes this
+// breaker half-open with the probe out here; its kPass (closed: another
+// process's probe succeeded) closes this breaker; open and probing answers
+// are passed on. Unknown (Redis down): this breaker alone, as breaker_admit.
+BreakerAdmit breaker_admit_in_fleet(Breaker &b, int64_t failures_to_open, bool fleet_known, BreakerAdmit fleet,
+                                    int64_t now_us);
+
 // What recording an attempt's result changed (for logs and the fleet).
 enum class BreakerChange { kNone, kOpened, kClosed };
 // A success closes the breaker; a failure in half-open, or the

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "calls.h"
+#include "config_schema.h"
 #include "esp.h"
 #include "log.h"
 #include "registry.h"
@@ -90,6 +91,8 @@ const char *esp_version_string(void) {
 }
 
 const char *esp_strerror(int status) { return esp::status_text(status); }
+
+const char *esp_config_schema(void) { return esp::config_schema_json(); }
 
 const char *esp_last_error(void) { return esp::last_error(); }
 

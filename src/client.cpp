@@ -6,18 +6,21 @@
 #include <curl/curl.h>
 
 #include "esp.h"
-#include "router.h"
 
 namespace esp {
 
-Client::Client(ClientConfig cfg, uint64_t client_id)
+std::string client_label(const ClientConfig &cfg, uint64_t client_id) {
+  return cfg.name.empty() ? "client-" + std::to_string(client_id) : cfg.name;
+}
+
+Client::Client(ClientConfig cfg, uint64_t client_id, std::shared_ptr<Router> deployments)
     : config(std::move(cfg)), id(client_id),
-      label(config.name.empty() ? "client-" + std::to_string(client_id) : config.name),
+      label(client_label(config, client_id)),
       shared(config.shared_state.enabled ? shared_state_for(config.shared_state) : nullptr),
       limiter(config.rate_limit.enabled
                   ? limiter_for(credential_id(config.api_key, config.canonical), config.rate_limit)
                   : nullptr),
-      router(config.deployments.empty() ? nullptr : std::make_shared<Router>(config, label)) {
+      router(std::move(deployments)) {
   if (limiter && shared) limiter->attach_shared(shared);
 }
 

@@ -19,8 +19,14 @@ namespace esp {
 class Engine;
 class Router;
 
+// The name a client goes by in stats and logs: its config's name, else
+// "client-<id>".
+std::string client_label(const ClientConfig &cfg, uint64_t client_id);
+
 struct Client {
-  Client(ClientConfig cfg, uint64_t client_id);
+  // `router`: the router of the config's deployments, built by the registry
+  // (null without deployments).
+  Client(ClientConfig cfg, uint64_t client_id, std::shared_ptr<Router> router = nullptr);
   ~Client();
 
   // The client's default header lines (auth, provider, user defaults,
@@ -37,7 +43,7 @@ struct Client {
   const std::shared_ptr<Limiter> limiter;
   UsageTotals usage;  // tokens the provider reported, with a limiter
   // The clients of its deployments when the config has "deployments" (else
-  // null): requests to a relative path go out as one of them.
+  // null): requests to a relative path go out as one of them (router.h).
   const std::shared_ptr<Router> router;
 
   // The engine of an isolated client, created by engine_for (engines.h).

@@ -11,8 +11,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 
+#include "config_schema.h"
 #include "esp.h"
 #include "status.h"
 
@@ -59,29 +61,101 @@ using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
 
 bool has_crlf(const std::string &s) { return s.find_first_of("\r\n") != std::string::npos; }
 
-std::string get_string(const cJSON *item, bool allow_empty = true) {
-  if (!cJSON_IsString(item)) config_error("'" + std::string(item->string) + "' must be a string");
-  std::string v = item->valuestring;
-  if (!allow_empty && v.empty()) config_error("'" + std::string(item->string) + "' must not be empty");
-  if (has_crlf(v)) config_error("'" + std::string(item->string) + "' must not contain CR or LF");
-  return v;
+std::string quoted(const std::string &path) { return "'" + path + "'"; }
+
+void check_object(const ConfigKey *keys, size_t count, const cJSON *object, const std::string &where);
+
+// The value of `item` (named `path` in messages) checked against its key in
+// the table: type, bounds, emptiness, CR/LF, allowed values, nested keys. One
+// case per type: long, but each case stands alone.
+void check_value(const ConfigKey &k, const cJSON *item, const std::string &path) {
+  const std::string at = quoted(path);
+  switch (k.type) {
+    case KeyType::kInteger: {
+      const double v = item->valuedouble;
+      if (!cJSON_IsNumber(item) || !std::isfinite(v) || std::floor(v) != v) config_error(at + " must be an integer");
+      if (v < static_cast<double>(k.min) || v > static_cast<double>(k.max))
+        config_error(at + " must be between " + std::to_string(k.min) + " and " + std::to_string(k.max));
+      return;
+    }
+    case KeyType::kNumber:
+      if (!cJSON_IsNumber(item) || !std::isfinite(item->valuedouble)) config_error(at + " must be a number");
+      return;
+    case KeyType::kBoolean:
+      if (!cJSON_IsBool(item)) config_error(at + " must be true or false");
+      return;
+    case KeyType::kString: {
+      if (!cJSON_IsString(item)) config_error(at + " must be a string");
+      const std::string v = item->valuestring;
+      if (k.has(kNonEmpty) && v.empty()) config_error(at + " must not be empty");
+      if (has_crlf(v)) config_error(at + " must not contain CR or LF");
+      if (!k.one_of) return;
+      std::string allowed;
+      for (const char *const *name = k.one_of; *name; ++name) {
+        if (v == *name) return;
+        allowed.append(allowed.empty() ? "" : ", ").append(*name);
+      }
+      config_error(at + " has unknown value '" + v + "' (one of " + allowed + ")");
+    }
+    case KeyType::kObject:
+      if (!cJSON_IsObject(item)) config_error(at + (k.key_count ? " must be an object" : " must be an object of strings"));
+      if (k.key_count) return check_object(k.keys, k.key_count, item, path);
+      for (const cJSON *v = item->child; v; v = v->next) {
+        if (!cJSON_IsString(v)) config_error(at + " value of '" + v->string + "' must be a string");
+        if (has_crlf(v->valuestring)) config_error(at + " value of '" + v->string + "' must not contain CR or LF");
+      }
+      return;
+    case KeyType::kArray:
+      if (!cJSON_IsArray(item)) config_error(at + " must be an array");
+      return;
+    case KeyType::kStringArray:
+      if (!cJSON_IsArray(item)) config_error(at + " must be an array of strings");
+      for (const cJSON *v = item->child; v; v = v->next)
+        if (!cJSON_IsString(v)) config_error(at + " entries must be strings");
+      return;
+    case KeyType::kObjectArray: {
+      const int n = cJSON_IsArray(item) ? cJSON_GetArraySize(item) : -1;
+      if (n < k.min || n > k.max)
+        config_error(at + " must be an array of " + std::to_string(k.min) + " to " + std::to_string(k.max) + " objects");
+      int index = 0;
+      for (const cJSON *entry = item->child; entry; entry = entry->next, ++index) {
+        const std::string where = path + "[" + std::to_string(index) + "]";
+        if (!cJSON_IsObject(entry)) config_error(quoted(where) + " must be an object");
+        check_object(k.keys, k.key_count, entry, where);
+      }
+      return;
+    }
+  }
 }
 
-bool get_bool(const cJSON *item) {
-  if (!cJSON_IsBool(item)) config_error("'" + std::string(item->string) + "' must be true or false");
-  return cJSON_IsTrue(item);
+// The key of `keys` that `item` names; an unknown one is refused, with the
+// near miss it may be a typo of.
+const ConfigKey &key_of(const ConfigKey *keys, size_t count, const cJSON *item, const std::string &where) {
+  const std::string name = item->string;
+  const ConfigKey *k = find_key(keys, count, name);
+  if (k) return *k;
+  std::string hint = suggest_key(keys, count, name);
+  if (hint.empty() && !where.empty()) {  // a nested object has few keys: name them
+    for (size_t i = 0; i < count; ++i) hint.append(i ? ", " : " (keys: ").append(keys[i].name);
+    hint += ")";
+  }
+  config_error((where.empty() ? "unknown key '" : quoted(where) + " has unknown key '") + name + "'" + hint);
 }
 
-int64_t get_int(const cJSON *item, int64_t lo, int64_t hi) {
-  const std::string key = item->string;
-  if (!cJSON_IsNumber(item)) config_error("'" + key + "' must be an integer");
-  double v = item->valuedouble;
-  if (!std::isfinite(v) || std::floor(v) != v) config_error("'" + key + "' must be an integer");
-  if (v < static_cast<double>(lo) || v > static_cast<double>(hi))
-    config_error("'" + key + "' must be between " + std::to_string(lo) + " and " +
-                 std::to_string(hi));
-  return static_cast<int64_t>(v);
+// Every key of a nested object (`where`: its path) known, once, valid; the
+// required ones present.
+void check_object(const ConfigKey *keys, size_t count, const cJSON *object, const std::string &where) {
+  for (const cJSON *item = object->child; item; item = item->next) {
+    if (cJSON_GetObjectItemCaseSensitive(object, item->string) != item)
+      config_error(quoted(where) + " has a duplicate key '" + item->string + "'");
+    check_value(key_of(keys, count, item, where), item, where + "." + item->string);
+  }
+  for (size_t i = 0; i < count; ++i)
+    if (keys[i].has(kRequired) && !cJSON_GetObjectItemCaseSensitive(object, keys[i].name))
+      config_error(quoted(where) + " needs '" + keys[i].name + "'");
 }
+
+int64_t integer_of(const cJSON *item) { return static_cast<int64_t>(item->valuedouble); }
 
 // Headers whose value is a secret: they go to trusted origins only.
 bool carries_credentials(const std::string &name) {
@@ -99,8 +173,6 @@ bool valid_header_name(const std::string &n) {
     if (c <= 32 || c >= 127 || c == ':') return false;
   return true;
 }
-
-constexpr int64_t kDay = 86400000;
 
 // "redis://[[user]:password@]host[:port][/db]"
 void parse_redis_url(const std::string &url, SharedStateConfig &s) {
@@ -138,53 +210,34 @@ void parse_redis_url(const std::string &url, SharedStateConfig &s) {
   s.host = hostport;
 }
 
+// Checked by check_value against kSharedStateKeys; the URL and the
+// namespace's characters are this key's own rules.
 SharedStateConfig get_shared_state(const cJSON *item) {
-  if (!cJSON_IsObject(item)) config_error("'shared_state' must be an object");
   SharedStateConfig s;
   s.enabled = true;
-  bool have_url = false;
   for (const cJSON *k = item->child; k; k = k->next) {
     const std::string name = k->string;
-    if (cJSON_GetObjectItemCaseSensitive(item, k->string) != k) config_error("'shared_state' has a duplicate key '" + name + "'");
     if (name == "redis") {
-      if (!cJSON_IsString(k)) config_error("'shared_state.redis' must be a string");
       parse_redis_url(k->valuestring, s);
-      have_url = true;
     } else if (name == "namespace") {
-      if (!cJSON_IsString(k) || !*k->valuestring) config_error("'shared_state.namespace' must be a non-empty string");
       s.ns = k->valuestring;
       for (char ch : s.ns)
         if (static_cast<unsigned char>(ch) <= 32 || ch == '{' || ch == '}' || ch == 127)
           config_error("'shared_state.namespace' must not contain blanks, control characters or braces");
     } else if (name == "timeout_ms") {
-      if (!cJSON_IsNumber(k) || k->valuedouble != static_cast<double>(static_cast<int64_t>(k->valuedouble)) ||
-          k->valuedouble < 1 || k->valuedouble > 10000)
-        config_error("'shared_state.timeout_ms' must be an integer between 1 and 10000");
-      s.timeout_ms = static_cast<int64_t>(k->valuedouble);
-    } else {
-      config_error("'shared_state' has unknown key '" + name + "'");
+      s.timeout_ms = integer_of(k);
     }
   }
-  if (!have_url) config_error("'shared_state' needs 'redis' (redis://host:port/db)");
   return s;
 }
 
 RateLimitConfig get_rate_limit(const cJSON *item) {
-  if (!cJSON_IsObject(item)) config_error("'rate_limit' must be an object");
   RateLimitConfig r;
   r.enabled = true;
   for (const cJSON *k = item->child; k; k = k->next) {
     const std::string name = k->string;
-    if (cJSON_GetObjectItemCaseSensitive(item, k->string) != k) config_error("'rate_limit' has a duplicate key '" + name + "'");
-    try {
-      if (name == "requests_per_minute") r.requests_per_minute = get_int(k, 0, int64_t{1} << 40);
-      else if (name == "tokens_per_minute") r.tokens_per_minute = get_int(k, 0, int64_t{1} << 40);
-      else config_error("'rate_limit' has unknown key '" + name + "'");
-    } catch (const Error &e) {
-      if (name == "requests_per_minute" || name == "tokens_per_minute")
-        fail(ESP_ECONFIG, std::string(e.what()) + " (in 'rate_limit')");
-      throw;
-    }
+    if (name == "requests_per_minute") r.requests_per_minute = integer_of(k);
+    else if (name == "tokens_per_minute") r.tokens_per_minute = integer_of(k);
   }
   return r;
 }
@@ -192,7 +245,7 @@ RateLimitConfig get_rate_limit(const cJSON *item) {
 // [[level, name, value], ...]: integers, as setsockopt takes them.
 std::vector<SocketOption> get_socket_options(const cJSON *item) {
   const char *shape = "'socket_options' must be an array of [level, option, value] integer triples";
-  if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) > 32) config_error(std::string(shape) + " (at most 32)");
+  if (cJSON_GetArraySize(item) > 32) config_error(std::string(shape) + " (at most 32)");  // an array: checked by the table
   std::vector<SocketOption> out;
   for (const cJSON *entry = item->child; entry; entry = entry->next) {
     if (!cJSON_IsArray(entry) || cJSON_GetArraySize(entry) != 3) config_error(shape);
@@ -216,94 +269,89 @@ struct Deferred {
 };
 
 Routing get_routing(const cJSON *item) {
-  const std::string v = get_string(item, false);
-  if (v == "least_busy") return Routing::kLeastBusy;
+  const std::string v = item->valuestring;
   if (v == "weighted") return Routing::kWeighted;
   if (v == "ordered") return Routing::kOrdered;
-  config_error("'routing' must be \"least_busy\", \"weighted\" or \"ordered\"");
+  return Routing::kLeastBusy;  // kRoutingNames admits no other value
 }
 
-// A flat dispatch, one branch per key with its type and range: long, but each
-// line stands alone.
+void get_headers(ClientConfig &c, const cJSON *item) {
+  for (const cJSON *h = item->child; h; h = h->next) {
+    if (!valid_header_name(h->string))
+      config_error("'headers' has an invalid header name '" + std::string(h->string) + "'");
+    c.headers.emplace_back(h->string, h->valuestring);
+  }
+}
+
+void get_credential_origins(ClientConfig &c, const cJSON *item) {
+  for (const cJSON *o = item->child; o; o = o->next) {
+    try {
+      c.credential_origins.push_back(origin_of(o->valuestring));
+    } catch (const Error &) {
+      config_error("'credential_origins' entry '" + std::string(o->valuestring) +
+                   "' is not an http:// or https:// origin");
+    }
+  }
+  std::sort(c.credential_origins.begin(), c.credential_origins.end());
+}
+
+// The table (config_schema.h) decides which keys exist and checks each value;
+// this stores it. Long, but each line stands alone.
 void apply_key(ClientConfig &c, const cJSON *item, Deferred &deferred) {
-  std::string &api_key_env = deferred.api_key_env;
-  const std::string key = item->string;
-  if (key == "provider") {
-    c.provider = get_string(item, false);
-    if (!find_preset(c.provider)) config_error("'provider' has unknown value '" + c.provider + "'");
-  } else if (key == "name") c.name = get_string(item);
-  else if (key == "base_url") c.base_url = get_string(item, false);
-  else if (key == "api_key") c.api_key = get_string(item);
-  else if (key == "api_key_env") api_key_env = get_string(item, false);
-  else if (key == "organization") c.organization = get_string(item);
-  else if (key == "project") c.project = get_string(item);
-  else if (key == "api_version") c.api_version = get_string(item, false);
-  else if (key == "headers") {
-    if (!cJSON_IsObject(item)) config_error("'headers' must be an object of strings");
-    for (const cJSON *h = item->child; h; h = h->next) {
-      if (!valid_header_name(h->string))
-        config_error("'headers' has an invalid header name '" + std::string(h->string) + "'");
-      if (!cJSON_IsString(h))
-        config_error("'headers' value of '" + std::string(h->string) + "' must be a string");
-      if (has_crlf(h->valuestring))
-        config_error("'headers' value of '" + std::string(h->string) + "' must not contain CR or LF");
-      c.headers.emplace_back(h->string, h->valuestring);
-    }
-  } else if (key == "timeout_ms") c.timeout_ms = get_int(item, 1, kDay);
-  else if (key == "connect_timeout_ms") c.connect_timeout_ms = get_int(item, 1, kDay);
-  else if (key == "pool_timeout_ms") c.pool_timeout_ms = get_int(item, 0, kDay);
-  else if (key == "idle_timeout_ms") c.idle_timeout_ms = get_int(item, 0, kDay);
-  else if (key == "first_byte_timeout_ms") c.first_byte_timeout_ms = get_int(item, 0, kDay);
-  else if (key == "max_connections") c.max_connections = get_int(item, 1, 10000);
-  else if (key == "http2") c.http2 = get_bool(item);
-  else if (key == "max_retries") c.max_retries = get_int(item, 0, 100);
-  else if (key == "retry_base_ms") c.retry_base_ms = get_int(item, 0, kDay);
-  else if (key == "retry_max_ms") c.retry_max_ms = get_int(item, 0, kDay);
-  else if (key == "retry_after_max_ms") c.retry_after_max_ms = get_int(item, 0, kDay);
+  const ConfigKey &spec = key_of(kClientKeys, std::size(kClientKeys), item, "");
+  check_value(spec, item, spec.name);
+  const std::string key = spec.name;
+  const std::string text = cJSON_IsString(item) ? item->valuestring : "";
+  if (key == "provider") c.provider = text;
+  else if (key == "name") c.name = text;
+  else if (key == "base_url") c.base_url = text;
+  else if (key == "api_key") c.api_key = text;
+  else if (key == "api_key_env") deferred.api_key_env = text;
+  else if (key == "organization") c.organization = text;
+  else if (key == "project") c.project = text;
+  else if (key == "api_version") c.api_version = text;
+  else if (key == "headers") get_headers(c, item);
+  else if (key == "credential_origins") get_credential_origins(c, item);
+  else if (key == "timeout_ms") c.timeout_ms = integer_of(item);
+  else if (key == "connect_timeout_ms") c.connect_timeout_ms = integer_of(item);
+  else if (key == "first_byte_timeout_ms") c.first_byte_timeout_ms = integer_of(item);
+  else if (key == "idle_timeout_ms") c.idle_timeout_ms = integer_of(item);
+  else if (key == "pool_timeout_ms") c.pool_timeout_ms = integer_of(item);
+  else if (key == "max_connections") c.max_connections = integer_of(item);
+  else if (key == "http2") c.http2 = cJSON_IsTrue(item);
+  else if (key == "max_retries") c.max_retries = integer_of(item);
+  else if (key == "retry_base_ms") c.retry_base_ms = integer_of(item);
+  else if (key == "retry_max_ms") c.retry_max_ms = integer_of(item);
+  else if (key == "retry_after_max_ms") c.retry_after_max_ms = integer_of(item);
   else if (key == "idempotency_header") {
-    c.idempotency_header = get_string(item);
-    if (!c.idempotency_header.empty() && !valid_header_name(c.idempotency_header))
-      config_error("'idempotency_header' is not a valid header name");
-  } else if (key == "breaker_failures") c.breaker_failures = get_int(item, 0, 1000000);
-  else if (key == "breaker_cooldown_ms") c.breaker_cooldown_ms = get_int(item, 0, kDay);
-  else if (key == "idle_ttl_ms") c.idle_ttl_ms = get_int(item, 0, kDay);
-  else if (key == "conn_max_idle_ms") c.conn_max_idle_ms = get_int(item, 1000, kDay);
-  else if (key == "verify_tls") c.verify_tls = get_bool(item);
-  else if (key == "ca_file") c.ca_file = get_string(item, false);
-  else if (key == "client_cert") c.client_cert = get_string(item, false);
-  else if (key == "client_key") c.client_key = get_string(item, false);
-  else if (key == "proxy") c.proxy = get_string(item, false);
-  else if (key == "isolate") c.isolate = get_bool(item);
-  else if (key == "max_response_bytes") c.max_response_bytes = get_int(item, 1, int64_t{1} << 40);
-  else if (key == "slow_request_ms") c.slow_request_ms = get_int(item, 0, kDay);
-  else if (key == "stream_buffer_bytes") c.stream_buffer_bytes = get_int(item, 1, int64_t{1} << 32);
-  else if (key == "stream_resume_bytes") c.stream_resume_bytes = get_int(item, 0, int64_t{1} << 32);
-  else if (key == "credential_origins") {
-    if (!cJSON_IsArray(item)) config_error("'credential_origins' must be an array of origins");
-    for (const cJSON *o = item->child; o; o = o->next) {
-      if (!cJSON_IsString(o)) config_error("'credential_origins' entries must be strings");
-      try {
-        c.credential_origins.push_back(origin_of(o->valuestring));
-      } catch (const Error &) {
-        config_error("'credential_origins' entry '" + std::string(o->valuestring) +
-                     "' is not an http:// or https:// origin");
-      }
-    }
-    std::sort(c.credential_origins.begin(), c.credential_origins.end());
-  } else if (key == "socket_options") c.socket_options = get_socket_options(item);
+    c.idempotency_header = text;
+    if (!text.empty() && !valid_header_name(text)) config_error("'idempotency_header' is not a valid header name");
+  } else if (key == "breaker_failures") c.breaker_failures = integer_of(item);
+  else if (key == "breaker_cooldown_ms") c.breaker_cooldown_ms = integer_of(item);
+  else if (key == "idle_ttl_ms") c.idle_ttl_ms = integer_of(item);
+  else if (key == "conn_max_idle_ms") c.conn_max_idle_ms = integer_of(item);
+  else if (key == "verify_tls") c.verify_tls = cJSON_IsTrue(item);
+  else if (key == "ca_file") c.ca_file = text;
+  else if (key == "client_cert") c.client_cert = text;
+  else if (key == "client_key") c.client_key = text;
+  else if (key == "proxy") c.proxy = text;
+  else if (key == "isolate") c.isolate = cJSON_IsTrue(item);
+  else if (key == "max_response_bytes") c.max_response_bytes = integer_of(item);
+  else if (key == "slow_request_ms") c.slow_request_ms = integer_of(item);
+  else if (key == "stream_buffer_bytes") c.stream_buffer_bytes = integer_of(item);
+  else if (key == "stream_resume_bytes") c.stream_resume_bytes = integer_of(item);
+  else if (key == "socket_options") c.socket_options = get_socket_options(item);
   else if (key == "rate_limit") c.rate_limit = get_rate_limit(item);
   else if (key == "shared_state") c.shared_state = get_shared_state(item);
-  else if (key == "deployments") {
-    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) < 1 || cJSON_GetArraySize(item) > 64)
-      config_error("'deployments' must be an array of 1 to 64 objects");
-    deferred.deployments = item;
-  } else if (key == "routing") c.routing = get_routing(item);
-  else if (key == "deployment_cooldown_ms") c.deployment_cooldown_ms = get_int(item, 0, kDay);
-  else config_error("unknown key '" + key + "'");
+  else if (key == "deployments") deferred.deployments = item;
+  else if (key == "routing") c.routing = get_routing(item);
+  else if (key == "deployment_cooldown_ms") c.deployment_cooldown_ms = integer_of(item);
+  else fail(ESP_EINTERNAL, "config: key '" + key + "' is in the table but not applied");
 }
 
 void derive(ClientConfig &c) {
   const Preset *preset = find_preset(c.provider);
+  if (!preset) fail(ESP_EINTERNAL, "config: provider '" + c.provider + "' is in the table but has no preset");
   if (c.base_url.empty()) {
     if (!preset->base_url) config_error("'base_url' is required for provider '" + c.provider + "'");
     c.base_url = preset->base_url;
@@ -435,29 +483,22 @@ std::string canonical_form(const ClientConfig &c) {
 // every rule of a client config holds for a deployment too.
 std::shared_ptr<const DeploymentConfig> parse_deployment(const cJSON *root, const cJSON *entry, int index) {
   const std::string where = "'deployments[" + std::to_string(index) + "]'";
-  if (!cJSON_IsObject(entry)) config_error(where + " must be an object");
   JsonPtr own(cJSON_Duplicate(root, 1));
   if (!own) fail(ESP_ENOMEM, "out of memory");
   for (const char *k : {"deployments", "routing", "deployment_cooldown_ms", "base_url", "api_key", "api_key_env", "name"})
     cJSON_DeleteItemFromObjectCaseSensitive(own.get(), k);
   auto d = std::make_shared<DeploymentConfig>();
-  for (const cJSON *k = entry->child; k; k = k->next) {
+  for (const cJSON *k = entry->child; k; k = k->next) {  // checked against kDeploymentKeys
     const std::string key = k->string;
-    if (cJSON_GetObjectItemCaseSensitive(entry, k->string) != k)
-      config_error(std::string(where).append(" has a duplicate key '").append(key).append("'"));
     if (key == "name") {
-      d->name = get_string(k, false);
+      d->name = k->valuestring;
     } else if (key == "weight") {
-      d->weight = get_int(k, 1, 1000000);
-    } else if (key == "base_url" || key == "api_key" || key == "api_key_env" || key == "rate_limit") {
+      d->weight = integer_of(k);
+    } else {  // base_url, api_key, api_key_env, rate_limit: the entry's, in place of the client's
       cJSON_DeleteItemFromObjectCaseSensitive(own.get(), k->string);
       cJSON_AddItemToObject(own.get(), k->string, cJSON_Duplicate(k, 1));
-    } else {
-      config_error(std::string(where).append(" has unknown key '").append(key).append(
-          "' (base_url, api_key, api_key_env, weight, rate_limit, name)"));
     }
   }
-  if (!cJSON_GetObjectItemCaseSensitive(entry, "base_url")) config_error(where + " needs 'base_url'");
   char *text = cJSON_PrintUnformatted(own.get());
   if (!text) fail(ESP_ENOMEM, "out of memory");
   std::string json(text);

@@ -1,5 +1,6 @@
 // The client configuration: JSON in (cJSON), a validated ClientConfig out,
-// with the canonical form that keys the registry.
+// with the canonical form that keys the registry. The keys, their types,
+// bounds and defaults are config_schema.h's table.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "config_schema.h"
 
 namespace esp {
 
@@ -18,8 +21,8 @@ bool has_header(const HeaderList &list, const char *name);
 // limiting, header learning and usage accounting for the client's credential.
 struct RateLimitConfig {
   bool enabled = false;
-  int64_t requests_per_minute = 0;  // 0: none configured (learnt ones still apply)
-  int64_t tokens_per_minute = 0;
+  int64_t requests_per_minute = ESP_CONFIG_DEFAULT("rate_limit.requests_per_minute", integer);  // 0: none configured (learnt ones still apply)
+  int64_t tokens_per_minute = ESP_CONFIG_DEFAULT("rate_limit.tokens_per_minute", integer);
 };
 
 // The "shared_state" key (shared_state.h): Redis shared by a fleet.
@@ -29,8 +32,8 @@ struct SharedStateConfig {
   int port = 6379;
   int db = 0;
   std::string password;  // secret: never printed
-  std::string ns = "esp";
-  int64_t timeout_ms = 50;  // longest wait for Redis before deciding locally
+  std::string ns = ESP_CONFIG_DEFAULT("shared_state.namespace", text);
+  int64_t timeout_ms = ESP_CONFIG_DEFAULT("shared_state.timeout_ms", integer);  // longest wait for Redis before deciding locally
 };
 
 // One entry of "socket_options": setsockopt(fd, level, name, &value, sizeof(int))
@@ -46,8 +49,9 @@ enum class Routing { kLeastBusy, kWeighted, kOrdered };
 
 struct DeploymentConfig;
 
+// Each ESP_CONFIG_DEFAULT is the table's default, read at compile time.
 struct ClientConfig {
-  std::string provider = "openai";
+  std::string provider = ESP_CONFIG_DEFAULT("provider", text);
   std::string name;
   std::string base_url;
   std::string api_key;  // secret: never printed
@@ -55,33 +59,33 @@ struct ClientConfig {
   std::string project;
   std::string api_version;
   HeaderList headers;  // extra default headers, sorted by name
-  int64_t timeout_ms = 45000;
-  int64_t connect_timeout_ms = 10000;
+  int64_t timeout_ms = ESP_CONFIG_DEFAULT("timeout_ms", integer);
+  int64_t connect_timeout_ms = ESP_CONFIG_DEFAULT("connect_timeout_ms", integer);
   int64_t pool_timeout_ms = -1;  // -1: timeout_ms
-  int64_t idle_timeout_ms = 0;
-  int64_t first_byte_timeout_ms = 0;
-  int64_t max_connections = 64;
-  bool http2 = true;
-  int64_t max_retries = 2;
-  int64_t retry_base_ms = 500;
-  int64_t retry_max_ms = 8000;
-  int64_t retry_after_max_ms = 60000;
-  std::string idempotency_header = "Idempotency-Key";
-  int64_t breaker_failures = 5;
-  int64_t breaker_cooldown_ms = 30000;
-  int64_t idle_ttl_ms = 30000;
-  int64_t conn_max_idle_ms = 60000;
-  bool verify_tls = true;
+  int64_t idle_timeout_ms = ESP_CONFIG_DEFAULT("idle_timeout_ms", integer);
+  int64_t first_byte_timeout_ms = ESP_CONFIG_DEFAULT("first_byte_timeout_ms", integer);
+  int64_t max_connections = ESP_CONFIG_DEFAULT("max_connections", integer);
+  bool http2 = ESP_CONFIG_DEFAULT("http2", boolean);
+  int64_t max_retries = ESP_CONFIG_DEFAULT("max_retries", integer);
+  int64_t retry_base_ms = ESP_CONFIG_DEFAULT("retry_base_ms", integer);
+  int64_t retry_max_ms = ESP_CONFIG_DEFAULT("retry_max_ms", integer);
+  int64_t retry_after_max_ms = ESP_CONFIG_DEFAULT("retry_after_max_ms", integer);
+  std::string idempotency_header = ESP_CONFIG_DEFAULT("idempotency_header", text);
+  int64_t breaker_failures = ESP_CONFIG_DEFAULT("breaker_failures", integer);
+  int64_t breaker_cooldown_ms = ESP_CONFIG_DEFAULT("breaker_cooldown_ms", integer);
+  int64_t idle_ttl_ms = ESP_CONFIG_DEFAULT("idle_ttl_ms", integer);
+  int64_t conn_max_idle_ms = ESP_CONFIG_DEFAULT("conn_max_idle_ms", integer);
+  bool verify_tls = ESP_CONFIG_DEFAULT("verify_tls", boolean);
   std::string ca_file;
   std::string client_cert;
   std::string client_key;
   std::string proxy;
-  bool isolate = false;
-  int64_t max_response_bytes = int64_t{64} << 20;
-  int64_t slow_request_ms = 10000;
+  bool isolate = ESP_CONFIG_DEFAULT("isolate", boolean);
+  int64_t max_response_bytes = ESP_CONFIG_DEFAULT("max_response_bytes", integer);
+  int64_t slow_request_ms = ESP_CONFIG_DEFAULT("slow_request_ms", integer);
   // Stream readers: pause the transfer while this many bytes wait unread,
   // resume at stream_resume_bytes or fewer (-1: a quarter of it).
-  int64_t stream_buffer_bytes = int64_t{1} << 20;
+  int64_t stream_buffer_bytes = ESP_CONFIG_DEFAULT("stream_buffer_bytes", integer);
   int64_t stream_resume_bytes = -1;
   std::vector<SocketOption> socket_options;  // in the order given
   // Origins besides base_url's that may receive the client's credentials,
@@ -94,7 +98,7 @@ struct ClientConfig {
   // credential and rate_limit), so a credential never leaves its deployment.
   std::vector<std::shared_ptr<const DeploymentConfig>> deployments;
   Routing routing = Routing::kLeastBusy;
-  int64_t deployment_cooldown_ms = 5000;
+  int64_t deployment_cooldown_ms = ESP_CONFIG_DEFAULT("deployment_cooldown_ms", integer);
 
   // Derived by parse_config.
   HeaderList default_headers;  // auth + provider + user headers, secrets included
@@ -117,7 +121,7 @@ struct ClientConfig {
 
 struct DeploymentConfig {
   std::string name;  // its "name", else its base_url's origin
-  int64_t weight = 1;
+  int64_t weight = ESP_CONFIG_DEFAULT("deployments.weight", integer);
   ClientConfig config;
 };
 

@@ -12,7 +12,6 @@
 #include <algorithm>
 
 #include "clock.h"
-#include "router.h"
 #include "esp.h"
 #include "log.h"
 #include "status.h"
@@ -25,6 +24,13 @@ namespace {
 thread_local const Engine *t_io_engine = nullptr;  // the engine whose I/O thread this is
 
 int64_t min_deadline(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+
+// How long the fleet waits for a half-open probe taken by t before another
+// process may probe: t's time left, at most ten minutes.
+int64_t probe_lease_ms(const Transfer &t, int64_t now) {
+  constexpr int64_t kMaxMs = 600000;
+  return t.deadline_us == kNever ? kMaxMs : std::min(kMaxMs, std::max<int64_t>(0, t.deadline_us - now) / 1000 + 1000);
+}
 
 }  // namespace
 
@@ -270,32 +276,30 @@ void Engine::start(const std::shared_ptr<Transfer> &t) {
   }
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  if (cfg.breaker_failures > 0 && o.breaker.current() == BreakerState::kClosed && t->client->shared) {
-    // fleet17: a breaker opened by another process of the fleet.
-    if (int64_t left_ms = t->client->shared->breaker_open_ms(o.label); left_ms > 0) {
-      if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now_us())) return start(t);
-      finish(t.get(), ESP_ECIRCUIT,
-             "circuit breaker open for " + o.label + " for another " + std::to_string(left_ms) +
-                 " ms, opened by a process of the fleet (shared_state)");
-      return;
-    }
-  }
   const int64_t now = now_us();
-  switch (breaker_admit(o.breaker, cfg.breaker_failures, now)) {
+  SharedState::FleetBreaker fleet;  // with shared_state the fleet's breaker decides, while Redis answers
+  if (cfg.breaker_failures > 0 && t->client->shared) fleet = t->client->shared->breaker_admit(o.label, probe_lease_ms(*t, now));
+  switch (breaker_admit_in_fleet(o.breaker, cfg.breaker_failures, fleet.known, fleet.admit, now)) {
     case BreakerAdmit::kPass:
       break;
     case BreakerAdmit::kProbe:
       t->is_probe = true;
-      log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}});
+      t->fleet_probe = fleet.known;
+      log_event(ESP_LOG_INFO, "breaker_half_open", {{"origin", o.label}, {"fleet", fleet.known ? "true" : "false"}});
       break;
     case BreakerAdmit::kRejectOpen:
-      if (t->routed && fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now)) return start(t);
+      if (t->routed && t->routed->fail_over(*t, ESP_ECIRCUIT, "circuit breaker open for " + o.label, now)) return start(t);
       return finish(t.get(), ESP_ECIRCUIT,
                     "circuit breaker open for " + o.label + " for another " +
-                        std::to_string((o.breaker.open_until_us - now) / 1000) + " ms after " +
-                        std::to_string(o.breaker.consecutive_failures) + " consecutive failures");
+                        (fleet.known ? std::to_string(fleet.left_ms) + " ms, opened by a process of the fleet (shared_state)"
+                                     : std::to_string((o.breaker.open_until_us - now) / 1000) + " ms after " +
+                                           std::to_string(o.breaker.consecutive_failures) + " consecutive failures"));
     case BreakerAdmit::kRejectProbing:
-      return finish(t.get(), ESP_ECIRCUIT, "circuit breaker half-open for " + o.label + ": probe in flight");
+      if (t->routed && t->routed->fail_over(*t, ESP_ECIRCUIT, "circuit breaker half-open for " + o.label, now))
+        return start(t);
+      return finish(t.get(), ESP_ECIRCUIT,
+                    "circuit breaker half-open for " + o.label + ": probe in flight" +
+                        (fleet.known ? " (one for the whole fleet, shared_state)" : ""));
   }
   admit(t);
 }
@@ -308,7 +312,15 @@ void Engine::admit(const std::shared_ptr<Transfer> &t) {
   const int64_t now = now_us();
   if (!t->rate_reserved) {
     if (!t->rate_tokens) t->rate_tokens = estimate_tokens(t->spec.body);
-    t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
+    if (!t->routed) {
+      t->rate = limiter->reserve(t->rate_tokens, now, t->deadline_us);
+    } else {  // a deployment without budget passes the request to one with some
+      switch (t->routed->reserve_budget(*t, now)) {
+        case Route::Budget::kReserved: break;
+        case Route::Budget::kMoved: return start(t);
+        case Route::Budget::kRefused: return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
+      }
+    }
     if (!t->rate.ok) return finish(t.get(), ESP_ERATELIMITED, t->rate.why);
     t->rate_reserved = true;
   } else if (int64_t paused = limiter->paused_until(now); paused > t->rate.at_us) {
@@ -476,7 +488,7 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
   breaker_record(t, failure);
   if (delay >= 0) {
     const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
-    if (t->routed && fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
+    if (t->routed && t->routed->fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
     if (log_enabled(ESP_LOG_INFO))
       log_event(ESP_LOG_INFO, "retry",
                 {{"client", t->client->label}, {"origin", t->origin->label}, {"attempt", std::to_string(t->attempts)},
@@ -497,7 +509,8 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
 void Engine::breaker_record(Transfer *t, bool failure) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  switch (esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now_us())) {
+  const BreakerChange change = esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now_us());
+  switch (change) {
     case BreakerChange::kNone:
       break;
     case BreakerChange::kClosed:
@@ -510,6 +523,10 @@ void Engine::breaker_record(Transfer *t, bool failure) {
                  {"cooldown_ms", std::to_string(cfg.breaker_cooldown_ms)}});
       if (t->client->shared) t->client->shared->breaker_opened(o.label, cfg.breaker_cooldown_ms);
       break;
+  }
+  if (t->fleet_probe) {  // the fleet's probe has its outcome (published above), or none to give
+    if (change == BreakerChange::kNone) t->client->shared->breaker_probe_released(o.label);
+    t->fleet_probe = false;
   }
 }
 
@@ -525,10 +542,7 @@ void Engine::finish(Transfer *t, int status, const std::string &error) {
     t->client->limiter->cancel(t->rate);
     t->rate_reserved = false;
   }
-  if (t->is_probe) {
-    breaker_probe_done(t->origin->breaker);
-    t->is_probe = false;
-  }
+  t->give_up_probe();
   t->complete(status, error);
   std::lock_guard<std::mutex> lock(mu_);
   --live_;

@@ -239,6 +239,7 @@ bool Limiter::reserve_in_fleet(SharedState &shared, int64_t tokens, int64_t now,
   r.fleet_rpm = a.requests_per_minute;
   r.fleet_tpm = a.tokens_per_minute;
   if (!a.ok) {
+    r.available_us = now + a.wait_us;
     if (a.paused)
       r.why = "rate limited: the provider paused this credential for the fleet; resets " + when_text(a.wait_us) +
               ", after this request's timeout";
@@ -258,7 +259,7 @@ bool Limiter::reserve_in_fleet(SharedState &shared, int64_t tokens, int64_t now,
   return true;
 }
 
-Reservation Limiter::reserve(int64_t tokens, int64_t now, int64_t deadline_us) {
+Reservation Limiter::reserve(int64_t tokens, int64_t now, int64_t deadline_us, bool count_refusal) {
   Reservation r;
   std::shared_ptr<SharedState> shared;
   {
@@ -272,6 +273,7 @@ Reservation Limiter::reserve(int64_t tokens, int64_t now, int64_t deadline_us) {
     const int64_t by_tokens = tokens_.earliest(tokens, now);
     const int64_t at = std::max({by_requests, by_tokens, paused_until_, now});
     if (at > deadline_us) {
+      r.available_us = at;
       if (paused_until_ > std::max(by_requests, by_tokens))
         r.why = "rate limited: the provider paused this credential (" + pause_reason_ + "); resets " +
                 when_text(at - now) + ", after this request's timeout";
@@ -291,7 +293,7 @@ Reservation Limiter::reserve(int64_t tokens, int64_t now, int64_t deadline_us) {
     }
   }
   if (!r.ok) {
-    rejected.fetch_add(1, std::memory_order_relaxed);
+    if (count_refusal) rejected.fetch_add(1, std::memory_order_relaxed);
     return r;
   }
   admitted.fetch_add(1, std::memory_order_relaxed);

@@ -70,6 +70,7 @@ struct Reservation {
   int64_t at_us = 0;     // when it may go (ok)
   int64_t tokens = 0;    // tokens reserved
   std::string why;       // !ok: which limit and when it resets
+  int64_t available_us = 0;  // !ok: when it could have gone
   bool fleet = false;    // made in the fleet's buckets (shared_state), not the local ones
   int64_t fleet_rpm = 0, fleet_tpm = 0;  // the fleet's limits in force then
 };
@@ -84,8 +85,9 @@ class Limiter {
   // Each client with this credential adds its configured limits; the
   // smallest non-zero one applies.
   void configure(const RateLimitConfig &cfg);
-  // Reserves one request and `tokens` if they can go by `deadline_us`.
-  Reservation reserve(int64_t tokens, int64_t now, int64_t deadline_us);
+  // Reserves one request and `tokens` if they can go by `deadline_us`. A
+  // refusal counts in `rejected` unless the caller has somewhere else to go.
+  Reservation reserve(int64_t tokens, int64_t now, int64_t deadline_us, bool count_refusal = true);
   // A reservation that was never used (cancelled while waiting).
   void cancel(const Reservation &r);
   // Corrects a reservation's token estimate with what the response used.

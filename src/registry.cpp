@@ -8,6 +8,7 @@
 #include "log.h"
 #include "clock.h"
 #include "engines.h"
+#include "router.h"
 #include "status.h"
 
 namespace esp {
@@ -54,7 +55,10 @@ uint64_t Registry::acquire(const char *config_json) {
       ++counts_.hits;
     } else {
       state = std::make_shared<ClientState>();
-      state->client = std::make_shared<Client>(std::move(cfg), next_id_++);
+      const uint64_t id = next_id_++;
+      std::shared_ptr<Router> router =
+          cfg.deployments.empty() ? nullptr : std::make_shared<Router>(cfg, client_label(cfg, id));
+      state->client = std::make_shared<Client>(std::move(cfg), id, std::move(router));
       by_canonical_.emplace(state->client->config.canonical, state);
       ++counts_.misses;
     }

@@ -250,13 +250,13 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   // An esp_shutdown that began meanwhile may have missed this engine (a
   // fresh one, taken after it stopped the others): the request is over.
   if (shutdown_epoch() != epoch) fail(ESP_ESHUTDOWN, "esp_shutdown ran while the request was being set up");
-  std::unique_ptr<Routed> routed = route_request(client, req);  // may make client a deployment's
+  std::unique_ptr<Route> routed = route_request(client, req, &build_request);  // may make client a deployment's
   if (routed) {
     release_spec_headers(spec);
     try {
       spec = build_request(*client, req);
     } catch (...) {
-      route_refused(*routed);
+      routed->refused();
       throw;
     }
   }
@@ -276,7 +276,7 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
 
 void unaccept(Transfer &t) {
   t.finished = true;
-  if (t.routed) route_refused(*t.routed);
+  if (t.routed) t.routed->refused();
   t.client->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
   t.origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }

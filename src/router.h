@@ -1,6 +1,7 @@
 // The router of a client with "deployments": a client per deployment (its
 // own credential, limiter and stats), their state under the policy of
-// deployments.h, and the hooks that move a transfer from one to the next.
+// deployments.h (cool-downs shared by the fleet with shared_state), and the
+// Route of transfer.h that moves a transfer from one deployment to the next.
 #pragma once
 
 #include <cstdint>
@@ -13,11 +14,12 @@
 #include "config.h"
 #include "deployments.h"
 #include "esp.h"
+#include "shared_state.h"
+#include "transfer.h"
 
 namespace esp {
 
 struct Client;
-class Transfer;
 
 class Router {
  public:
@@ -27,68 +29,59 @@ class Router {
   struct Choice {
     int index = -1;
     std::shared_ptr<Client> client;
+    bool cooling = false;  // picked while cooling down: every candidate was
   };
   // Picks the next deployment and counts the attempt in flight there.
   Choice pick(uint64_t tried, int64_t now_us);
-  // The attempt on deployment `index` ended (for good, or before moving on).
-  void ended(int index, bool failed, int64_t retry_after_us, int64_t now_us);
-  void note_failover(int from) { failovers_[static_cast<size_t>(from)]++; }
+  // Takes deployment `index` (one with budget soonest), counted likewise.
+  Choice take(int index, int64_t now_us);
+  // How the stay on a deployment ended: a failure cools it down (for the
+  // fleet too); a success of an attempt picked while it cooled down ends
+  // its cool-down; neutral (refused before a send, cancelled) changes neither.
+  enum class End { kNeutral, kSucceeded, kFailed };
+  void ended(int index, End how, bool picked_cooling, int64_t retry_after_us, int64_t now_us);
+  void note_failover(int from) { bump(failovers_, from); }
+  void note_rate_limited(int from) { bump(rate_limited_, from); }
 
   struct Report {
     std::string name;
     std::shared_ptr<Client> client;
     int64_t weight, in_flight, cooling_ms;
-    uint64_t picked, failures, failovers;
+    uint64_t picked, failures, failovers, rate_limited;
   };
   std::vector<Report> report(int64_t now_us);
   size_t size() const { return clients_.size(); }
   Routing routing() const { return routing_; }
+  const std::string &name(int index) const { return names_[static_cast<size_t>(index)]; }
 
  private:
+  void bump(std::vector<uint64_t> &counts, int index);
+  // Adopts the cool-downs other processes of the fleet set (shared_state),
+  // at most every 100 ms; outside the router's lock (Redis I/O).
+  void refresh_from_fleet(int64_t now_us);
+
   const Routing routing_;
   const int64_t cooldown_ms_;
   const int64_t retry_after_max_us_;
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<Client>> clients_;
+  std::shared_ptr<SharedState> shared_;  // null without shared_state
+  std::vector<std::string> fleet_ids_;   // per deployment: base URL and credential hash (hashed again in Redis)
   std::mutex mu_;
   PickerState state_;
-  std::vector<uint64_t> picked_, failures_, failovers_;
+  std::vector<uint64_t> picked_, failures_, failovers_, rate_limited_;
+  int64_t fleet_checked_us_ = 0;
+  bool fleet_refreshing_ = false;
 };
 
-// A request routed over a client's deployments: what the transfer needs to
-// be rebuilt for the next deployment.
-struct Routed {
-  std::shared_ptr<Router> router;
-  std::shared_ptr<Client> parent;
-  int index = -1;      // the deployment of the current attempt
-  uint64_t tried = 0;  // deployments tried so far (bits)
-  int failovers = 0;
-  int attempts_before = 0;  // the transfer's attempts before the current deployment
-  // A copy of the caller's request (the ABI struct points into caller memory).
-  std::string method, path;
-  std::vector<std::pair<std::string, std::string>> header_text;
-  esp_request_opts opts{};
-
-  // The esp_request_opts over the copy (body from the transfer's own spec).
-  esp_request_opts request(const std::string &body) const;
-};
+// Turns the caller's options into a RequestSpec for a deployment's client
+// (request.h's build_request, passed in from above).
+using BuildRequest = RequestSpec (*)(const Client &client, const esp_request_opts &req);
 
 // Routes a request made on `client` when it has deployments and a relative
-// path: picks a deployment and returns its client and the routing record;
-// else returns null and leaves `client` as it is.
-std::unique_ptr<Routed> route_request(std::shared_ptr<Client> &client, const esp_request_opts &req);
-
-// Transfer hooks (driver thread).
-// Whether the attempt that just ended may move to another deployment.
-bool can_fail_over(const Transfer &t, int attempt_status, int64_t now_us);
-// Moves t to the next deployment untried: its spec, client and origin; the
-// last one's failure is counted and cools it down. False when none is left.
-bool fail_over(Transfer &t, int attempt_status, const std::string &reason, int64_t now_us);
-// The transfer completed (outcome: metrics.h): its deployment's and its
-// client's accounting.
-void route_completed(Transfer &t, int status, int outcome, int64_t elapsed_us);
-// The request never started (refused by the engine, or its spec failed).
-void route_refused(Routed &r);
-
+// path: picks a deployment and returns its client (in `client`) and the
+// route; else returns null and leaves `client` as it is.
+std::unique_ptr<Route> route_request(std::shared_ptr<Client> &client, const esp_request_opts &req,
+                                     BuildRequest build);
 
 }  // namespace esp

@@ -106,8 +106,44 @@ const char *const kPauseLua =
     "end\n"
     "return 1\n";
 
-enum Script { kReserve, kAdjust, kPause, kScriptCount };
-const char *const kScripts[kScriptCount] = {kReserveLua, kAdjustLua, kPauseLua};
+// An origin's breaker, a hash {open_until, probe_until} in Redis time: no key
+// is closed; open before open_until; half-open after it, where the caller
+// that finds no probe lease running takes one (ARGV[1] us).
+// Returns {0 closed | 1 open | 2 probing elsewhere | 3 this caller probes, us left}.
+const char *const kBreakerAdmitLua =
+    "local s = redis.call('HMGET', KEYS[1], 'open_until', 'probe_until')\n"
+    "local open_until = tonumber(s[1])\n"
+    "if not open_until then return {0, 0} end\n"
+    "if now < open_until then return {1, math.floor(open_until - now)} end\n"
+    "local probe_until = tonumber(s[2]) or 0\n"
+    "if now < probe_until then return {2, math.floor(probe_until - now)} end\n"
+    "redis.call('HSET', KEYS[1], 'probe_until', string.format('%.0f', now + tonumber(ARGV[1])))\n"
+    "return {3, 0}\n";
+
+// Opens the breaker for ARGV[1] us (no probe out); the key outlives the
+// half-open phase by ARGV[2] ms, after which an unprobed breaker is closed.
+const char *const kBreakerOpenLua =
+    "redis.call('HSET', KEYS[1], 'open_until', string.format('%.0f', now + tonumber(ARGV[1])), 'probe_until', '0')\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return 1\n";
+
+// The probe ended without an outcome: the next caller may probe.
+const char *const kBreakerReleaseLua =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'probe_until', '0') end\n"
+    "return 1\n";
+
+// A cool-down of at least ARGV[1] ms: extended, never shortened.
+const char *const kCoolDownLua =
+    "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end\n"
+    "return 1\n";
+
+enum Script { kReserve, kAdjust, kPause, kBreakerAdmit, kBreakerOpen, kBreakerRelease, kCoolDown, kScriptCount };
+const char *const kScripts[kScriptCount] = {kReserveLua,      kAdjustLua,        kPauseLua,  kBreakerAdmitLua,
+                                            kBreakerOpenLua, kBreakerReleaseLua, kCoolDownLua};
+
+// How long an open breaker's key outlives its cool-down: time enough for a
+// probe, and then an origin nobody asked for is closed again.
+constexpr int64_t kBreakerKeepMs = 600000;
 
 struct ReplyDeleter {
   void operator()(redisReply *r) const { freeReplyObject(r); }
@@ -191,9 +227,17 @@ bool SharedState::connected_locked() {
   if (!password_.empty() && !simple({"AUTH", password_})) refused = "AUTH refused";
   if (!refused && db_ != 0 && !simple({"SELECT", std::to_string(db_)})) refused = "SELECT refused";
   shas_.clear();
+  // Every script in one round trip (pipelined): a reconnect costs one wait, not one per script.
   for (const char *body : kScripts) {
     if (refused) break;
-    ReplyPtr r = simple({"SCRIPT", "LOAD", std::string(kNowLua) + body});
+    const std::string text = std::string(kNowLua) + body;
+    const char *parts[] = {"SCRIPT", "LOAD", text.c_str()};
+    const size_t lengths[] = {6, 4, text.size()};
+    if (redisAppendCommandArgv(ctx_, 3, parts, lengths) != REDIS_OK) refused = "SCRIPT LOAD refused";
+  }
+  for (size_t i = 0; i < kScriptCount && !refused; ++i) {
+    void *raw = nullptr;
+    ReplyPtr r(redisGetReply(ctx_, &raw) == REDIS_OK ? static_cast<redisReply *>(raw) : nullptr);
     if (!r || r->type != REDIS_REPLY_STRING) refused = "SCRIPT LOAD refused";
     else shas_.emplace_back(r->str, r->len);
   }
@@ -298,8 +342,9 @@ int64_t SharedState::pause_left_us(const std::string &credential) {
 
 void SharedState::breaker_opened(const std::string &origin, int64_t cooldown_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  ReplyPtr r(command_locked({"SET", key("origin-" + hash_of(origin), "breaker"), "open", "PX",
-                             std::to_string(std::max<int64_t>(cooldown_ms, 1))}));
+  const int64_t open_ms = std::max<int64_t>(cooldown_ms, 1);
+  ReplyPtr r(script_locked(kBreakerOpen, {key("origin-" + hash_of(origin), "breaker")},
+                           {std::to_string(open_ms * 1000), std::to_string(open_ms + kBreakerKeepMs)}));
   breakers_.clear();
 }
 
@@ -309,18 +354,64 @@ void SharedState::breaker_closed(const std::string &origin) {
   breakers_.clear();
 }
 
-int64_t SharedState::breaker_open_ms(const std::string &origin) {
+void SharedState::breaker_probe_released(const std::string &origin) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ReplyPtr r(script_locked(kBreakerRelease, {key("origin-" + hash_of(origin), "breaker")}, {}));
+  breakers_.clear();
+}
+
+SharedState::FleetBreaker SharedState::breaker_admit(const std::string &origin, int64_t probe_lease_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = steady_us();
   auto it = std::find_if(breakers_.begin(), breakers_.end(), [&](const BreakerCache &b) { return b.origin == origin; });
-  if (it != breakers_.end() && now - it->checked_us < kBreakerRecheckUs)
-    return it->open_until_us > now ? (it->open_until_us - now) / 1000 : 0;
-  ReplyPtr r(command_locked({"PTTL", key("origin-" + hash_of(origin), "breaker")}));
-  const int64_t left_ms = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? r->integer : 0;
-  if (it == breakers_.end()) it = breakers_.insert(breakers_.end(), {origin, 0, 0});
-  it->checked_us = now;
-  it->open_until_us = now + left_ms * 1000;
-  return left_ms;
+  if (it != breakers_.end() && now < it->valid_until_us) {
+    FleetBreaker cached = it->answer;
+    if (cached.admit == BreakerAdmit::kRejectOpen) cached.left_ms = std::max<int64_t>(1, (it->valid_until_us - now) / 1000);
+    return cached;
+  }
+  ReplyPtr r(script_locked(kBreakerAdmit, {key("origin-" + hash_of(origin), "breaker")},
+                           {std::to_string(std::max<int64_t>(probe_lease_ms, 1) * 1000)}));
+  FleetBreaker out;
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return out;  // unknown: decide locally
+  out.known = true;
+  const int64_t left_us = element_int(r.get(), 1);
+  out.left_ms = (left_us + 999) / 1000;
+  static const BreakerAdmit kAnswers[] = {BreakerAdmit::kPass, BreakerAdmit::kRejectOpen, BreakerAdmit::kRejectProbing,
+                                          BreakerAdmit::kProbe};
+  const int64_t answer = element_int(r.get(), 0);
+  out.admit = kAnswers[answer >= 0 && answer <= 3 ? answer : 0];
+  if (out.admit == BreakerAdmit::kProbe) {
+    if (it != breakers_.end()) breakers_.erase(it);  // the next caller asks again (and meets the lease)
+    return out;
+  }
+  // An open breaker stays open to its end (a re-open only extends it).
+  const int64_t valid_us = out.admit == BreakerAdmit::kRejectOpen ? std::max<int64_t>(left_us, 1000) : kBreakerRecheckUs;
+  if (it == breakers_.end()) it = breakers_.insert(breakers_.end(), {origin, 0, out});
+  it->valid_until_us = now + valid_us;
+  it->answer = out;
+  return out;
+}
+
+void SharedState::cool_down(const std::string &deployment, int64_t ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ReplyPtr r(script_locked(kCoolDown, {key("deployment-" + hash_of(deployment), "cooldown")},
+                           {std::to_string(std::max<int64_t>(ms, 1))}));
+}
+
+void SharedState::end_cooldown(const std::string &deployment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ReplyPtr r(command_locked({"DEL", key("deployment-" + hash_of(deployment), "cooldown")}));
+}
+
+std::vector<int64_t> SharedState::cooldowns_left_ms(const std::vector<std::string> &deployments) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int64_t> out;
+  for (const std::string &d : deployments) {
+    ReplyPtr r(command_locked({"PTTL", key("deployment-" + hash_of(d), "cooldown")}));
+    if (!r) return {};
+    out.push_back(r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? r->integer : 0);
+  }
+  return out;
 }
 
 namespace {

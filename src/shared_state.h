@@ -1,9 +1,11 @@
 // State shared by a fleet of processes through Redis (hiredis): the rate
-// limit buckets, learnt limits and 429 pauses of each credential, and the
-// circuit breaker of each origin, changed atomically by server-side Lua
-// scripts. Every key is "esp:{<namespace>:<id>}:<what>" (one hash tag per
-// credential or origin, so Redis Cluster keeps a script's keys in one slot)
-// and holds no secret: credentials and origins appear only as hashes.
+// limit buckets, learnt limits and 429 pauses of each credential, the
+// circuit breaker of each origin (with one half-open probe for the whole
+// fleet) and the cool-downs of deployments, changed atomically by
+// server-side Lua scripts. Every key is "esp:{<namespace>:<id>}:<what>" (one
+// hash tag per credential, origin or deployment, so Redis Cluster keeps a
+// script's keys in one slot) and holds no secret: credentials, origins and
+// deployments appear only as hashes.
 //
 // Redis unreachable or slower than timeout_ms: calls fail fast and the
 // callers fall back to their local state (fail open); the next attempt to
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "breaker.h"
 #include "config.h"
 
 struct redisContext;
@@ -61,12 +64,32 @@ class SharedState {
   // Microseconds the credential stays paused (0: not paused or unknown).
   int64_t pause_left_us(const std::string &credential);
 
-  // The breaker of an origin, by its "scheme://host:port".
+  // The breaker of an origin, by its "scheme://host:port": what the fleet
+  // says of a new request. Open until its cool-down ends; then half-open,
+  // and exactly one caller in the fleet gets kProbe (a lease on the probe
+  // for probe_lease_ms, so a probe whose process died is not waited for
+  // long); the others get kProbing until the probe's outcome is recorded.
+  // A closed, open or probing answer is reused for up to 100 ms per origin.
+  // kUnknown: Redis did not answer (decide locally).
+  struct FleetBreaker {
+    BreakerAdmit admit = BreakerAdmit::kPass;
+    bool known = false;
+    int64_t left_ms = 0;  // open: until half-open; probing: the probe's lease
+  };
+  FleetBreaker breaker_admit(const std::string &origin, int64_t probe_lease_ms);
+  // The origin's breaker opened (or its probe failed): open for the fleet.
   void breaker_opened(const std::string &origin, int64_t cooldown_ms);
+  // Closed (its probe, or any request, succeeded).
   void breaker_closed(const std::string &origin);
-  // Milliseconds the fleet's breaker stays open; 0 when closed or unknown.
-  // Asks Redis at most every 100 ms per origin.
-  int64_t breaker_open_ms(const std::string &origin);
+  // A probe taken by this process ended without an outcome: another may probe.
+  void breaker_probe_released(const std::string &origin);
+
+  // Deployment cool-downs, by an identity text (hashed): cool_down extends
+  // the fleet's cool-down to at least `ms`, end_cooldown ends it, and
+  // cooldowns_left_ms gives what is left of each (empty when Redis is down).
+  void cool_down(const std::string &deployment, int64_t ms);
+  void end_cooldown(const std::string &deployment);
+  std::vector<int64_t> cooldowns_left_ms(const std::vector<std::string> &deployments);
 
   std::atomic<bool> up{false};
   std::atomic<uint64_t> calls{0};
@@ -97,8 +120,8 @@ class SharedState {
   std::vector<std::string> shas_;  // of the loaded scripts
   struct BreakerCache {
     std::string origin;
-    int64_t checked_us;
-    int64_t open_until_us;
+    int64_t valid_until_us;
+    FleetBreaker answer;
   };
   std::vector<BreakerCache> breakers_;
 };

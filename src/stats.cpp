@@ -52,6 +52,7 @@ void deployments_json(Router &router, std::string &out) {
            ",\"base_url\":" + quoted(redact_url(c.config.base_url)) + ",\"origin\":" + quoted(c.config.base_origin) +
            ",\"weight\":" + std::to_string(d.weight) + ",\"picked\":" + std::to_string(d.picked) +
            ",\"failures\":" + std::to_string(d.failures) + ",\"failovers\":" + std::to_string(d.failovers) +
+           ",\"rate_limited\":" + std::to_string(d.rate_limited) +
            ",\"cooling_down_ms\":" + std::to_string(d.cooling_ms) + ",";
     if (c.limiter) {
       out += "\"rate_limit\":";

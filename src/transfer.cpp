@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "router.h"
 #include "esp.h"
 #include "log.h"
 #include "retry.h"
@@ -369,12 +368,12 @@ bool Transfer::connection_dropped(CURLcode code) const {
 
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
   // To the next deployment, at once, where one may take it.
-  if (routed && !cancel_requested.load() && can_fail_over(*this, attempt_status, now)) return 0;
+  if (routed && !cancel_requested.load() && routed->can_fail_over(*this, attempt_status, now)) return 0;
   RetryFacts f;
   f.attempt_status = attempt_status;
   f.resp = resp.get();
   f.timeout_kind = timeout_kind;
-  f.attempts = attempts - (routed ? routed->attempts_before : 0);  // on the current deployment
+  f.attempts = attempts - (routed ? routed->attempts_before() : 0);  // on the current deployment
   f.sent = sends > 0;
   f.silent_resend = silent_resend;
   f.delivered = headers_done && !will_retry;
@@ -402,12 +401,12 @@ void Transfer::complete(int status, const std::string &error) {
     origin->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     origin->stats.total.record_us(now - submitted_us);
   }
-  const int retried = attempts - 1 - (routed ? routed->failovers : 0);
+  const int retried = attempts - 1 - (routed ? routed->moves() : 0);
   if (retried > 0) {
     cs.add(cs.retries, static_cast<uint64_t>(retried));
     if (origin) origin->stats.add(origin->stats.retries, static_cast<uint64_t>(retried));
   }
-  if (routed) route_completed(*this, status, outcome, now - submitted_us);
+  if (routed) routed->completed(*this, status, outcome, now - submitted_us);
   int64_t elapsed_ms = (now - submitted_us) / 1000;
   if (client->config.slow_request_ms > 0 && elapsed_ms >= client->config.slow_request_ms &&
       log_enabled(ESP_LOG_INFO))
@@ -420,6 +419,13 @@ void Transfer::complete(int status, const std::string &error) {
   if (status == ESP_OK) out = std::move(resp);
   if (sends > 0) ever_sent = true;
   sink->complete(*this, status, std::move(out), status != ESP_OK && ever_sent ? error + kMaySentSuffix : error);
+}
+
+void Transfer::give_up_probe() {
+  if (!is_probe) return;
+  breaker_probe_done(origin->breaker);
+  if (fleet_probe) client->shared->breaker_probe_released(origin->label);
+  is_probe = fleet_probe = false;
 }
 
 void Transfer::settle_usage() {

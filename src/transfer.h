@@ -20,7 +20,6 @@ namespace esp {
 
 class Engine;
 class Transfer;
-struct Routed;
 
 // Where a transfer's results go: a waiting caller, user callbacks, or a
 // pull reader. Called on the driving thread.
@@ -37,6 +36,34 @@ class Sink {
   // Exactly once. resp is null unless status is ESP_OK.
   virtual void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp,
                         const std::string &error) = 0;
+};
+
+// A request routed over the deployments of the client it was made on
+// (router.h implements it): the engine and the transfer ask it whether and
+// where the request moves on, without knowing how deployments are picked.
+// Called on the driving thread.
+class Route {
+ public:
+  virtual ~Route() = default;
+  // May the attempt that just ended move on to another deployment?
+  virtual bool can_fail_over(const Transfer &t, int attempt_status, int64_t now_us) const = 0;
+  // Moves t to the next deployment (its client, spec and origin); false when
+  // none is left. The deployment left behind is counted and cooled down.
+  virtual bool fail_over(Transfer &t, int attempt_status, const std::string &reason, int64_t now_us) = 0;
+  // Reserves t's rate-limit budget on its deployment (t.rate), or moves t to
+  // a deployment with budget sooner (kMoved: the move is to be started
+  // afresh, its budget already reserved when t.rate_reserved), or finds none
+  // within t's deadline (kRefused: t.rate.why says why).
+  enum class Budget { kReserved, kMoved, kRefused };
+  virtual Budget reserve_budget(Transfer &t, int64_t now_us) = 0;
+  // The transfer completed (outcome: metrics.h): the deployments' accounting.
+  virtual void completed(Transfer &t, int status, int outcome, int64_t elapsed_us) = 0;
+  // The request never started (refused by the engine, or its spec failed).
+  virtual void refused() = 0;
+  // The transfer's attempts before its current deployment, and its moves
+  // between deployments (not retries).
+  virtual int attempts_before() const = 0;
+  virtual int moves() const = 0;
 };
 
 // "No limit" for a timeout in microseconds since the steady clock's epoch.
@@ -98,12 +125,15 @@ class Transfer {
   int64_t retry_delay_us(int attempt_status, int64_t now_us);
   // Delivers the outcome: to the sink, stats and logs. Exactly once.
   void complete(int status, const std::string &error);
+  // The breaker probe it holds (is_probe) ends without an outcome (it
+  // finished unsent or moved to another deployment): another request may probe.
+  void give_up_probe();
 
   // The client it goes out as: the deployment's when routed (it changes on
   // a fail-over, together with spec and origin).
   std::shared_ptr<Client> client;
   RequestSpec spec;
-  std::unique_ptr<Routed> routed;  // over the deployments of the client called (else null)
+  std::unique_ptr<Route> routed;  // over the deployments of the client called (else null)
   std::unique_ptr<Sink> sink;
   std::unique_ptr<esp_response> resp;
 
@@ -114,6 +144,7 @@ class Transfer {
   CURL *easy = nullptr;
   bool holds_slot = false;
   bool is_probe = false;       // the half-open breaker's single probe
+  bool fleet_probe = false;    // and the fleet's (shared_state), its outcome not yet published
   bool opening = false;        // admitted to open a new HTTP/2 connection, not up yet
   bool user_paused = false;
   bool reader_paused = false;  // the write callback returned PAUSE

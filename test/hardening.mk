@@ -6,7 +6,7 @@
 #   make check-abi       exported symbols == test/abi/symbols.txt, dlopen test,
 #                        a program built against the 0.1.0 header still works
 #   make check-header    include/esp.h compiles as C99 and C++17, pedantic, twice
-#   make lint            clang-tidy (.clang-tidy) and cppcheck on src/
+#   make lint            clang-tidy (.clang-tidy) and cppcheck on src/, the layer check, README's config table
 #   make coverage        line coverage of src/ by the C suite (>= COVERAGE_MIN %)
 #   make hardening       all of the above
 #
@@ -17,7 +17,7 @@
 # explain every entry.
 
 .PHONY: hardening hardening-ci hardening-tools fuzz-tools lint-tools lint-layers coverage test-asan test-tsan build-asan build-tsan test-valgrind \
-  build-valgrind fuzz fuzz-build fuzz-replay check-abi update-abi lint lint-tidy lint-cppcheck
+  build-valgrind fuzz fuzz-build fuzz-replay check-abi update-abi lint lint-tidy lint-cppcheck lint-config-table config-table
 
 HARDENING_HDRS := include/esp.h $(wildcard src/*.h) $(wildcard test/c/*.h)
 SAN_CXX ?= clang++
@@ -292,7 +292,14 @@ lint-cppcheck: | lint-tools
 lint-layers:
 	python3 test/lint/layers.py src
 
-lint: lint-layers lint-tidy lint-cppcheck
+# README's config table is generated from esp_config_schema(): `make
+# config-table` rewrites it, lint fails while it differs.
+config-table: lib
+	python3 packaging/config-table.py --lib $(B)/libesp.so README.md
+lint-config-table: lib
+	python3 packaging/config-table.py --check --lib $(B)/libesp.so README.md
+
+lint: lint-layers lint-config-table lint-tidy lint-cppcheck
 
 # ---- coverage ----------------------------------------------------------------------
 # Line coverage of src/ by the C suite (gcc --coverage, lcov), built in

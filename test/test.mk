@@ -51,7 +51,7 @@ test-prometheus: $(B)/esp_tests $(B)/venv-tools/ok
 	@ESP_ROOT=$(CURDIR) ESP_PROM_OUT=$(B)/metrics.prom $(B)/esp_tests --gtest_filter='Metrics.*' --gtest_brief=1
 	$(B)/venv-tools/bin/python test/prom_check.py $(B)/metrics.prom
 
-test: lint-layers test-c test-faults test-prometheus test-install test-fork-python check-header check-abi test-bindings
+test: lint-layers lint-config-table test-c test-faults test-prometheus test-install test-fork-python check-header check-abi test-bindings
 
 $(B)/examples/demo: examples/c/demo.c include/esp.h $(B)/libesp.so
 	@mkdir -p $(@D)

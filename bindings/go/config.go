@@ -1,8 +1,9 @@
 package esp
 
-// Config mirrors libesp's JSON client config. A zero field is left out of
-// the JSON and so means libesp's default; the pointer fields are those where
-// 0 or false is a meaningful setting of its own (use [Ptr] to set them).
+// Config mirrors libesp's JSON client config, key for key (a test holds it
+// to [ConfigSchema]). A zero field is left out of the JSON and so means
+// libesp's default; the pointer fields are those where 0, false or "" is a
+// meaningful setting of its own (use [Ptr] to set them).
 //
 // Configs that are equal once the defaults are filled in share one client
 // and its connection pool. Validation happens in libesp: [Get] returns an
@@ -12,6 +13,9 @@ type Config struct {
 	// cerebras, mistral, together, openrouter, jina, ollama, generic) that
 	// gives the base URL and auth style; default "openai".
 	Provider string `json:"provider,omitempty"`
+	// Name labels the client in stats, metrics and logs (default
+	// "client-<id>").
+	Name string `json:"name,omitempty"`
 	// BaseURL overrides the preset's base URL.
 	BaseURL string `json:"base_url,omitempty"`
 	// APIKey is the provider key. It never appears in logs, stats or errors.
@@ -26,6 +30,10 @@ type Config struct {
 	APIVersion string `json:"api_version,omitempty"`
 	// Headers are extra default headers for every request.
 	Headers map[string]string `json:"headers,omitempty"`
+	// CredentialOrigins are origins ("https://files.example.com") besides
+	// BaseURL's that may receive the client's credentials; every other
+	// origin gets none of them.
+	CredentialOrigins []string `json:"credential_origins,omitempty"`
 
 	// TimeoutMS bounds a whole request (default 45000).
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
@@ -37,6 +45,9 @@ type Config struct {
 	// IdleTimeoutMS bounds the silence inside a streamed response (default
 	// 0: off).
 	IdleTimeoutMS int64 `json:"idle_timeout_ms,omitempty"`
+	// FirstByteTimeoutMS bounds the wait for the response to start (default
+	// 0: off).
+	FirstByteTimeoutMS int64 `json:"first_byte_timeout_ms,omitempty"`
 	// MaxConnections caps the connections per origin (default 64).
 	MaxConnections int `json:"max_connections,omitempty"`
 	// HTTP2 enables HTTP/2 with multiplexing over TLS (default true).
@@ -49,6 +60,12 @@ type Config struct {
 	// and 8000).
 	RetryBaseMS int64 `json:"retry_base_ms,omitempty"`
 	RetryMaxMS  int64 `json:"retry_max_ms,omitempty"`
+	// RetryAfterMaxMS is the longest retry-after honoured (default 60000;
+	// longer ones fall back to backoff).
+	RetryAfterMaxMS *int64 `json:"retry_after_max_ms,omitempty"`
+	// IdempotencyHeader carries the key sent on retriable POSTs (default
+	// "Idempotency-Key"; Ptr("") sends none).
+	IdempotencyHeader *string `json:"idempotency_header,omitempty"`
 	// BreakerFailures opens an origin's circuit breaker after that many
 	// consecutive failures (default 5; 0 disables the breaker).
 	BreakerFailures *int `json:"breaker_failures,omitempty"`
@@ -74,9 +91,21 @@ type Config struct {
 	// Isolate gives the client connections of its own, shared with no other
 	// config.
 	Isolate bool `json:"isolate,omitempty"`
+	// SocketOptions are [level, option, value] triples set with setsockopt
+	// on every socket the client opens; a client with them is isolated.
+	SocketOptions [][3]int `json:"socket_options,omitempty"`
 	// MaxResponseBytes caps a response body (default 64 MiB); larger ones
 	// fail with [ErrTooLarge].
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+	// SlowRequestMS: requests slower than this are logged (default 10000;
+	// 0 logs every request).
+	SlowRequestMS *int64 `json:"slow_request_ms,omitempty"`
+	// StreamBufferBytes is how far a stream's reader may fall behind before
+	// the transfer pauses (default 1 MiB).
+	StreamBufferBytes int64 `json:"stream_buffer_bytes,omitempty"`
+	// StreamResumeBytes is where a paused stream resumes (default a quarter
+	// of StreamBufferBytes).
+	StreamResumeBytes *int64 `json:"stream_resume_bytes,omitempty"`
 
 	// RateLimit limits the requests and tokens per minute of the client's
 	// credential (shared by every client of the process with that key):

@@ -4,9 +4,10 @@
  */
 import { EventEmitter } from 'node:events';
 
-/** Client config: the JSON object of libesp's config table (README). */
+/** Client config: the JSON object of libesp's config table (README; `configSchema()`, which test/config-schema.test.mjs holds this to). */
 export interface ClientConfig {
   provider?: 'openai' | 'azure' | 'anthropic' | 'gemini' | 'groq' | 'cerebras' | 'mistral' | 'together' | 'openrouter' | 'jina' | 'ollama' | 'generic' | (string & {});
+  name?: string;
   base_url?: string;
   api_key?: string;
   api_key_env?: string;
@@ -14,6 +15,8 @@ export interface ClientConfig {
   project?: string;
   api_version?: string;
   headers?: Record<string, string>;
+  /** Origins besides base_url's that may receive the client's credentials. */
+  credential_origins?: string[];
   timeout_ms?: number;
   connect_timeout_ms?: number;
   pool_timeout_ms?: number;
@@ -24,6 +27,9 @@ export interface ClientConfig {
   max_retries?: number;
   retry_base_ms?: number;
   retry_max_ms?: number;
+  retry_after_max_ms?: number;
+  /** Header carrying the idempotency key of retriable POSTs ("" sends none). */
+  idempotency_header?: string;
   breaker_failures?: number;
   breaker_cooldown_ms?: number;
   idle_ttl_ms?: number;
@@ -37,6 +43,11 @@ export interface ClientConfig {
   /** setsockopt [level, option, value] on every socket the client opens; implies isolate. */
   socket_options?: Array<[number, number, number]>;
   max_response_bytes?: number;
+  slow_request_ms?: number;
+  /** How far a stream's reader may fall behind before the transfer pauses (default 1 MiB). */
+  stream_buffer_bytes?: number;
+  /** Where a paused stream resumes (default a quarter of stream_buffer_bytes). */
+  stream_resume_bytes?: number;
   /** Requests and tokens per minute of the credential; {} only learns them from the provider's headers. */
   rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number };
   /** Rate limits and breakers shared by every process using this Redis. */
@@ -206,6 +217,27 @@ export function stats(): Record<string, unknown>;
 export function metricsPrometheus(): string;
 /** The loaded libesp's version string. */
 export function version(): string;
+
+/** One key of libesp's config, as esp_config_schema() describes it. */
+export interface ConfigKey {
+  key: string;
+  type: 'integer' | 'number' | 'boolean' | 'string' | 'object' | 'array' | 'string_array' | 'object_array';
+  /** The default (null when default_doc says it in words). */
+  default: unknown;
+  default_doc?: string;
+  min?: number;
+  max?: number;
+  unit?: string;
+  enum?: string[];
+  non_empty?: boolean;
+  required?: boolean;
+  secret?: boolean;
+  value_type?: string;
+  keys?: ConfigKey[];
+  doc: string;
+}
+/** libesp's table of config keys. */
+export function configSchema(): { version: string; keys: ConfigKey[] };
 
 /** C status numbers by name. */
 export const STATUS: Readonly<Record<

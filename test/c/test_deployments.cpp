@@ -1,10 +1,12 @@
 // Deployments: the policy's pure functions, and clients with several
 // deployments against real mock servers (a failing base path, a second
-// server, a closed port): fail-over, cool-down, weights and credentials.
+// server, a closed port): fail-over, cool-down, weights, credentials and
+// rate-limit budgets.
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -331,6 +333,99 @@ TEST(Deployments, AnOpenBreakerSendsRequestsToTheNextWithoutAnAttempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(350));
   Lease plain("{\"base_url\":\"" + other.http_base() + "/v1\",\"breaker_failures\":1,\"breaker_cooldown_ms\":300}");
   EXPECT_EQ(get(plain.handle, "models").status, 200);
+}
+
+TEST(Deployments, ADeploymentWithoutBudgetPassesRequestsToOneWithBudget) {
+  // A: 60 a minute (one a second); B: plenty. Ordered: A first every time.
+  Lease lease(config({deployment(healthy(), unique_key("sk-rlA") + "-SECRET", "\"rate_limit\":{\"requests_per_minute\":60}"),
+                      deployment(healthy(), unique_key("sk-rlB") + "-SECRET", "\"rate_limit\":{\"requests_per_minute\":60000}")},
+                     "\"routing\":\"ordered\""));
+  ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
+  for (int i = 0; i < 5; ++i) {
+    Result r = post(lease.handle, "chat/completions", kChat);
+    ASSERT_EQ(r.rc, ESP_OK) << r.error;
+    EXPECT_EQ(r.attempts, 1);  // no attempt on A without budget
+  }
+  // Nobody waited for A's next second: neither limiter delayed a request.
+  cJSON *root = cJSON_Parse(client_stats(lease.handle).c_str());
+  const cJSON *list = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "client"), "deployments");
+  for (int i = 0; i < 2; ++i) {
+    const cJSON *rl = cJSON_GetObjectItem(cJSON_GetArrayItem(list, i), "rate_limit");
+    ASSERT_NE(rl, nullptr);
+    EXPECT_EQ(cJSON_GetObjectItem(rl, "delayed")->valuedouble, 0) << i;
+    EXPECT_EQ(cJSON_GetObjectItem(rl, "rejected")->valuedouble, 0) << i;
+  }
+  cJSON_Delete(root);
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "rate_limited"), 4);
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "failovers"), 4);
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "failures"), 0);  // no budget is not a failure: no cool-down
+  EXPECT_EQ(deployment_stat(lease.handle, 0, "cooling_down_ms"), 0);
+  EXPECT_EQ(deployment_stat(lease.handle, 1, "picked"), 4);
+  EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "outcomes", "ok"}), 5);
+  EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "retries"}), 0);
+}
+
+TEST(Deployments, WithoutBudgetAnywhereARequestWaitsForTheSoonestOrFailsInTime) {
+  const std::string a = unique_key("sk-rlA") + "-SECRET", b = unique_key("sk-rlB") + "-SECRET";
+  const std::string per_second = "\"rate_limit\":{\"requests_per_minute\":60}";
+  auto cfg = [&](const std::string &timeout) {
+    return config({deployment(healthy(), a, per_second), deployment(healthy(), b, per_second)},
+                  "\"routing\":\"ordered\",\"timeout_ms\":" + timeout);
+  };
+  Lease quick(cfg("300"));
+  ASSERT_EQ(quick.rc, ESP_OK) << esp_last_error();
+  const std::string key = unique_key("deprl");
+  const std::vector<esp_header> tagged = {{"x-mock-key", key.c_str()}};
+  EXPECT_EQ(post(quick.handle, "chat/completions", kChat, tagged).rc, ESP_OK);  // A's second
+  EXPECT_EQ(post(quick.handle, "chat/completions", kChat, tagged).rc, ESP_OK);  // B's
+  Result refused = post(quick.handle, "chat/completions", kChat, tagged);
+  EXPECT_EQ(refused.rc, ESP_ERATELIMITED);
+  EXPECT_NE(refused.error.find("rate limited on every deployment"), std::string::npos) << refused.error;
+  EXPECT_EQ(authorizations(mock(), key).size(), 2u);  // the refused one was never sent
+  // Time enough: it waits for the deployment whose budget comes first (A's).
+  Lease patient(cfg("5000"));  // the same credentials: the same budgets
+  auto t0 = std::chrono::steady_clock::now();
+  Result waited = post(patient.handle, "chat/completions", kChat, tagged);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(waited.rc, ESP_OK) << waited.error;
+  EXPECT_EQ(waited.attempts, 1);
+  EXPECT_LT(ms, 2500);  // at most A's one second (and the request itself)
+  EXPECT_EQ(authorizations(mock(), key).back(), "Bearer " + a);
+  cJSON *root = cJSON_Parse(client_stats(patient.handle).c_str());
+  const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "client"), "deployments"), 0);
+  EXPECT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(first, "rate_limit"), "delayed")->valuedouble, 1);  // it waited
+  cJSON_Delete(root);
+}
+
+TEST(Deployments, OrderedDeploymentsWithTheirOwnLimitsTogetherUseBothLimits) {
+  // Each key may make 1200 requests a minute (20 a second) at the server.
+  MockServer server({"--rpm", "1200", "--rl-window-ms", "2000", "--rl-headers", "none"});
+  const std::string limit = "\"rate_limit\":{\"requests_per_minute\":1200}";
+  const std::string cfg = config({deployment(server.http_base() + "/v1", unique_key("sk-budA") + "-SECRET", limit),
+                                  deployment(server.http_base() + "/v1", unique_key("sk-budB") + "-SECRET", limit)},
+                                 "\"routing\":\"ordered\",\"max_retries\":0");
+  Worker worker({cfg, "3000", "8"});  // 8 agents back to back for 3 s
+  const std::string out = worker.wait();
+  ASSERT_EQ(worker.exit_code, 0) << out;
+  cJSON *rl = cJSON_Parse(server.control("/_mock/rate-limit").c_str());
+  double admitted[2] = {0, 0}, window_s = 0;
+  int n = 0;
+  for (const cJSON *k = cJSON_GetObjectItem(rl, "keys")->child; k && n < 2; k = k->next, ++n) {
+    admitted[n] = cJSON_GetObjectItem(k, "requests")->valuedouble;
+    window_s = std::max(window_s, (cJSON_GetObjectItem(k, "last_ms")->valuedouble -
+                                   cJSON_GetObjectItem(k, "first_ms")->valuedouble) / 1000);
+  }
+  const double server_429 = cJSON_GetObjectItem(rl, "sent_429")->valuedouble;
+  cJSON_Delete(rl);
+  ASSERT_EQ(n, 2) << "both deployments served";
+  // A second's burst plus the rate over the run, per key.
+  const double budget = 20 * (1 + window_s);
+  EXPECT_GE(admitted[0], 0.9 * budget);
+  EXPECT_GE(admitted[1], 0.9 * budget);  // the fallback takes what the first has no budget for
+  EXPECT_EQ(server_429, 0);
+  std::printf("[ deploy   ] ordered, 2 x 20/s: %.0f + %.0f admitted over %.2f s = %.1f %% of the two limits, "
+              "%.0f server 429s\n",
+              admitted[0], admitted[1], window_s, 100 * (admitted[0] + admitted[1]) / (2 * budget), server_429);
 }
 
 TEST(Deployments, AbsoluteUrlsAreNotRouted) {

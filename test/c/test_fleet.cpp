@@ -2,7 +2,9 @@
 // redis-server (shared_state): processes (fleet_worker) against the mock
 // server's rate-limited mode stay under the limit and use most of it; a
 // learnt limit spreads; Redis killed mid-run stops nothing; a breaker opened
-// by one process is open for the others.
+// by one process is open for the others, and after its cool-down exactly one
+// process probes; a deployment cooled down by one is cooled down for all.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -130,7 +132,9 @@ TEST(Fleet, RedisKilledMidRunStopsNothingAndTheFleetRejoins) {
   const std::string cfg = fleet_config(server, unique("sk-down") + "-SECRET", redis, unique("ns"),
                                        "\"rate_limit\":{\"requests_per_minute\":1200}");
   auto t0 = Clock::now();
-  Worker a({cfg, "4000", "8"}), b({cfg, "4000", "8"});
+  // 3.5 s of run after the restart: several reconnect periods (1 s), so one slow Redis reply
+  // under load (a 50 ms command timeout, then a second down) still leaves time to rejoin.
+  Worker a({cfg, "6000", "8"}), b({cfg, "6000", "8"});
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   redis.kill_now();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -146,7 +150,7 @@ TEST(Fleet, RedisKilledMidRunStopsNothingAndTheFleetRejoins) {
     EXPECT_EQ(first_of(out, "shared_state", "up"), 1) << out;  // and back on Redis at the end
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  EXPECT_LT(ms, 7000);  // nothing waited on the dead Redis
+  EXPECT_LT(ms, 9000);  // a 6 s run: nothing waited on the dead Redis
   EXPECT_NE(redis.command("KEYS *\r\n").find("esp:{"), std::string::npos);  // state written again
 }
 
@@ -229,4 +233,120 @@ TEST(Fleet, ConfigIsValidatedAndRedisDownAtStartFailsOpen) {
   const std::string stats = process_stats();
   EXPECT_EQ(stats.find("pw-SECRET"), std::string::npos);
   EXPECT_NE(stats.find("\"redis\":\"redis://127.0.0.1:" + std::to_string(dead_port) + "/0\""), std::string::npos) << stats;
+}
+
+namespace {
+
+// A member of deployment `index` in a client's stats.
+double deployment_member(esp_client c, int index, const char *name) {
+  cJSON *root = cJSON_Parse(client_stats(c).c_str());
+  const cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "client"), "deployments"), index);
+  const cJSON *v = d ? cJSON_GetObjectItem(d, name) : nullptr;
+  double out = cJSON_IsNumber(v) ? v->valuedouble : -1;
+  cJSON_Delete(root);
+  return out;
+}
+
+}  // namespace
+
+TEST(Fleet, AfterTheCooldownExactlyOneProcessOfTheFleetProbes) {
+  RedisServer redis;
+  MockServer server;
+  const std::string key = unique("brk-probe");
+  // The origin fails for 2.5 s from now (the server's clock), then recovers.
+  cJSON *rl = cJSON_Parse(server.control("/_mock/rate-limit").c_str());
+  const long long recover_ms = static_cast<long long>(cJSON_GetObjectItem(rl, "now_ms")->valuedouble) + 2500;
+  cJSON_Delete(rl);
+  constexpr double kCooldownMs = 300;
+  const std::string cfg = "{\"base_url\":\"" + server.http_base() + "/_faults/key=" + key +
+                          ",fail-until-ms=" + std::to_string(recover_ms) +
+                          "/v1\",\"api_key\":\"sk-probe-SECRET\",\"max_retries\":0,\"breaker_failures\":2,"
+                          "\"breaker_cooldown_ms\":300,\"shared_state\":{\"redis\":\"" + redis.url() +
+                          "\",\"namespace\":\"" + unique("ns") + "\"}}";
+  // Four processes of four agents; an agent pauses 20 ms after a failure.
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < 4; ++i)
+    workers.push_back(std::make_unique<Worker>(std::vector<std::string>{cfg, "4000", "4", "chat/completions", "", "20"}));
+  double ok = 0;
+  for (auto &w : workers) {
+    const std::string out = w->wait();
+    ASSERT_EQ(w->exit_code, 0) << out;
+    EXPECT_GT(parse(out).ok, 0) << out;  // every process is served again once the origin recovered
+    ok += parse(out).ok;
+  }
+  // What reached the server: the first failures open the breaker (each
+  // process within ~100 ms); from then on until the recovery, only probes.
+  cJSON *records = cJSON_Parse(server.control("/_mock/requests?key=" + key).c_str());
+  std::vector<double> failing;
+  double served = 0;
+  for (const cJSON *r = records ? records->child : nullptr; r; r = r->next) {
+    const double t = cJSON_GetObjectItem(r, "t_ms")->valuedouble;
+    if (cJSON_IsTrue(cJSON_GetObjectItem(r, "failed"))) failing.push_back(t);
+    else served += 1;
+  }
+  cJSON_Delete(records);
+  ASSERT_GT(failing.size(), 2u);
+  std::sort(failing.begin(), failing.end());
+  const double settled = failing.front() + 500;
+  std::vector<double> probes;
+  for (double t : failing)
+    if (t >= settled) probes.push_back(t);
+  double closest = 1e9;
+  for (size_t i = 1; i < probes.size(); ++i) closest = std::min(closest, probes[i] - probes[i - 1]);
+  const double window_ms = static_cast<double>(recover_ms) - settled;
+  // One probe per cool-down window for the whole fleet: never two close together...
+  EXPECT_GE(closest, 0.9 * kCooldownMs) << probes.size() << " probes";
+  // ...and no more than the windows that fit, but some.
+  EXPECT_LE(probes.size(), window_ms / kCooldownMs + 1);
+  EXPECT_GE(probes.size(), 2u);
+  EXPECT_GT(served, 20);  // the probe after the recovery closed it for everyone
+  std::printf("[ fleet    ] breaker: %zu failures reached the origin, %zu of them in %.0f ms of open/half-open "
+              "(%.1f windows of %.0f ms), probes at least %.0f ms apart; %.0f served after the recovery\n",
+              failing.size(), probes.size(), window_ms, window_ms / kCooldownMs, kCooldownMs, closest, ok);
+}
+
+TEST(Fleet, ADeploymentCooledDownByOneProcessIsCooledDownForAnother) {
+  RedisServer redis;
+  MockServer failing_server;  // deployment A: every request fails
+  const std::string ns = unique("ns");
+  const std::string cfg =
+      "{\"routing\":\"ordered\",\"breaker_failures\":0,\"deployment_cooldown_ms\":5000,"
+      "\"shared_state\":{\"redis\":\"" + redis.url() + "\",\"namespace\":\"" + ns + "\"},\"deployments\":["
+      "{\"base_url\":\"" + failing_server.http_base() + "/_faults/status=500/v1\",\"api_key\":\"sk-depA-SECRET\"},"
+      "{\"base_url\":\"" + mock().http_base() + "/v1\",\"api_key\":\"sk-depB-SECRET\"}]}";
+  Worker first({cfg, "200", "1"});
+  const std::string out = first.wait();
+  ASSERT_EQ(first.exit_code, 0) << out;
+  EXPECT_GT(parse(out).ok, 1) << out;  // failed over to B, and stayed there
+  EXPECT_EQ(failing_server.stat("requests"), 1);  // A once, then cooled down
+  // This process never saw A fail: the fleet's cool-down keeps it off A.
+  Lease here(cfg);
+  ASSERT_EQ(here.rc, ESP_OK) << esp_last_error();
+  for (int i = 0; i < 3; ++i) {
+    Result r = post(here.handle, "chat/completions", kChat);
+    ASSERT_EQ(r.rc, ESP_OK) << r.error;
+    EXPECT_EQ(r.attempts, 1);
+  }
+  EXPECT_EQ(failing_server.stat("requests"), 1);
+  EXPECT_EQ(deployment_member(here.handle, 0, "picked"), 0);
+  EXPECT_GT(deployment_member(here.handle, 0, "cooling_down_ms"), 3000);
+  // The key names the deployment by a hash, in the namespace's hash tag.
+  const std::string keys = redis.command("KEYS *\r\n");
+  EXPECT_NE(keys.find("esp:{" + ns + ":deployment-"), std::string::npos) << keys;
+  EXPECT_EQ(keys.find("SECRET"), std::string::npos) << keys;
+  EXPECT_EQ(keys.find("127.0.0.1"), std::string::npos) << keys;
+  // Redis gone: each process goes on with its own cool-downs (fail open).
+  redis.kill_now();
+  MockServer other_failing;
+  const std::string alone = "{\"routing\":\"ordered\",\"breaker_failures\":0,\"deployment_cooldown_ms\":5000,"
+      "\"shared_state\":{\"redis\":\"" + redis.url() + "\",\"namespace\":\"" + ns + "\"},\"deployments\":["
+      "{\"base_url\":\"" + other_failing.http_base() + "/_faults/status=500/v1\",\"api_key\":\"sk-depC-SECRET\"},"
+      "{\"base_url\":\"" + mock().http_base() + "/v1\",\"api_key\":\"sk-depB-SECRET\"}]}";
+  Lease down(alone);
+  auto t0 = Clock::now();
+  EXPECT_EQ(post(down.handle, "chat/completions", kChat).attempts, 2);
+  EXPECT_EQ(post(down.handle, "chat/completions", kChat).attempts, 1);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  EXPECT_LT(ms, 1000);
+  EXPECT_EQ(other_failing.stat("requests"), 1);
 }

@@ -126,6 +126,40 @@ TEST(Breaker, AProbeEndedWithoutAResultLetsTheNextOneProbe) {
   EXPECT_EQ(esp::breaker_admit(b, 3, 2 * kSec), BreakerAdmit::kProbe);
 }
 
+// With a fleet (shared_state): Redis's answer decides while it gives one.
+TEST(Breaker, TheFleetsProbeMakesThisBreakerHalfOpenWithItsProbeOut) {
+  Breaker b;  // closed here: this process saw no failure
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, true, BreakerAdmit::kProbe, 0), BreakerAdmit::kProbe);
+  EXPECT_EQ(b.current(), BreakerState::kHalfOpen);
+  EXPECT_TRUE(b.probe_in_flight);
+  // Its failure opens it here (and is published for the fleet); its success closes it.
+  EXPECT_EQ(esp::breaker_record(b, true, 3, 1000, 0), BreakerChange::kOpened);
+}
+
+TEST(Breaker, TheFleetsOpenAndProbingAnswersRejectWhateverThisBreakerSays) {
+  Breaker b;
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, true, BreakerAdmit::kRejectOpen, 0), BreakerAdmit::kRejectOpen);
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, true, BreakerAdmit::kRejectProbing, 0), BreakerAdmit::kRejectProbing);
+  fail_times(b, 3, 0);
+  // Past this breaker's own cool-down: still no probe of its own while another process probes.
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, true, BreakerAdmit::kRejectProbing, 5 * kSec), BreakerAdmit::kRejectProbing);
+  EXPECT_FALSE(b.probe_in_flight);
+  EXPECT_EQ(b.current(), BreakerState::kOpen);
+}
+
+TEST(Breaker, TheFleetClosedClosesThisBreakerAndUnknownLeavesItToDecide) {
+  Breaker b;
+  fail_times(b, 3, 0);
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, false, BreakerAdmit::kPass, 500 * kMs), BreakerAdmit::kRejectOpen);
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, false, BreakerAdmit::kPass, 1000 * kMs), BreakerAdmit::kProbe);
+  esp::breaker_probe_done(b);
+  // Another process's probe succeeded: the fleet says closed.
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 3, true, BreakerAdmit::kPass, 1100 * kMs), BreakerAdmit::kPass);
+  EXPECT_EQ(b.current(), BreakerState::kClosed);
+  EXPECT_EQ(b.consecutive_failures, 0);
+  EXPECT_EQ(esp::breaker_admit_in_fleet(b, 0, true, BreakerAdmit::kRejectOpen, 0), BreakerAdmit::kPass);  // disabled
+}
+
 TEST(Breaker, FailuresWhileOpenExtendItWithoutReopening) {
   Breaker b;
   fail_times(b, 3, 0);

@@ -4,7 +4,11 @@
  * calls chained from on_complete) for DURATION_MS, then it prints one line
  * of JSON with what happened and the process's esp_stats, and exits.
  *
- *   fleet_worker CONFIG_JSON DURATION_MS AGENTS [PATH] [HEADER:VALUE]
+ *   fleet_worker CONFIG_JSON DURATION_MS AGENTS [PATH] [HEADER:VALUE] [PAUSE_MS]
+ *
+ * PAUSE_MS: an agent whose call failed (or was not a 200) waits that long
+ * before its next one, so that calls failing fast (an open breaker) do not
+ * spin; its next call is started by a pacer thread, never on libesp's.
  *
  * Exit status 0; 3 when the calls did not all complete within DURATION_MS
  * plus 30 s (something hung).
@@ -34,6 +38,11 @@ static esp_header extra;
 static long ok_count, http_429, http_other, failures[MAX_CODE], retries;
 static double latencies[MAX_SAMPLES];
 static long samples;
+static double pause_ms;
+static double **paused;        /* agents waiting for their pause to end (pacer thread) */
+static double *paused_until;
+static int paused_count;
+static pthread_cond_t pacer_cv = PTHREAD_COND_INITIALIZER;
 
 static double now_ms(void) {
   struct timespec ts;
@@ -62,6 +71,7 @@ static void next(double *started) {
 static void on_complete(void *user, int status, esp_response *r) {
   double *started = user;
   double took = now_ms() - *started;
+  int failed = status != ESP_OK || esp_response_status(r) != 200;
   pthread_mutex_lock(&mu);
   if (status == ESP_OK) {
     int http = esp_response_status(r);
@@ -73,9 +83,43 @@ static void on_complete(void *user, int status, esp_response *r) {
   } else {
     failures[-status < MAX_CODE - 1 ? -status : MAX_CODE - 1]++;
   }
+  if (failed && pause_ms > 0) {
+    paused[paused_count] = started;
+    paused_until[paused_count++] = now_ms() + pause_ms;
+    pthread_cond_signal(&pacer_cv);
+  }
   pthread_mutex_unlock(&mu);
   esp_response_free(r);
-  next(started);
+  if (!failed || pause_ms <= 0) next(started);
+}
+
+/* Starts the paused agents whose pause is over; ends with the run. */
+static void *pacer(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&mu);
+  while (agents_running > 0) {
+    double now = now_ms();
+    for (int i = 0; i < paused_count; ++i) {
+      if (paused_until[i] > now) continue;
+      double *agent = paused[i];
+      paused[i] = paused[--paused_count];
+      paused_until[i] = paused_until[paused_count];
+      --i;
+      pthread_mutex_unlock(&mu);
+      next(agent);
+      pthread_mutex_lock(&mu);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec += 1;
+      until.tv_nsec -= 1000000000;
+    }
+    if (agents_running > 0) pthread_cond_timedwait(&pacer_cv, &mu, &until);
+  }
+  pthread_mutex_unlock(&mu);
+  return NULL;
 }
 
 static int by_value(const void *a, const void *b) {
@@ -85,7 +129,7 @@ static int by_value(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: fleet_worker CONFIG_JSON DURATION_MS AGENTS [PATH] [HEADER:VALUE]\n");
+    fprintf(stderr, "usage: fleet_worker CONFIG_JSON DURATION_MS AGENTS [PATH] [HEADER:VALUE] [PAUSE_MS]\n");
     return 2;
   }
   int agents = atoi(argv[3]);
@@ -108,10 +152,15 @@ int main(int argc, char **argv) {
       req.header_count = 1;
     }
   }
+  pause_ms = argc > 6 ? atof(argv[6]) : 0;
   double *started = calloc((size_t)agents, sizeof *started);
+  paused = calloc((size_t)agents, sizeof *paused);
+  paused_until = calloc((size_t)agents, sizeof *paused_until);
   double t0 = now_ms();
   deadline_ms = t0 + atof(argv[2]);
   agents_running = agents;
+  pthread_t pacer_thread;
+  if (pause_ms > 0) pthread_create(&pacer_thread, NULL, pacer, NULL);
   for (int i = 0; i < agents; ++i) next(&started[i]);
   int hung = 0;
   pthread_mutex_lock(&mu);
@@ -124,6 +173,7 @@ int main(int argc, char **argv) {
   }
   pthread_mutex_unlock(&mu);
   double elapsed = now_ms() - t0;
+  if (pause_ms > 0 && !hung) pthread_join(pacer_thread, NULL);
   if (hung) {
     fprintf(stderr, "fleet_worker: %d agents still waiting 30 s past the end\n", agents_running);
     return 3;
@@ -144,6 +194,8 @@ int main(int argc, char **argv) {
   printf("},\"stats\":%s}\n", stats ? stats : "null");
   esp_free(stats);
   free(started);
+  free(paused);
+  free(paused_until);
   esp_client_release(client);
   esp_shutdown(5000);
   return 0;

@@ -294,6 +294,12 @@ suite() {
   expect "$L fail-times without status: 500" [ "$CODE" = 500 ]
   req $V -H "x-mock-key: $K" -H 'x-mock-fail-times: 1' "$B/echo"
   expect "$L fail-times without status: then 200" [ "$CODE" = 200 ]
+  K="key2u-$L-$RANDOM"
+  SOON=$(( $(date +%s%3N) + 60000 ))
+  req $V -H "x-mock-key: $K" -H "x-mock-fail-until-ms: $SOON" -H 'x-mock-status: 503' "$B/echo"
+  expect "$L fail-until-ms: fails before the instant" [ "$CODE" = 503 ]
+  req $V -H "x-mock-key: $K" -H "x-mock-fail-until-ms: $(( SOON - 120000 ))" -H 'x-mock-status: 503' "$B/echo"
+  expect "$L fail-until-ms: served after it" [ "$CODE" = 200 ]
   req $V -H 'x-mock-should-retry: false' -H 'x-mock-retry-after-ms: 10' "$B/echo"
   expect "$L should-retry / retry-after-ms headers alone" [ "$CODE" = 200 -a "$(header x-should-retry)" = false -a "$(header retry-after-ms)" = 10 ]
 

@@ -377,6 +377,7 @@ function parseFaults(h) {
   const f = {
     key: headerOf(h, 'x-mock-key') ?? null,
     failTimes: intHeader(h, 'x-mock-fail-times'),
+    failUntilMs: intHeader(h, 'x-mock-fail-until-ms'),
     // gated by fail-times (apply only to the first N requests of the key)
     status: status !== null && status >= 200 && status <= 599 ? status : null,
     delayMs: intHeader(h, 'x-mock-delay-ms') || 0,
@@ -614,15 +615,16 @@ async function handleApi(ctx) {
     const st = keyState(f.key);
     const attempt = ++st.count;
     if (f.failTimes !== null) failing = attempt <= f.failTimes;
+    if (f.failUntilMs !== null) failing = failing && nowMs() < f.failUntilMs;
     st.records.push({
       t_ms: nowMs(), idempotency_key: headerOf(ctx.headers, 'idempotency-key') ?? null,
       authorization: headerOf(ctx.headers, 'authorization') ?? null,
-      method: ctx.method, path: ctx.path, attempt, failed: failing && f.failTimes !== null,
+      method: ctx.method, path: ctx.path, attempt, failed: failing && (f.failTimes !== null || f.failUntilMs !== null),
       http_version: ctx.req.httpVersion, connection_id: ctx.conn ? ctx.conn.id : 0,
     });
   }
   if (!failing) disarm(f);
-  const defaultFail = failing && f.key !== null && f.failTimes !== null && f.status === null &&
+  const defaultFail = failing && f.key !== null && (f.failTimes !== null || f.failUntilMs !== null) && f.status === null &&
     !f.drop && !f.hang && !f.garbage && f.slowlorisMs === null;
 
   if (f.drop === 'before-headers' || f.drop === 'connection') {

@@ -448,6 +448,13 @@ function version() {
   return native.version();
 }
 
+/** libesp's table of config keys (esp_config_schema): { version, keys: [{ key, type, default, doc, ... }] }. */
+function configSchema() {
+  const text = native.configSchema();
+  if (text === null) throw new Error('esp_config_schema: out of memory');
+  return JSON.parse(text);
+}
+
 module.exports = {
   getClient,
   dispatcher,
@@ -457,6 +464,7 @@ module.exports = {
   stats,
   metricsPrometheus,
   version,
+  configSchema,
   Client,
   EspResponse,
   EventStream,

@@ -10,6 +10,7 @@ export const {
   stats,
   metricsPrometheus,
   version,
+  configSchema,
   Client,
   EspResponse,
   EventStream,

@@ -751,6 +751,18 @@ static napi_value js_version(napi_env env, napi_callback_info info) {
   return make_string(env, s, strlen(s));
 }
 
+/* configSchema() -> esp_config_schema(): the config table as JSON text (null: out of memory) */
+static napi_value js_config_schema(napi_env env, napi_callback_info info) {
+  (void)info;
+  const char *s = esp_config_schema();
+  if (!s) {
+    napi_value null;
+    napi_get_null(env, &null);
+    return null;
+  }
+  return make_string(env, s, strlen(s));
+}
+
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 /* The environment is going away (process exit or Worker termination): stop
@@ -807,6 +819,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lastError", NULL, js_last_error, NULL, NULL, NULL, napi_enumerable, NULL},
       {"strerror", NULL, js_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
       {"version", NULL, js_version, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"configSchema", NULL, js_config_schema, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -3,7 +3,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A client config: the JSON object `esp_client_get` takes, field for field.
+/// A client config: the JSON object `esp_client_get` takes, field for field
+/// (tests/config_schema.rs holds it to [`config_schema`](crate::config_schema)).
 ///
 /// Every field is optional; `None` leaves libesp's default (see the README's
 /// config table). libesp validates the config, not this type: a bad value
@@ -40,6 +41,8 @@ pub struct Config {
     pub api_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_origins: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,9 +88,15 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isolate: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_options: Option<Vec<[i32; 3]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_response_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_request_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_buffer_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_resume_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,6 +236,26 @@ impl Config {
         deployment_cooldown_ms: u64;
     }
 
+    /// Add an origin ("https://files.example.com") besides `base_url`'s that
+    /// may receive the client's credentials (`credential_origins`).
+    #[must_use]
+    pub fn credential_origin(mut self, origin: impl Into<String>) -> Self {
+        self.credential_origins
+            .get_or_insert_with(Vec::new)
+            .push(origin.into());
+        self
+    }
+
+    /// Add a socket option (`socket_options`): `setsockopt(level, option,
+    /// value)` on every socket the client opens; such a client is isolated.
+    #[must_use]
+    pub fn socket_option(mut self, level: i32, option: i32, value: i32) -> Self {
+        self.socket_options
+            .get_or_insert_with(Vec::new)
+            .push([level, option, value]);
+        self
+    }
+
     /// Add one default header sent with every request of the client.
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -303,6 +332,12 @@ impl Config {
         max_response_bytes: u64;
         /// Requests slower than this are logged, in milliseconds (10000).
         slow_request_ms: u64;
+        /// How far a stream's reader may fall behind before the transfer
+        /// pauses, in bytes (1 MiB).
+        stream_buffer_bytes: u64;
+        /// Where a paused stream resumes, in unread bytes (a quarter of
+        /// `stream_buffer_bytes`).
+        stream_resume_bytes: u64;
     }
 }
 

@@ -83,6 +83,23 @@ pub fn version_string() -> String {
         .into_owned()
 }
 
+/// libesp's table of config keys as JSON (see `esp_config_schema` in esp.h):
+/// each key's type, default, bounds and doc. [`Config`] has a field for
+/// every key (a test holds it to this).
+pub fn config_schema() -> Result<&'static str> {
+    // SAFETY: no arguments; the text is static and never freed.
+    let text = unsafe { sys::esp_config_schema() };
+    if text.is_null() {
+        return Err(Error::OutOfMemory(
+            "esp_config_schema: out of memory".into(),
+        ));
+    }
+    // SAFETY: a NUL-terminated string that lives as long as the library.
+    unsafe { CStr::from_ptr(text) }
+        .to_str()
+        .map_err(|_| Error::Internal("esp_config_schema: not UTF-8".into()))
+}
+
 /// Cancel everything in flight, close every connection and invalidate every
 /// lease in the process, waiting up to `timeout` for callbacks to finish.
 /// Existing [`Client`]s then fail with [`Error::Handle`]; new ones work.

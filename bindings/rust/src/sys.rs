@@ -176,6 +176,9 @@ extern "C" {
     /// This library's version and libcurl's.
     pub fn esp_version_string() -> *const c_char;
 
+    /// Every config key as JSON: static, never freed; NULL only when memory ran out.
+    pub fn esp_config_schema() -> *const c_char;
+
     /// A fixed, static description of a status code.
     pub fn esp_strerror(status: c_int) -> *const c_char;
     /// The detail of the last failure on this thread; never NULL.

@@ -81,6 +81,7 @@ __all__ = [
     "TimeoutError",
     "UnsupportedOption",
     "backend_name",
+    "config_schema",
     "install",
     "installed",
     "load",
@@ -107,6 +108,13 @@ def __getattr__(name: str) -> Any:
 def version() -> str:
     """The loaded libesp's version and libcurl's, e.g. "0.1.0 (libcurl/7.88.1 ...)"."""
     return _native.backend().version_string()
+
+
+def config_schema() -> dict[str, Any]:
+    """libesp's table of config keys (esp_config_schema): ``{"version": ...,
+    "keys": [{"key", "type", "default", "doc", ...}, ...]}``. Client's keyword
+    arguments are these keys; libesp checks them, naming a bad or misspelt one."""
+    return _json.loads(_native.backend().config_schema())
 
 
 def backend_name() -> str:

@@ -37,6 +37,7 @@ typedef uint64_t esp_stream;
 
 uint32_t esp_version(void);
 const char *esp_version_string(void);
+const char *esp_config_schema(void);
 const char *esp_strerror(int status);
 const char *esp_last_error(void);
 int esp_last_error_sent(void);
@@ -304,6 +305,12 @@ class _CffiBackend:
     def version_string(self) -> str:
         return self._str(self.lib.esp_version_string())
 
+    def config_schema(self) -> str:
+        text = self.lib.esp_config_schema()
+        if not text:
+            raise MemoryError("esp_config_schema: out of memory")
+        return self._str(text)
+
     def strerror(self, status: int) -> str:
         return self._str(self.lib.esp_strerror(status))
 
@@ -511,6 +518,7 @@ class _CtypesBackend(_CffiBackend):
         signatures = {
             "esp_version": (ctypes.c_uint32, []),
             "esp_version_string": (vp, []),
+            "esp_config_schema": (vp, []),
             "esp_strerror": (vp, [c_int]),
             "esp_last_error": (vp, []),
             "esp_last_error_sent": (c_int, []),
