@@ -69,11 +69,15 @@ bench-report:
 	python3 bench/run.py --root $(CURDIR) --report
 
 # The streaming-at-scale scenario's own programs: the paced SSE server, the Go
-# clients (libesp's binding and net/http) and the Python venv with aiohttp and
-# httpx beside libesp's binding. bench/run.py makes this when the scenario runs.
+# clients (libesp's binding and net/http), the Python venv with aiohttp and
+# httpx beside libesp's binding, the Node addon with undici, and the Rust
+# example (libesp and reqwest). bench/run.py makes this when the scenario runs.
 .PHONY: bench-streams-tools
 bench-streams-tools: lib $(BENCH_B)/sse_streams
 	@mkdir -p $(BENCH_B)
 	go build -o $(BENCH_B)/sse_server ./bench/streams/sse_server.go
 	PKG_CONFIG_PATH=$(CURDIR)/$(B)/pkgconfig go build -tags esp_system -o $(BENCH_B)/goclient ./bench/streams/goclient
 	$(MAKE) -C bindings/python .venv/.bench-deps ESP_ROOT=$(CURDIR)
+	$(MAKE) -C bindings/node node_modules/.installed addon ESP_ROOT=$(CURDIR)
+	cd bindings/rust && ESP_SYS_USE_PKG_CONFIG=1 PKG_CONFIG_PATH=$(CURDIR)/$(B)/pkgconfig \
+	  cargo build --release --example sse_streams

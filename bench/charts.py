@@ -132,3 +132,22 @@ if r:
                   for n, c in zip(sizes, (ESP, TOOL, BASE))]
         bars(ax, labels, series, ylabel, "9. Streaming at scale: " + ylabel.split(" (")[0])
     save(fig, "streams.png")
+
+r = load("bindings")
+rows = [x for b in (r or {}).get("data", {}).values() for x in (b or {}).get("rows", []) if x.get("goal")]
+if rows:
+    fig, ax = plt.subplots(figsize=(11, 0.32 * len(rows) + 1.5))
+    labels = [f"{x['binding']}: {x['scenario'] if ' vs ' in x['scenario'] else x['scenario'] + ' vs ' + x['peer']}"
+              for x in rows]
+    ratios = [x["ratio"] for x in rows]
+    ys = range(len(rows))[::-1]
+    ax.barh(list(ys), ratios, color=[ESP if v >= 1 else TOOL for v in ratios])
+    for y, x in zip(ys, rows):  # every round's ratio, to show the spread behind the median
+        ax.plot(x["ratios"], [y] * len(x["ratios"]), "k.", markersize=3)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("libesp / the other client, req/s (median bar, dots: each round; goal >= 1)")
+    ax.set_title("7. Each binding against its ecosystem's clients", fontsize=10)
+    save(fig, "bindings.png")

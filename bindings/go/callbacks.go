@@ -1,12 +1,12 @@
 package esp
 
-// The entry points of libesp's I/O thread into Go. This file only exports:
-// a cgo file with //export may declare but not define C functions in its
-// preamble, so the C trampolines that call these live in esp.go.
+// The direct entry points of libesp's I/O thread into Go, the fallback of
+// completions.go's queue when it cannot grow. This file only exports: a cgo
+// file with //export may declare but not define C functions in its
+// preamble, so the C trampolines that call these live in completions.go.
 //
-// Each callback only copies what libesp lends it and hands it to the waiting
-// goroutine without blocking, because every other transfer waits while a
-// callback runs.
+// Each callback only hands over what libesp gives it, without blocking,
+// because every other transfer waits while a callback runs.
 
 /*
 #include <stdint.h>
@@ -25,14 +25,17 @@ type completer interface {
 	complete(err *Error, resp *C.esp_response)
 }
 
-// espGoReady runs when a stream has news for its reader (stream.go).
+// espGoReady wakes a stream's reader directly on the I/O thread;
+// completions.go uses it only when its queue cannot grow.
 //
 //export espGoReady
 func espGoReady(user C.uintptr_t) {
-	cgo.Handle(user).Value().(*streamCall).signal()
+	wakeStream(uintptr(user))
 }
 
-// espGoComplete runs exactly once per accepted call, so it frees the handle.
+// espGoComplete completes a call directly on the I/O thread; completions.go
+// uses it only when its queue cannot grow. A call completes exactly once, so
+// this frees the handle.
 //
 //export espGoComplete
 func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.char, sent C.int) {

@@ -29,21 +29,6 @@ package esp
 #include <string.h>
 #include <esp.h>
 
-// Exported from callbacks.go. The user pointer of every call is a
-// cgo.Handle, carried through C as an integer.
-extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
-
-// libesp sets esp_last_error() and esp_last_error_sent() to the call's
-// failure before on_complete.
-static void esp_go_on_complete(void *user, int status, esp_response *resp) {
-	espGoComplete((uintptr_t)user, status, resp,
-	              status < 0 ? (char *)esp_last_error() : NULL,
-	              status < 0 ? esp_last_error_sent() : 0);
-}
-
-static const esp_callbacks esp_go_whole_cb = {
-	sizeof(esp_callbacks), NULL, NULL, NULL, esp_go_on_complete};
-
 // esp_last_error() is per thread and only valid until the next libesp call
 // on that thread, while Go may move a goroutine to another thread between
 // two cgo calls. So every fallible call goes through a shim that copies the
@@ -59,13 +44,6 @@ static int esp_go_client_get(const char *config, esp_client *out, char **err) {
 
 static int esp_go_client_release(esp_client client, char **err) {
 	int rc = esp_client_release(client);
-	ESP_GO_KEEP_ERROR(rc, err);
-	return rc;
-}
-
-static int esp_go_start(esp_client client, const esp_request_opts *req,
-                        uintptr_t user, esp_call *out, char **err) {
-	int rc = esp_request_async(client, req, &esp_go_whole_cb, (void *)user, out);
 	ESP_GO_KEEP_ERROR(rc, err);
 	return rc;
 }
@@ -93,7 +71,6 @@ import "C"
 import (
 	"encoding/json"
 	"runtime"
-	"runtime/cgo"
 	"sync"
 	"unsafe"
 )
@@ -153,25 +130,6 @@ func (c *Client) Close() error {
 		}
 	})
 	return c.closeErr
-}
-
-// start submits req as an asynchronous call whose completion reaches state
-// through a cgo.Handle. The handle is deleted by the completion callback, or
-// here if libesp refused the call (it then never calls back).
-func (c *Client) start(req *Request, state completer) (C.esp_call, error) {
-	opts := newCRequest(req)
-	// libesp copies the request into its own memory before returning.
-	defer C.free(unsafe.Pointer(opts))
-	handle := cgo.NewHandle(state)
-	var call C.esp_call
-	var msg *C.char
-	rc := C.esp_go_start(c.handle, opts, C.uintptr_t(handle), &call, &msg)
-	runtime.KeepAlive(c) // the lease must outlive the submit
-	if rc < 0 {
-		handle.Delete()
-		return 0, newError(rc, msg)
-	}
-	return call, nil
 }
 
 // Stats returns this client's statistics (its origins, requests, connections

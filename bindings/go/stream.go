@@ -6,10 +6,9 @@ package esp
 #include <string.h>
 #include <esp.h>
 
-// Exported from callbacks.go; the user pointer is the stream's cgo.Handle.
-extern void espGoReady(uintptr_t user);
-
-static void esp_go_on_ready(void *user) { espGoReady((uintptr_t)user); }
+// Defined in completions.go: queues the wake-up for the dispatcher
+// goroutine; the user pointer is the stream's id in liveStreams.
+extern void esp_go_on_ready(void *user);
 
 // Each shim copies esp_last_error() in the cgo call that failed (see esp.go).
 static int esp_go_stream_start(esp_client client, const esp_request_opts *req,
@@ -44,8 +43,8 @@ import "C"
 import (
 	"context"
 	"runtime"
-	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -145,7 +144,7 @@ type streamCall struct {
 	ctx        context.Context
 	stopCancel func() bool   // unregisters the ctx cancellation; under mu
 	stream     C.esp_stream  // valid until close
-	user       cgo.Handle    // ready's way back here, deleted by close
+	id         uintptr       // ready's way back here: its key in liveStreams until close
 	wake       chan struct{} // capacity 1: libesp's ready callback ran
 	head       *Response     // status and headers
 
@@ -164,15 +163,18 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	if ctx.Err() != nil {
 		return nil, contextError(ctx, ErrCancelled)
 	}
-	s := &streamCall{ctx: ctx, wake: make(chan struct{}, 1)}
-	s.user = cgo.NewHandle(s)
+	if err := startDispatcher(); err != nil {
+		return nil, err
+	}
+	s := &streamCall{ctx: ctx, wake: make(chan struct{}, 1), id: uintptr(lastStreamID.Add(1))}
+	liveStreams.Store(s.id, s)
 	opts := newCRequest(req)
 	var msg *C.char
-	rc := C.esp_go_stream_start(c.handle, opts, C.uintptr_t(s.user), &s.stream, &msg)
+	rc := C.esp_go_stream_start(c.handle, opts, C.uintptr_t(s.id), &s.stream, &msg)
 	C.free(unsafe.Pointer(opts)) // libesp copied the request
 	runtime.KeepAlive(c)         // the lease must outlive the start
 	if rc < 0 {
-		s.user.Delete() // refused: ready never runs
+		liveStreams.Delete(s.id) // refused: ready never runs
 		return nil, newError(rc, msg)
 	}
 	stopCancel := context.AfterFunc(ctx, s.close)
@@ -293,8 +295,23 @@ func (s *streamCall) close() {
 	s.calling.Lock()
 	C.esp_stream_close(s.stream)
 	s.calling.Unlock()
-	s.user.Delete()
+	liveStreams.Delete(s.id)
 	s.signal()
+}
+
+// liveStreams maps the id each stream hands libesp as its user pointer to
+// the stream, from start to close. Ids are never reused, so a wake-up still
+// queued for a stream closed meanwhile finds nothing and is dropped.
+var (
+	liveStreams  sync.Map
+	lastStreamID atomic.Uintptr
+)
+
+// wakeStream wakes the reader of stream id, if it is still open.
+func wakeStream(id uintptr) {
+	if s, ok := liveStreams.Load(id); ok {
+		s.(*streamCall).signal()
+	}
 }
 
 // signal wakes a reader waiting in next without ever blocking the I/O thread.

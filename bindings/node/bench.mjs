@@ -1,13 +1,15 @@
 // libesp vs undici and Node's built-in fetch against a loopback server (the
 // project's mock server, GET /v1/models), sequential and at concurrency 64.
-// Prints requests per second and libesp's ratio to each. Not part of `make test`:
+// Prints requests per second and libesp's ratio to each: the median of the
+// ratios of interleaved rounds. The last line is `RESULT <json>` for
+// bench/run.py. Not part of `make test`:
 //   make -C bindings/node bench        (BENCH_REQUESTS=N, BENCH_ROUNDS=N to change the counts)
-import { Agent, request as undiciRequest } from 'undici';
+import { Agent, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { getClient } from './lib/index.mjs';
 import { startMock } from './test/mock.mjs';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONCURRENCY = 64;
 
 const mock = await startMock();
@@ -21,7 +23,14 @@ const contenders = {
   'libesp fetch()': async () => (await (await client.fetch(url)).arrayBuffer()).byteLength,
   'undici request()': async () => (await (await undiciRequest(url, { dispatcher })).body.arrayBuffer()).byteLength,
   'built-in fetch()': async () => (await (await fetch(url)).arrayBuffer()).byteLength,
+  'undici fetch()': async () => (await (await undiciFetch(url, { dispatcher })).arrayBuffer()).byteLength,
 };
+/** Each libesp contender and the clients it is measured against (goal: >= 1.0x each). */
+const pairs = [
+  ['libesp request()', 'undici request()'],
+  ['libesp fetch()', 'built-in fetch()'],
+  ['libesp fetch()', 'undici fetch()'],
+];
 
 /**
  * Requests per second of `count` calls of `fn`, `concurrency` at a time, and
@@ -42,42 +51,51 @@ async function rate(fn, count, concurrency) {
   return { perSecond: count / ((performance.now() - t0) / 1000), cpuMicros: (cpu.user + cpu.system) / count };
 }
 
-/** Keeps the faster of two measurements. */
-const faster = (a, b) => (b.perSecond > a.perSecond ? b : a);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 
-// Rounds alternate the contenders and each keeps its best rate, so a burst of
-// noise on a small shared machine does not decide a ratio.
-const results = {};
-for (const [name, fn] of Object.entries(contenders)) {
-  await rate(fn, 500, CONCURRENCY); // warm up connections and JIT
-  results[name] = { sequential: { perSecond: 0 }, concurrent: { perSecond: 0 } };
-}
+// Rounds are interleaved: each runs every contender once at each concurrency
+// (the order rotating from round to round), so a burst of load from elsewhere
+// on a small shared machine hits every contender of a round alike; a ratio is
+// taken within a round, then the median over rounds.
+const names = Object.keys(contenders);
+const runs = Object.fromEntries(names.map((name) => [name, { sequential: [], concurrent: [] }]));
+for (const fn of Object.values(contenders)) await rate(fn, 500, CONCURRENCY); // warm up connections and JIT
 for (let round = 0; round < ROUNDS; round++) {
-  for (const [name, fn] of Object.entries(contenders)) {
-    const best = results[name];
-    best.sequential = faster(best.sequential, await rate(fn, REQUESTS, 1));
-    best.concurrent = faster(best.concurrent, await rate(fn, REQUESTS, CONCURRENCY));
+  for (let k = 0; k < names.length; k++) {
+    const name = names[(k + round) % names.length];
+    runs[name].sequential.push(await rate(contenders[name], REQUESTS, 1));
+    runs[name].concurrent.push(await rate(contenders[name], REQUESTS, CONCURRENCY));
   }
 }
 
-console.log(`best of ${ROUNDS} rounds of ${REQUESTS} requests, GET /v1/models on loopback (compare ratios, not absolutes)\n`);
+console.log(`median of ${ROUNDS} interleaved rounds of ${REQUESTS} requests, GET /v1/models on loopback (compare ratios, not absolutes)\n`);
 const columns = ['seq req/s', 'seq cpu us', `c=${CONCURRENCY} req/s`, `c=${CONCURRENCY} cpu us`];
 console.log('contender'.padEnd(20), ...columns.map((c) => c.padStart(13)));
-for (const [name, { sequential: s, concurrent: c }] of Object.entries(results)) {
-  const cells = [s.perSecond, s.cpuMicros, c.perSecond, c.cpuMicros].map((n) => n.toFixed(0).padStart(13));
+for (const [name, { sequential: s, concurrent: c }] of Object.entries(runs)) {
+  const cells = [s.map((r) => r.perSecond), s.map((r) => r.cpuMicros), c.map((r) => r.perSecond), c.map((r) => r.cpuMicros)]
+    .map((xs) => median(xs).toFixed(0).padStart(13));
   console.log(name.padEnd(20), ...cells);
 }
-console.log('\nratios: libesp request() throughput / other (> 1: libesp faster); CPU per request other / libesp (> 1: libesp cheaper)');
-const ours = results['libesp request()'];
-const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
-for (const [name, r] of Object.entries(results)) {
-  if (r === ours) continue;
-  console.log(
-    `  vs ${name.padEnd(18)}`,
-    `sequential ${ratio(ours.sequential.perSecond, r.sequential.perSecond)} (cpu ${ratio(r.sequential.cpuMicros, ours.sequential.cpuMicros)})`,
-    `  c=${CONCURRENCY} ${ratio(ours.concurrent.perSecond, r.concurrent.perSecond)} (cpu ${ratio(r.concurrent.cpuMicros, ours.concurrent.cpuMicros)})`,
-  );
+console.log('\nratios: libesp throughput / other (> 1: libesp faster), median of the rounds; CPU per request other / libesp (> 1: libesp cheaper)');
+const rows = [];
+for (const [ours, other] of pairs) {
+  const line = [`  ${ours} vs ${other}`.padEnd(42)];
+  for (const [mode, label] of [['sequential', 'sequential'], ['concurrent', `${CONCURRENCY} in flight`]]) {
+    const ratios = runs[ours][mode].map((r, i) => r.perSecond / runs[other][mode][i].perSecond);
+    const row = {
+      scenario: `${ours} vs ${other}, ${label}`, peer: other, ratio: median(ratios), ratios,
+      esp_rps: median(runs[ours][mode].map((r) => r.perSecond)), peer_rps: median(runs[other][mode].map((r) => r.perSecond)),
+      esp_cpu_us: median(runs[ours][mode].map((r) => r.cpuMicros)), peer_cpu_us: median(runs[other][mode].map((r) => r.cpuMicros)),
+    };
+    rows.push(row);
+    line.push(`${label} ${row.ratio.toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(' ')}; cpu ${(row.peer_cpu_us / row.esp_cpu_us).toFixed(2)}x)`);
+  }
+  console.log(...line);
 }
+console.log('RESULT ' + JSON.stringify({ peer: 'undici', rows }));
 
 client.close();
 await dispatcher.close();

@@ -5,9 +5,6 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,48 +12,23 @@
 #include <string>
 #include <vector>
 
+#include "node_child.h"
+
 class MockServer {
  public:
-  explicit MockServer(const std::vector<std::string> &extra_args = {}) {
-    const char *root = std::getenv("ESP_ROOT");
-    std::string script = std::string(root ? root : ".") + "/test/mock/server.js";
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe");
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      close(in[1]);
-      close(out[0]);
-      std::vector<const char *> argv = {"node", script.c_str()};
-      for (auto &a : extra_args) argv.push_back(a.c_str());
-      argv.push_back(nullptr);
-      execvp("node", const_cast<char **>(argv.data()));
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    stdin_fd_ = in[1];
-    FILE *f = fdopen(out[0], "r");
-    char line[4096];
-    if (!f || !fgets(line, sizeof line, f)) throw std::runtime_error("mock server did not start");
-    fclose(f);
-    cJSON *j = cJSON_Parse(line);
+  explicit MockServer(const std::vector<std::string> &extra_args = {})
+      : node_("test/mock/server.js", extra_args) {
+    const std::string line = node_.read_line();
+    node_.stop_reading();
+    cJSON *j = cJSON_Parse(line.c_str());
     if (!j) throw std::runtime_error("mock server printed no JSON");
     http_port = cJSON_GetObjectItem(j, "http_port")->valueint;
     https_port = cJSON_GetObjectItem(j, "https_port")->valueint;
     ca_file = cJSON_GetObjectItem(j, "ca_file")->valuestring;
     cJSON_Delete(j);
   }
-  ~MockServer() { stop(); }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    close(stdin_fd_);
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  void stop() { node_.stop(); }
 
   std::string http_base() const { return "http://127.0.0.1:" + std::to_string(http_port); }
   std::string https_base() const { return "https://localhost:" + std::to_string(https_port); }
@@ -101,6 +73,5 @@ class MockServer {
   std::string ca_file;
 
  private:
-  pid_t pid_ = -1;
-  int stdin_fd_ = -1;
+  NodeChild node_;
 };
