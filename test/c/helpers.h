@@ -124,4 +124,14 @@ inline std::string client_stats(esp_client c) {
   return out;
 }
 
+// A member of deployment `index` in the client's stats; -1 when absent.
+inline double deployment_stat(esp_client c, int index, const char *name) {
+  cJSON *root = cJSON_Parse(client_stats(c).c_str());
+  const cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "client"), "deployments"), index);
+  const cJSON *v = d ? cJSON_GetObjectItem(d, name) : nullptr;
+  double out = cJSON_IsNumber(v) ? v->valuedouble : -1;
+  cJSON_Delete(root);
+  return out;
+}
+
 inline double stat(std::initializer_list<const char *> path) { return json_number(process_stats(), path); }

@@ -58,15 +58,6 @@ std::vector<std::string> authorizations(const MockServer &m, const std::string &
   return out;
 }
 
-// A member of deployment `index` in the client's stats.
-double deployment_stat(esp_client c, int index, const char *name) {
-  cJSON *root = cJSON_Parse(client_stats(c).c_str());
-  const cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "client"), "deployments"), index);
-  const cJSON *v = d ? cJSON_GetObjectItem(d, name) : nullptr;
-  double out = cJSON_IsNumber(v) ? v->valuedouble : -1;
-  cJSON_Delete(root);
-  return out;
-}
 
 // A failing base path on the shared mock server. Its clients run without a
 // breaker: the breaker is per origin, and the healthy path shares this one.

@@ -235,20 +235,6 @@ TEST(Fleet, ConfigIsValidatedAndRedisDownAtStartFailsOpen) {
   EXPECT_NE(stats.find("\"redis\":\"redis://127.0.0.1:" + std::to_string(dead_port) + "/0\""), std::string::npos) << stats;
 }
 
-namespace {
-
-// A member of deployment `index` in a client's stats.
-double deployment_member(esp_client c, int index, const char *name) {
-  cJSON *root = cJSON_Parse(client_stats(c).c_str());
-  const cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "client"), "deployments"), index);
-  const cJSON *v = d ? cJSON_GetObjectItem(d, name) : nullptr;
-  double out = cJSON_IsNumber(v) ? v->valuedouble : -1;
-  cJSON_Delete(root);
-  return out;
-}
-
-}  // namespace
-
 TEST(Fleet, AfterTheCooldownExactlyOneProcessOfTheFleetProbes) {
   RedisServer redis;
   MockServer server;
@@ -328,8 +314,8 @@ TEST(Fleet, ADeploymentCooledDownByOneProcessIsCooledDownForAnother) {
     EXPECT_EQ(r.attempts, 1);
   }
   EXPECT_EQ(failing_server.stat("requests"), 1);
-  EXPECT_EQ(deployment_member(here.handle, 0, "picked"), 0);
-  EXPECT_GT(deployment_member(here.handle, 0, "cooling_down_ms"), 3000);
+  EXPECT_EQ(deployment_stat(here.handle, 0, "picked"), 0);
+  EXPECT_GT(deployment_stat(here.handle, 0, "cooling_down_ms"), 3000);
   // The key names the deployment by a hash, in the namespace's hash tag.
   const std::string keys = redis.command("KEYS *\r\n");
   EXPECT_NE(keys.find("esp:{" + ns + ":deployment-"), std::string::npos) << keys;
