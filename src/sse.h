@@ -17,19 +17,28 @@ class SseParser {
   // The event's pointers are valid only during the call.
   template <class Emit>
   void feed(const char *p, size_t n, Emit &&emit) {
-    for (size_t i = 0; i < n; ++i) {
-      char c = p[i];
+    const char *end = p + n;
+    while (p < end) {
       if (after_cr_) {
         after_cr_ = false;
-        if (c == '\n') continue;
+        if (*p == '\n' && ++p == end) break;
       }
-      if (c == '\r' || c == '\n') {
-        after_cr_ = c == '\r';
-        if (take_line()) dispatch(emit);
-        line_.clear();
+      const char *eol = line_end(p, end);
+      if (eol == end) {  // the line goes on in the next chunk
+        line_.append(p, static_cast<size_t>(end - p));
+        break;
+      }
+      after_cr_ = *eol == '\r';
+      bool blank;
+      if (line_.empty()) {  // the whole line is in this chunk: read it in place
+        blank = take_line(p, static_cast<size_t>(eol - p));
       } else {
-        line_.push_back(c);
+        line_.append(p, static_cast<size_t>(eol - p));
+        blank = take_line(line_.data(), line_.size());
+        line_.clear();
       }
+      if (blank) dispatch(emit);
+      p = eol + 1;
     }
   }
 
@@ -44,8 +53,11 @@ class SseParser {
   }
 
  private:
-  // Interprets the completed line; true when it was blank (dispatch time).
-  bool take_line();
+  // The first CR or LF in [p, end), or end.
+  static const char *line_end(const char *p, const char *end);
+  // Interprets a completed line (without its end); true when it was blank
+  // (dispatch time).
+  bool take_line(const char *line, size_t len);
 
   template <class Emit>
   void dispatch(Emit &&emit) {
@@ -65,7 +77,7 @@ class SseParser {
     retry_ms_ = -1;
   }
 
-  std::string line_;
+  std::string line_;  // a line cut by a chunk boundary, until its end arrives
   std::string data_;
   std::string event_;
   std::string last_id_;
