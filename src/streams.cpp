@@ -252,9 +252,19 @@ int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item) {
   std::shared_ptr<StreamState> st = live_stream(stream);
   std::unique_lock<std::mutex> lock(st->mu);
   auto ready = [&] { return !st->items.empty() || st->done || st->closed; };
-  if (timeout_ms < 0) {
+  bool has_news;
+  if (timeout_ms == 0) {
+    // A look without a wait (every non-blocking reader, per item) leaves the
+    // condition variable alone: a zero wait_for still enters the kernel and
+    // registers a waiter, which the driver's next notify then pays for.
+    has_news = ready();
+  } else if (timeout_ms < 0) {
     st->cv.wait(lock, ready);
-  } else if (!st->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)) {
+    has_news = true;
+  } else {
+    has_news = st->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready);
+  }
+  if (!has_news) {
     st->armed = true;
     return ESP_EAGAIN;
   }
