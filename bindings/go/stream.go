@@ -31,11 +31,67 @@ static int esp_go_stream_head(esp_stream s, esp_response **head, char **err, int
 	return rc;
 }
 
-static int esp_go_stream_next(esp_stream s, esp_stream_item *item, char **err, int *sent) {
-	item->struct_size = sizeof *item;
-	int rc = esp_stream_next(s, 0, item);
-	esp_go_stream_failure(rc, err, sent);
-	return rc;
+#cgo noescape esp_go_stream_take
+#cgo nocallback esp_go_stream_take
+
+// Where one item taken by esp_go_stream_take lies in the caller's buffer:
+// its type, data and id, back to back.
+typedef struct {
+	int kind;
+	int64_t retry_ms;
+	size_t type_len, data_len, id_len;
+} esp_go_item;
+
+static int esp_go_copy(const esp_stream_item *item, char *buf, size_t cap, size_t *used, esp_go_item *out) {
+	const char *type = "", *data = item->chunk, *id = "";
+	size_t data_len = item->chunk_len;
+	out->kind = item->kind;
+	out->retry_ms = -1;
+	if (item->kind == ESP_ITEM_EVENT) {
+		type = item->ev->event;
+		data = item->ev->data;
+		data_len = item->ev->data_len;
+		id = item->ev->id;
+		out->retry_ms = item->ev->retry_ms;
+	}
+	size_t type_len = strlen(type), id_len = strlen(id);
+	if (cap - *used < type_len + data_len + id_len) return 0;
+	char *at = buf + *used;
+	memcpy(at, type, type_len);
+	if (data_len) memcpy(at + type_len, data, data_len);
+	memcpy(at + type_len + data_len, id, id_len);
+	*used += type_len + data_len + id_len;
+	out->type_len = type_len;
+	out->data_len = data_len;
+	out->id_len = id_len;
+	return 1;
+}
+
+// esp_go_stream_take copies the items ready into buf and items, in one cgo
+// call, and returns how many it took. It stops at the first esp_stream_next
+// that gives no item (*rc: ESP_EAGAIN, which arms ready; 0 at the end; a
+// failure) or when items or buf are full (*rc 1; *pending when the item that
+// did not fit is left in *big, lent until the next call on the stream).
+static int esp_go_stream_take(esp_stream s, char *buf, size_t cap, esp_go_item *items, int max,
+                              esp_stream_item *big, int *pending, int *rc, char **err, int *sent) {
+	int n = 0;
+	size_t used = 0;
+	*pending = 0;
+	while (n < max) {
+		big->struct_size = sizeof *big;
+		*rc = esp_stream_next(s, 0, big);
+		if (*rc != 1) {
+			esp_go_stream_failure(*rc, err, sent);
+			return n;
+		}
+		if (!esp_go_copy(big, buf, cap, &used, &items[n])) {
+			*pending = 1;
+			return n;
+		}
+		n++;
+	}
+	*rc = 1;
+	return n;
 }
 */
 import "C"
@@ -148,6 +204,11 @@ type streamCall struct {
 	wake       chan struct{} // capacity 1: libesp's ready callback ran
 	head       *Response     // status and headers
 
+	// Read by next only (a Stream is not for concurrent use).
+	queued   []Event // taken from libesp, not yet returned
+	lastType string  // the last event type and id, reused while they repeat
+	lastID   string
+
 	// Held around each esp_stream_* call and the copy of what it lent, so
 	// that close (from Close or ctx, on another goroutine) never frees an
 	// item being copied. Those calls never block.
@@ -202,32 +263,113 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	}
 }
 
+// takeBatch bounds the items one cgo call takes (see esp_go_stream_take);
+// takeBytes the bytes of their types, data and ids.
+const (
+	takeBatch = 32
+	takeBytes = 16 << 10
+)
+
+// takeScratch is what esp_go_stream_take copies into, shared by all streams
+// through takeScratches: a stream holds one only during that call.
+type takeScratch struct {
+	items [takeBatch]C.esp_go_item
+	buf   [takeBytes]byte
+}
+
+var takeScratches = sync.Pool{New: func() any { return new(takeScratch) }}
+
 // next returns the next item, waiting for one; false at the end or on
 // failure (see failure).
 func (s *streamCall) next() (Event, bool) {
 	for {
-		var item C.esp_stream_item
-		var msg *C.char
-		var sent C.int
-		var ev Event
-		s.calling.Lock()
-		rc := C.esp_go_stream_next(s.stream, &item, &msg, &sent)
-		if rc == 1 {
-			ev = goEvent(&item)
-		}
-		s.calling.Unlock()
-		switch {
-		case rc == 1:
+		if len(s.queued) > 0 {
+			ev := s.queued[0]
+			s.queued = s.queued[1:]
+			if len(s.queued) == 0 {
+				s.queued = nil // let the batch go
+			}
 			return ev, true
+		}
+		rc, msg, sent := s.take()
+		failed := rc < 0 && rc != C.ESP_EAGAIN
+		if failed {
+			s.fail(rc, msg, sent) // frees msg; a failure after the items queued is read again after them
+		}
+		switch {
+		case len(s.queued) > 0:
+			continue
 		case rc == C.ESP_EAGAIN && !s.isClosed():
 			<-s.wake
 		case rc == 0:
 			return Event{}, false
 		default:
-			s.fail(rc, msg, sent)
+			if !failed {
+				s.fail(rc, msg, sent)
+			}
 			return Event{}, false
 		}
 	}
+}
+
+// take queues every item ready, in one cgo call (two when one item is larger
+// than the scratch buffer), and returns the result of the last
+// esp_stream_next: 1 when more may be ready.
+func (s *streamCall) take() (rc C.int, msg *C.char, sent C.int) {
+	scratch := takeScratches.Get().(*takeScratch)
+	defer takeScratches.Put(scratch)
+	var big C.esp_stream_item
+	var pending C.int
+	s.calling.Lock()
+	defer s.calling.Unlock()
+	n := int(C.esp_go_stream_take(s.stream, (*C.char)(unsafe.Pointer(&scratch.buf[0])), takeBytes,
+		&scratch.items[0], takeBatch, &big, &pending, &rc, &msg, &sent))
+	if n == 0 && pending == 0 {
+		return rc, msg, sent
+	}
+	queued := make([]Event, 0, n+int(pending))
+	at := 0
+	for _, item := range scratch.items[:n] {
+		typeLen, dataLen, idLen := int(item.type_len), int(item.data_len), int(item.id_len)
+		ev := Event{
+			Type: s.eventType(scratch.buf[at : at+typeLen]),
+			Data: make([]byte, dataLen),
+			ID:   s.eventID(scratch.buf[at+typeLen+dataLen : at+typeLen+dataLen+idLen]),
+		}
+		copy(ev.Data, scratch.buf[at+typeLen:])
+		if item.retry_ms >= 0 {
+			ev.Retry = time.Duration(item.retry_ms) * time.Millisecond
+		}
+		at += typeLen + dataLen + idLen
+		queued = append(queued, ev)
+	}
+	if pending != 0 {
+		queued = append(queued, goEvent(&big)) // lent until the next call, which waits for s.calling
+	}
+	s.queued = queued
+	return rc, msg, sent
+}
+
+// eventType and eventID give the same string for the same bytes as the
+// event before, so a stream of "message" events with one id allocates
+// neither per event.
+func (s *streamCall) eventType(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return ""
+	case string(b) == "message":
+		return "message"
+	case string(b) != s.lastType:
+		s.lastType = string(b)
+	}
+	return s.lastType
+}
+
+func (s *streamCall) eventID(b []byte) string {
+	if string(b) != s.lastID {
+		s.lastID = string(b)
+	}
+	return s.lastID
 }
 
 func goEvent(item *C.esp_stream_item) Event {

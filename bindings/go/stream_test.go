@@ -62,6 +62,39 @@ func TestStreamDeliversSSEEvents(t *testing.T) {
 	}
 }
 
+// A reader that falls behind takes many events per look at libesp: each must
+// keep its own type and data, in order.
+func TestStreamEventsReadLateKeepTheirTypesAndOrder(t *testing.T) {
+	c := newClient(t, mockConfig())
+	body := []byte(`{"model":"claude-mock","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	s, err := c.Stream(background, &Request{Method: "POST", Path: "messages", Header: faults("X-Mock-Events", "200"), Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	time.Sleep(300 * time.Millisecond) // the whole body arrives meanwhile
+	var types []string
+	for s.Next() {
+		ev := s.Event()
+		var doc struct{ Type string }
+		if err := json.Unmarshal(ev.Data, &doc); err != nil || doc.Type != ev.Type || ev.ID != "" || ev.Retry != 0 {
+			t.Fatalf("event %d: %+v (data %q, %v)", len(types), ev, ev.Data, err)
+		}
+		types = append(types, ev.Type)
+	}
+	if s.Err() != nil {
+		t.Fatal(s.Err())
+	}
+	want := []string{"message_start", "content_block_start"}
+	for i := 0; i < 200; i++ {
+		want = append(want, "content_block_delta")
+	}
+	want = append(want, "content_block_stop", "message_delta", "message_stop")
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("%d events, types %v", len(types), types)
+	}
+}
+
 func TestStreamRawDeliversBodyBytes(t *testing.T) {
 	c := newClient(t, mockConfig())
 	s := openChatStream(t, background, c, true, "X-Mock-Events", "3", "X-Mock-Byte-By-Byte", "1")
