@@ -17,6 +17,9 @@ namespace esp {
 
 namespace {
 
+// The largest buffer a stream keeps for reuse (a big raw chunk's is freed).
+constexpr size_t kSpareBytes = 4096;
+
 esp_response *copy_head(const esp_response &r) {
   auto *out = new esp_response;
   out->status = r.status;
@@ -106,6 +109,7 @@ class StreamSink : public Sink {
         StreamItem item;
         item.kind = ESP_ITEM_EVENT;
         item.event = ev.event;
+        item.data.swap(st.spare);
         item.data.assign(ev.data, ev.data_len);
         item.id = ev.id;
         item.retry_ms = ev.retry_ms;
@@ -114,6 +118,7 @@ class StreamSink : public Sink {
       });
     } else if (n > 0) {
       StreamItem item;
+      item.data.swap(st.spare);
       item.data.assign(p, n);
       hold(st, static_cast<int64_t>(n));
       st.items.push_back(std::move(item));
@@ -276,6 +281,7 @@ int next_item(uint64_t stream, int64_t timeout_ms, esp_stream_item *item) {
     if (st->status != ESP_OK) fail_ended(*st);
     return 0;
   }
+  if (st->current.data.capacity() <= kSpareBytes) st->spare.swap(st->current.data);
   st->current = std::move(st->items.front());
   st->items.pop_front();
   hold(*st, -static_cast<int64_t>(st->current.data.size()));

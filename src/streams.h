@@ -43,6 +43,9 @@ struct StreamState {
   std::string error;
   bool sent = false;  // the request may have reached the server before the failure
   StreamItem current;  // the item handed out last
+  // The data buffer of the item handed out before it, for the next item the
+  // driver queues: a stream of small events allocates no buffer per event.
+  std::string spare;
   esp_sse_event current_event{};  // item.ev of it: points into current
   std::shared_ptr<Transfer> transfer;  // until it completes
   std::shared_ptr<Client> client;      // for its accounting
