@@ -1,8 +1,10 @@
+use std::ffi::CStr;
 use std::mem;
+use std::os::raw::c_char;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::request::{lossy, Response};
+use crate::request::Response;
 use crate::sys;
 
 /// One item of a streamed response body.
@@ -54,18 +56,35 @@ impl SseEvent {
         let data = if ev.data.is_null() {
             String::new()
         } else {
-            String::from_utf8_lossy(std::slice::from_raw_parts(
+            owned_text(std::slice::from_raw_parts(
                 ev.data.cast::<u8>(),
                 ev.data_len,
             ))
-            .into_owned()
         };
         SseEvent {
-            event: lossy(ev.event).into_owned(),
+            event: owned_c_text(ev.event),
             data,
-            id: lossy(ev.id).into_owned(),
+            id: owned_c_text(ev.id),
             retry: u64::try_from(ev.retry_ms).ok().map(Duration::from_millis),
         }
+    }
+}
+
+/// `bytes` as a String, invalid UTF-8 replaced. Valid text (the rule) is
+/// checked by the fast validator; the lossy conversion walks it byte by byte.
+fn owned_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// A NUL-terminated string the library owns as a String ("" for null).
+unsafe fn owned_c_text(s: *const c_char) -> String {
+    if s.is_null() {
+        String::new()
+    } else {
+        owned_text(CStr::from_ptr(s).to_bytes())
     }
 }
 
