@@ -205,8 +205,9 @@ type streamCall struct {
 	head       *Response     // status and headers
 
 	// Read by next only (a Stream is not for concurrent use).
-	queued   []Event // taken from libesp, not yet returned
-	lastType string  // the last event type and id, reused while they repeat
+	queued   []Event // taken from libesp; those from read on are not yet returned
+	read     int
+	lastType string // the last event type and id, reused while they repeat
 	lastID   string
 
 	// Held around each esp_stream_* call and the copy of what it lent, so
@@ -268,6 +269,8 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 const (
 	takeBatch = 32
 	takeBytes = 16 << 10
+	// smallBatch bounds the queue array a stream keeps between batches.
+	smallBatch = 4
 )
 
 // takeScratch is what esp_go_stream_take copies into, shared by all streams
@@ -283,12 +286,10 @@ var takeScratches = sync.Pool{New: func() any { return new(takeScratch) }}
 // failure (see failure).
 func (s *streamCall) next() (Event, bool) {
 	for {
-		if len(s.queued) > 0 {
-			ev := s.queued[0]
-			s.queued = s.queued[1:]
-			if len(s.queued) == 0 {
-				s.queued = nil // let the batch go
-			}
+		if s.read < len(s.queued) {
+			ev := s.queued[s.read]
+			s.queued[s.read] = Event{} // the caller's now
+			s.read++
 			return ev, true
 		}
 		rc, msg, sent := s.take()
@@ -297,7 +298,7 @@ func (s *streamCall) next() (Event, bool) {
 			s.fail(rc, msg, sent) // frees msg; a failure after the items queued is read again after them
 		}
 		switch {
-		case len(s.queued) > 0:
+		case s.read < len(s.queued):
 			continue
 		case rc == C.ESP_EAGAIN && !s.isClosed():
 			<-s.wake
@@ -327,7 +328,10 @@ func (s *streamCall) take() (rc C.int, msg *C.char, sent C.int) {
 	if n == 0 && pending == 0 {
 		return rc, msg, sent
 	}
-	queued := make([]Event, 0, n+int(pending))
+	queued := s.queued[:0]
+	if cap(queued) > smallBatch {
+		queued = nil // a burst's array goes; a stream keeps only a small one
+	}
 	at := 0
 	for _, item := range scratch.items[:n] {
 		typeLen, dataLen, idLen := int(item.type_len), int(item.data_len), int(item.id_len)
@@ -346,7 +350,7 @@ func (s *streamCall) take() (rc C.int, msg *C.char, sent C.int) {
 	if pending != 0 {
 		queued = append(queued, goEvent(&big)) // lent until the next call, which waits for s.calling
 	}
-	s.queued = queued
+	s.queued, s.read = queued, 0
 	return rc, msg, sent
 }
 
