@@ -158,3 +158,26 @@ impl Drop for EventStream {
         unsafe { sys::esp_stream_close(self.handle) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_copied_with_invalid_utf8_replaced() {
+        let data = b"ok \xff\xfe text\0";
+        let ev = sys::esp_sse_event {
+            event: c"message".as_ptr(),
+            data: data.as_ptr().cast(),
+            data_len: data.len() - 1,
+            id: c"id-\xc3".as_ptr(),
+            retry_ms: 1500,
+        };
+        // SAFETY: every pointer is valid for the call and NUL-terminated.
+        let copied = unsafe { SseEvent::copy_from(&ev) };
+        assert_eq!(copied.event, "message");
+        assert_eq!(copied.data, "ok \u{FFFD}\u{FFFD} text");
+        assert_eq!(copied.id, "id-\u{FFFD}");
+        assert_eq!(copied.retry, Some(Duration::from_millis(1500)));
+    }
+}
