@@ -150,17 +150,24 @@ class _StreamWaker:
 
     async def poll(self, attempt: Any) -> Any:
         """attempt() until it returns something other than AGAIN, waiting for
-        ready in between. The waiter is in place before the second look, so
-        a ready that follows its AGAIN always finds it."""
+        ready in between."""
         result = attempt()
-        while result is AGAIN:
+        if result is AGAIN:
+            result = await self.after_again(attempt)
+        return result
+
+    async def after_again(self, attempt: Any) -> Any:
+        """poll() once attempt() has returned AGAIN. The waiter is in place
+        before the next look, so a ready that follows its AGAIN always finds
+        it."""
+        while True:
             waiter = self.port.future()
             with self._lock:
                 self._waiter = waiter
             result = attempt()
-            if result is AGAIN:
-                await waiter
-        return result
+            if result is not AGAIN:
+                return result
+            await waiter
 
 
 class _Dispatcher:
@@ -360,13 +367,19 @@ class AsyncStream:
         return self
 
     async def __anext__(self) -> StreamItem:
-        await self.start()
-        assert self._waker is not None
-        if not self._finalizer or not self._finalizer.alive:
+        if self._head is None:
+            await self.start()
+        assert self._waker is not None and self._finalizer is not None
+        if not self._finalizer.alive:
             raise StopAsyncIteration
         backend = _native.backend()
+        handle, item_buffer = self._handle, self._item
         try:
-            item = await self._waker.poll(lambda: backend.stream_next(self._handle, 0, self._item))
+            # Most items are buffered already: taken without a wait (no
+            # future, no closure).
+            item = backend.stream_next(handle, 0, item_buffer)
+            if item is AGAIN:
+                item = await self._waker.after_again(lambda: backend.stream_next(handle, 0, item_buffer))
         except BaseException:
             await self.aclose()
             raise

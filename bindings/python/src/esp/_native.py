@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from ._errors import LibraryNotFoundError, error_for
-from ._types import Response, ServerSentEvent
+from ._types import Response, ServerSentEvent, new_event
 
 # Copied from include/esp.h (the parts a binding calls), minus the macros cffi
 # cannot parse. Keep in step with the header.
@@ -176,11 +176,11 @@ class _NoSink:
 
 
 def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> ServerSentEvent:
-    return ServerSentEvent(
-        event=to_str(event) if event else "message",
-        data=data.decode("utf-8", errors="replace"),
-        id=to_str(ident) if ident else "",
-        retry=retry_ms if retry_ms >= 0 else None,
+    return new_event(
+        to_str(event) if event else "message",
+        data.decode("utf-8", errors="replace"),
+        to_str(ident) if ident else "",
+        retry_ms if retry_ms >= 0 else None,
     )
 
 
@@ -350,8 +350,17 @@ class _CffiBackend:
         status = self.lib.esp_stream_next(stream, wait_ms, item)
         if status == 1:
             if item.kind == ESP_ITEM_EVENT:
+                # Per event: as few cdata reads and conversions as possible.
                 ev = item.event
-                return _event_from(ev.event, self.ffi.buffer(ev.data, ev.data_len)[:], ev.id, ev.retry_ms, self._str)
+                name = self.ffi.string(ev.event)
+                ident = ev.id
+                retry_ms = ev.retry_ms
+                return new_event(
+                    "message" if name == b"message" else name.decode("utf-8", errors="replace"),
+                    self.ffi.unpack(ev.data, ev.data_len).decode("utf-8", errors="replace"),
+                    "" if ident[0] == b"\0" else self._str(ident),
+                    retry_ms if retry_ms >= 0 else None,
+                )
             return self.ffi.buffer(item.chunk, item.chunk_len)[:]
         if status == 0:
             return END
