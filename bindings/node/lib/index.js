@@ -257,7 +257,7 @@ class EventStream {
     if (status < 200 || status > 299) return this.#end(await this.#httpStatusError());
     // An item already buffered in libesp is taken without waiting on a Promise.
     let item = this.#native.nextNow();
-    if (item === AGAIN) item = await this.#native.next();
+    if (item === AGAIN) item = await this.#native.nextAfterAgain();
     if (typeof item === 'string') return { value: { event: 'message', data: item, id: '' }, done: false };
     if (item === null) return this.#end(null);
     if (item === CLOSED) return this.#end(this.#signal?.aborted ? abortError(this.#signal) : null);

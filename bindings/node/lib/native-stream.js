@@ -76,6 +76,16 @@ class NativeStream {
     return this.#until(native.streamNext);
   }
 
+  /**
+   * next() once nextNow() has returned AGAIN: that AGAIN armed libesp's
+   * ready, which reaches this thread only in a later task, so the wait is in
+   * place before it and no second look is needed first.
+   */
+  async nextAfterAgain() {
+    if (!this.closed) await new Promise((resolve) => (this.#wake = resolve));
+    return this.#until(native.streamNext);
+  }
+
   /** What next() gives when it is there already, else AGAIN (no Promise: one per item costs). */
   nextNow() {
     if (this.closed) return CLOSED;

@@ -165,14 +165,44 @@ class RequestSpec(NamedTuple):
     pool_timeout_ms: int = 0
 
 
+class PendingResponse:
+    """The esp_response of a completed call, converted where it is consumed:
+    on the event loop, not in on_complete on libesp's I/O thread. There every
+    foreign call would release the GIL, and the I/O thread, with every other
+    transfer, would then wait to take it back. take() or discard() it once."""
+
+    __slots__ = ("_backend", "_resp")
+
+    def __init__(self, backend: Any, resp: Any) -> None:
+        self._backend = backend
+        self._resp = resp
+
+    def take(self) -> Response:
+        """The Response (the C response is freed)."""
+        resp, self._resp = self._resp, None
+        try:
+            return self._backend._response(resp, with_body=True)
+        finally:
+            self._backend.lib.esp_response_free(resp)
+
+    def discard(self) -> None:
+        """Free it unread (nobody is waiting for it any more)."""
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            self._backend.lib.esp_response_free(resp)
+
+
 class _NoSink:
     """Drops callbacks that arrive before a sink is set (none should)."""
 
     def ready(self, stream_id: int) -> None:
         pass
 
-    def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
-        pass
+    def complete(
+        self, call_id: int, status: int, resp: PendingResponse | None, message: str, sent: bool
+    ) -> None:
+        if resp is not None:
+            resp.discard()
 
 
 def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> ServerSentEvent:
@@ -426,15 +456,12 @@ class _CffiBackend:
         self.sink.ready(self._id(user))
 
     def _on_complete(self, user: Any, status: int, resp: Any) -> None:
-        try:
-            response = None
-            if resp != self.ffi.NULL:
-                response = self._response(resp, with_body=True)
-            message = self._complete_message(status)
-            sent = status < 0 and self._sent()
-        finally:
-            self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message, sent)
+        # Only what must be read on this thread (a failure's detail is its
+        # last error): no foreign call at all for a success.
+        message = self._complete_message(status)
+        sent = status < 0 and self._sent()
+        pending = PendingResponse(self, resp) if resp != self.ffi.NULL else None
+        self.sink.complete(self._id(user), status, pending, message, sent)
 
 
 def _fill_timeouts(opts: Any, spec: RequestSpec) -> None:
@@ -699,13 +726,9 @@ class _CtypesBackend(_CffiBackend):
         return int(user or 0)
 
     def _on_complete(self, user: Any, status: int, resp: Any) -> None:
-        try:
-            response = self._response(resp, with_body=True) if resp else None
-            message = self._complete_message(status)
-            sent = status < 0 and self._sent()
-        finally:
-            self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message, sent)
+        message = self._complete_message(status)
+        sent = status < 0 and self._sent()
+        self.sink.complete(self._id(user), status, PendingResponse(self, resp) if resp else None, message, sent)
 
 
 # ---- finding and loading the library ------------------------------------------
