@@ -214,6 +214,53 @@ def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> S
     )
 
 
+class _ResponseReader:
+    """Copies an esp_response into a Response, calling its accessors without
+    releasing the GIL (ctypes.PyDLL). They only read memory the caller owns;
+    a release per call (cffi and CDLL release on every call) lets libesp's
+    I/O thread, waiting to deliver a callback, take the GIL, and the reading
+    thread then waits to win it back, up to the interpreter's switch
+    interval, on every accessor."""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.PyDLL(path)
+        vp = ctypes.c_void_p
+        for fname, restype, argtypes in (
+            ("esp_response_status", ctypes.c_int, [vp]),
+            ("esp_response_body", vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
+            ("esp_response_header_count", ctypes.c_size_t, [vp]),
+            ("esp_response_header_at", ctypes.c_int, [vp, ctypes.c_size_t, _c_char_p_p, _c_char_p_p]),
+            ("esp_response_http_version", ctypes.c_int, [vp]),
+            ("esp_response_attempts", ctypes.c_int, [vp]),
+        ):
+            fn = getattr(lib, fname)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        self._lib = lib
+
+    def read(self, address: int, with_body: bool) -> Response:
+        lib = self._lib
+        name, value = ctypes.c_char_p(), ctypes.c_char_p()
+        name_ref, value_ref = ctypes.byref(name), ctypes.byref(value)
+        headers = []
+        for i in range(lib.esp_response_header_count(address)):
+            if lib.esp_response_header_at(address, i, name_ref, value_ref) == 0:
+                headers.append(((name.value or b"").decode("latin-1"), (value.value or b"").decode("latin-1")))
+        content = b""
+        if with_body:
+            length = ctypes.c_size_t()
+            body = lib.esp_response_body(address, ctypes.byref(length))
+            if body and length.value:
+                content = ctypes.string_at(body, length.value)
+        return Response(
+            lib.esp_response_status(address),
+            headers,
+            content,
+            lib.esp_response_http_version(address),
+            lib.esp_response_attempts(address),
+        )
+
+
 class _CffiBackend:
     """libesp through cffi in ABI mode (ffi.dlopen: no compiler needed).
 
@@ -230,6 +277,7 @@ class _CffiBackend:
         ffi.cdef(CDEF)
         self.ffi = ffi
         self.lib = ffi.dlopen(path)
+        self._reader = _ResponseReader(path)
         self.sink: Any = _NoSink()
         self._opts_size = ffi.sizeof("esp_request_opts")
         self._item_size = ffi.sizeof("esp_stream_item")
@@ -301,26 +349,7 @@ class _CffiBackend:
 
     def _response(self, r: Any, with_body: bool) -> Response:
         """Copy a C response into a Response (the caller frees r)."""
-        ffi, lib = self.ffi, self.lib
-        name = ffi.new("const char **")
-        value = ffi.new("const char **")
-        headers = []
-        for i in range(lib.esp_response_header_count(r)):
-            if lib.esp_response_header_at(r, i, name, value) == 0:
-                headers.append((ffi.string(name[0]).decode("latin-1"), ffi.string(value[0]).decode("latin-1")))
-        content = b""
-        if with_body:
-            length = ffi.new("size_t *")
-            body = lib.esp_response_body(r, length)
-            if body != ffi.NULL and length[0]:
-                content = ffi.buffer(body, length[0])[:]
-        return Response(
-            lib.esp_response_status(r),
-            headers,
-            content,
-            lib.esp_response_http_version(r),
-            lib.esp_response_attempts(r),
-        )
+        return self._reader.read(int(self.ffi.cast("uintptr_t", r)), with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = self.ffi.new("char **")
@@ -589,6 +618,7 @@ class _CtypesBackend(_CffiBackend):
             fn.restype = restype
             fn.argtypes = argtypes
         self.lib = lib
+        self._reader = _ResponseReader(path)
         self.sink = _NoSink()
         self._c_complete = _OnComplete(self._on_complete)
         self._c_ready = _OnReady(self._on_ready)
@@ -620,25 +650,7 @@ class _CtypesBackend(_CffiBackend):
         return ctypes.byref(opts), [opts] + keep
 
     def _response(self, r: Any, with_body: bool) -> Response:
-        lib = self.lib
-        name, value = ctypes.c_char_p(), ctypes.c_char_p()
-        headers = []
-        for i in range(lib.esp_response_header_count(r)):
-            if lib.esp_response_header_at(r, i, ctypes.byref(name), ctypes.byref(value)) == 0:
-                headers.append(((name.value or b"").decode("latin-1"), (value.value or b"").decode("latin-1")))
-        content = b""
-        if with_body:
-            length = ctypes.c_size_t()
-            body = lib.esp_response_body(r, ctypes.byref(length))
-            if body and length.value:
-                content = ctypes.string_at(body, length.value)
-        return Response(
-            lib.esp_response_status(r),
-            headers,
-            content,
-            lib.esp_response_http_version(r),
-            lib.esp_response_attempts(r),
-        )
+        return self._reader.read(r.value if isinstance(r, ctypes.c_void_p) else r, with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = ctypes.c_void_p()
