@@ -214,18 +214,24 @@ def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> S
     )
 
 
-class _ResponseReader:
-    """Copies an esp_response into a Response, calling its accessors without
-    releasing the GIL (ctypes.PyDLL). They only read memory the caller owns;
-    a release per call (cffi and CDLL release on every call) lets libesp's
-    I/O thread, waiting to deliver a callback, take the GIL, and the reading
-    thread then waits to win it back, up to the interpreter's switch
-    interval, on every accessor."""
+class _GilHeldCalls:
+    """The libesp calls that never block, made without releasing the GIL
+    (ctypes.PyDLL): a response's accessors (they read memory the caller
+    owns) and the calls esp.h allows inside callbacks, esp_request_async and
+    esp_stream_next / esp_stream_head with no wait (so libesp's I/O thread
+    holds no lock they need while it runs a callback, which here waits for
+    the GIL). cffi and CDLL release the GIL on every call: that lets the I/O
+    thread, waiting to deliver a callback, take it, and the calling thread
+    then waits to win it back, up to the interpreter's switch interval, on
+    every call."""
 
     def __init__(self, path: str) -> None:
         lib = ctypes.PyDLL(path)
-        vp = ctypes.c_void_p
+        vp, u64 = ctypes.c_void_p, ctypes.c_uint64
         for fname, restype, argtypes in (
+            ("esp_request_async", ctypes.c_int, [u64, vp, vp, vp, ctypes.POINTER(u64)]),
+            ("esp_stream_next", ctypes.c_int, [u64, ctypes.c_int64, vp]),
+            ("esp_stream_head", ctypes.c_int, [u64, ctypes.POINTER(vp)]),
             ("esp_response_status", ctypes.c_int, [vp]),
             ("esp_response_body", vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
             ("esp_response_header_count", ctypes.c_size_t, [vp]),
@@ -237,6 +243,9 @@ class _ResponseReader:
             fn.restype = restype
             fn.argtypes = argtypes
         self._lib = lib
+        self.request_async = lib.esp_request_async
+        self.stream_next = lib.esp_stream_next
+        self.stream_head = lib.esp_stream_head
 
     def read(self, address: int, with_body: bool) -> Response:
         lib = self._lib
@@ -277,7 +286,7 @@ class _CffiBackend:
         ffi.cdef(CDEF)
         self.ffi = ffi
         self.lib = ffi.dlopen(path)
-        self._reader = _ResponseReader(path)
+        self._quick = _GilHeldCalls(path)
         self.sink: Any = _NoSink()
         self._opts_size = ffi.sizeof("esp_request_opts")
         self._item_size = ffi.sizeof("esp_stream_item")
@@ -287,6 +296,7 @@ class _CffiBackend:
         self._callbacks = ffi.new("esp_callbacks *")
         self._callbacks.struct_size = ffi.sizeof("esp_callbacks")
         self._callbacks.on_complete = self._c_complete
+        self._callbacks_address = int(ffi.cast("uintptr_t", self._callbacks))
 
     # -- helpers ------------------------------------------------------------
 
@@ -349,7 +359,7 @@ class _CffiBackend:
 
     def _response(self, r: Any, with_body: bool) -> Response:
         """Copy a C response into a Response (the caller frees r)."""
-        return self._reader.read(int(self.ffi.cast("uintptr_t", r)), with_body)
+        return self._quick.read(int(self.ffi.cast("uintptr_t", r)), with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = self.ffi.new("char **")
@@ -406,7 +416,10 @@ class _CffiBackend:
 
     def stream_next(self, stream: int, wait_ms: int, item: Any) -> Any:
         """The next bytes chunk or ServerSentEvent, END, or AGAIN."""
-        status = self.lib.esp_stream_next(stream, wait_ms, item)
+        if wait_ms == 0:
+            status = self._quick.stream_next(stream, 0, int(self.ffi.cast("uintptr_t", item)))
+        else:  # a wait: the GIL must go
+            status = self.lib.esp_stream_next(stream, wait_ms, item)
         if status == 1:
             if item.kind == ESP_ITEM_EVENT:
                 # Per event: as few cdata reads and conversions as possible.
@@ -443,23 +456,24 @@ class _CffiBackend:
 
     def stream_head(self, stream: int) -> Any:
         """The head (status and headers) of a started stream, or AGAIN."""
-        head = self.ffi.new("esp_response **")
-        status = self.lib.esp_stream_head(stream, head)
+        head = ctypes.c_void_p()
+        status = self._quick.stream_head(stream, ctypes.byref(head))
         if status == ESP_EAGAIN:
             return AGAIN
         self._check(status)
         try:
-            return self._response(head[0], with_body=False)
+            return self._quick.read(head.value, with_body=False)
         finally:
-            self.lib.esp_response_free(head[0])
+            self.lib.esp_response_free(self.ffi.cast("esp_response *", head.value))
 
     def request_async(self, client: int, spec: RequestSpec, call_id: int) -> tuple[int, list]:
         """Start a call; returns (esp_call, buffers to keep until it completes)."""
         opts, keep = self._opts(spec)
-        out = self.ffi.new("esp_call *")
-        user = self.ffi.cast("void *", call_id)
-        self._check(self.lib.esp_request_async(client, opts, self._callbacks, user, out))
-        return int(out[0]), keep
+        out = ctypes.c_uint64()
+        address = self.ffi.cast("uintptr_t", opts)
+        status = self._quick.request_async(client, int(address), self._callbacks_address, call_id, ctypes.byref(out))
+        self._check(status)
+        return out.value, keep
 
     def call_cancel(self, call: int) -> int:
         return self.lib.esp_call_cancel(call)
@@ -618,7 +632,7 @@ class _CtypesBackend(_CffiBackend):
             fn.restype = restype
             fn.argtypes = argtypes
         self.lib = lib
-        self._reader = _ResponseReader(path)
+        self._quick = _GilHeldCalls(path)
         self.sink = _NoSink()
         self._c_complete = _OnComplete(self._on_complete)
         self._c_ready = _OnReady(self._on_ready)
@@ -650,7 +664,7 @@ class _CtypesBackend(_CffiBackend):
         return ctypes.byref(opts), [opts] + keep
 
     def _response(self, r: Any, with_body: bool) -> Response:
-        return self._reader.read(r.value if isinstance(r, ctypes.c_void_p) else r, with_body)
+        return self._quick.read(r.value if isinstance(r, ctypes.c_void_p) else r, with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = ctypes.c_void_p()
