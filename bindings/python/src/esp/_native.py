@@ -215,21 +215,21 @@ def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> S
 
 
 class _GilHeldCalls:
-    """The libesp calls that never block, made without releasing the GIL
-    (ctypes.PyDLL): a response's accessors (they read memory the caller
-    owns) and the calls esp.h allows inside callbacks, esp_request_async and
-    esp_stream_next / esp_stream_head with no wait (so libesp's I/O thread
-    holds no lock they need while it runs a callback, which here waits for
-    the GIL). cffi and CDLL release the GIL on every call: that lets the I/O
-    thread, waiting to deliver a callback, take it, and the calling thread
-    then waits to win it back, up to the interpreter's switch interval, on
-    every call."""
+    """Quick libesp calls made without releasing the GIL (ctypes.PyDLL): a
+    response's accessors (they read memory the caller owns) and
+    esp_stream_next / esp_stream_head with no wait (esp.h allows them inside
+    callbacks, so libesp's I/O thread holds no lock they need while it runs
+    a callback, which here waits for the GIL). cffi and CDLL release the GIL
+    on every call: that lets the I/O thread, waiting to deliver a callback,
+    take it, and the calling thread then waits to win it back, up to the
+    interpreter's switch interval, on every call. (esp_request_async keeps
+    releasing it: held there, requests measured no better within this
+    machine's noise, and it does more work than these.)"""
 
     def __init__(self, path: str) -> None:
         lib = ctypes.PyDLL(path)
         vp, u64 = ctypes.c_void_p, ctypes.c_uint64
         for fname, restype, argtypes in (
-            ("esp_request_async", ctypes.c_int, [u64, vp, vp, vp, ctypes.POINTER(u64)]),
             ("esp_stream_next", ctypes.c_int, [u64, ctypes.c_int64, vp]),
             ("esp_stream_head", ctypes.c_int, [u64, ctypes.POINTER(vp)]),
             ("esp_response_status", ctypes.c_int, [vp]),
@@ -243,7 +243,6 @@ class _GilHeldCalls:
             fn.restype = restype
             fn.argtypes = argtypes
         self._lib = lib
-        self.request_async = lib.esp_request_async
         self.stream_next = lib.esp_stream_next
         self.stream_head = lib.esp_stream_head
 
@@ -296,7 +295,6 @@ class _CffiBackend:
         self._callbacks = ffi.new("esp_callbacks *")
         self._callbacks.struct_size = ffi.sizeof("esp_callbacks")
         self._callbacks.on_complete = self._c_complete
-        self._callbacks_address = int(ffi.cast("uintptr_t", self._callbacks))
 
     # -- helpers ------------------------------------------------------------
 
@@ -469,11 +467,10 @@ class _CffiBackend:
     def request_async(self, client: int, spec: RequestSpec, call_id: int) -> tuple[int, list]:
         """Start a call; returns (esp_call, buffers to keep until it completes)."""
         opts, keep = self._opts(spec)
-        out = ctypes.c_uint64()
-        address = self.ffi.cast("uintptr_t", opts)
-        status = self._quick.request_async(client, int(address), self._callbacks_address, call_id, ctypes.byref(out))
-        self._check(status)
-        return out.value, keep
+        out = self.ffi.new("esp_call *")
+        user = self.ffi.cast("void *", call_id)
+        self._check(self.lib.esp_request_async(client, opts, self._callbacks, user, out))
+        return int(out[0]), keep
 
     def call_cancel(self, call: int) -> int:
         return self.lib.esp_call_cancel(call)
