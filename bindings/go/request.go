@@ -83,6 +83,14 @@ type Request struct {
 	// PoolTimeout bounds the wait for a connection slot, failing with
 	// [ErrPoolTimeout] (0: the client's pool_timeout_ms; negative: none).
 	PoolTimeout time.Duration
+	// FirstByteTimeout bounds the wait for the response's status and
+	// headers, per attempt (0: the client's first_byte_timeout_ms; negative:
+	// none). It fails with [ErrTimeout] saying "first-byte timeout".
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds a silence inside the body once the head has arrived,
+	// not before it (0: the client's idle_timeout_ms, none when ReadTimeout is
+	// set; negative: none). It fails with [ErrTimeout] saying "idle timeout".
+	IdleTimeout time.Duration
 	// NoRetry disables libesp's retries for this request, whatever the
 	// client's max_retries.
 	NoRetry bool
@@ -276,10 +284,12 @@ func newCRequest(req *Request) *C.esp_request_opts {
 		timeout_ms:   C.int64_t(timeoutMillis(req.Timeout)),
 		flags:        C.uint32_t(flags),
 		// The per-phase fields of libesp 0.2.0.
-		connect_timeout_ms: C.int64_t(timeoutMillis(req.ConnectTimeout)),
-		read_timeout_ms:    C.int64_t(timeoutMillis(req.ReadTimeout)),
-		write_timeout_ms:   C.int64_t(timeoutMillis(req.WriteTimeout)),
-		pool_timeout_ms:    C.int64_t(timeoutMillis(req.PoolTimeout)),
+		connect_timeout_ms:    C.int64_t(timeoutMillis(req.ConnectTimeout)),
+		read_timeout_ms:       C.int64_t(timeoutMillis(req.ReadTimeout)),
+		write_timeout_ms:      C.int64_t(timeoutMillis(req.WriteTimeout)),
+		pool_timeout_ms:       C.int64_t(timeoutMillis(req.PoolTimeout)),
+		first_byte_timeout_ms: C.int64_t(timeoutMillis(req.FirstByteTimeout)),
+		idle_timeout_ms:       C.int64_t(timeoutMillis(req.IdleTimeout)),
 	}
 	if req.Method != "" {
 		opts.method = put(req.Method)
