@@ -103,22 +103,15 @@ static size_t esp_go_take_done(esp_go_done *out, size_t max) {
 	return n;
 }
 
-static const esp_callbacks esp_go_whole_cb = {
+// The callbacks of every asynchronous call (esp_go_submit in request.go).
+const esp_callbacks esp_go_whole_cb = {
 	sizeof(esp_callbacks), NULL, NULL, NULL, esp_go_on_complete};
-
-static int esp_go_start(esp_client client, const esp_request_opts *req,
-                        uintptr_t user, esp_call *out, char **err) {
-	int rc = esp_request_async(client, req, &esp_go_whole_cb, (void *)user, out);
-	if (rc < 0) *err = strdup(esp_last_error());
-	return rc;
-}
 */
 import "C"
 
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/cgo"
 	"sync"
 	"unsafe"
@@ -187,17 +180,11 @@ func (c *Client) start(req *Request, state completer) (C.esp_call, error) {
 	if err := startDispatcher(); err != nil {
 		return 0, err
 	}
-	opts := newCRequest(req)
-	// libesp copies the request into its own memory before returning.
-	defer C.free(unsafe.Pointer(opts))
 	handle := cgo.NewHandle(state)
-	var call C.esp_call
-	var msg *C.char
-	rc := C.esp_go_start(c.handle, opts, C.uintptr_t(handle), &call, &msg)
-	runtime.KeepAlive(c) // the lease must outlive the submit
-	if rc < 0 {
+	call, err := c.submit(startCall, req, C.uintptr_t(handle))
+	if err != nil {
 		handle.Delete()
-		return 0, newError(rc, msg)
+		return 0, err
 	}
 	return call, nil
 }

@@ -5,11 +5,87 @@ package esp
 #include <string.h>
 #include <esp.h>
 
-// As in esp.go: the error detail is copied in the cgo call that failed.
-static int esp_go_prepare(esp_client client, const esp_request_opts *req, esp_call *out, char **err) {
-	int rc = esp_call_prepare(client, req, out);
+// A request as Go lays it out in one buffer of its own memory: this header,
+// then the headers as header_count pairs of offsets (name, value), then
+// NUL-terminated strings at the offsets given. The buffer holds no Go pointer, so a
+// cgo call may hand it to C, which reads it during the call: libesp copies
+// everything a request points to before esp_request_async or
+// esp_call_prepare returns. So a request costs one cgo call and no C
+// allocation. The body is passed apart and never copied on the Go side.
+typedef struct {
+	int64_t timeout_ms, connect_timeout_ms, read_timeout_ms, write_timeout_ms,
+	        pool_timeout_ms, first_byte_timeout_ms, idle_timeout_ms;
+	uint32_t flags;
+	int32_t method; // offset of the method, -1 for none
+	size_t path, headers, header_count, body_len;
+} esp_go_request;
+
+// How many headers esp_go_submit points to from its stack (more: malloc).
+#define ESP_GO_STACK_HEADERS 16
+
+// esp_go_fill points o and headers (header_count entries) into the request r.
+static void esp_go_fill(const esp_go_request *r, const void *body, esp_header *headers, esp_request_opts *o) {
+	const char *buf = (const char *)r;
+	esp_request_opts init = ESP_REQUEST_OPTS_INIT;
+	*o = init;
+	o->method = r->method < 0 ? NULL : buf + r->method;
+	o->path = buf + r->path;
+	const size_t *offsets = (const size_t *)(buf + r->headers);
+	for (size_t i = 0; i < r->header_count; i++) {
+		headers[i].name = buf + offsets[2 * i];
+		headers[i].value = buf + offsets[2 * i + 1];
+	}
+	o->headers = r->header_count ? headers : NULL;
+	o->header_count = r->header_count;
+	o->body = r->body_len ? body : NULL;
+	o->body_len = r->body_len;
+	o->timeout_ms = r->timeout_ms;
+	o->flags = r->flags;
+	o->connect_timeout_ms = r->connect_timeout_ms;
+	o->read_timeout_ms = r->read_timeout_ms;
+	o->write_timeout_ms = r->write_timeout_ms;
+	o->pool_timeout_ms = r->pool_timeout_ms;
+	o->first_byte_timeout_ms = r->first_byte_timeout_ms;
+	o->idle_timeout_ms = r->idle_timeout_ms;
+}
+
+enum { ESP_GO_PREPARE, ESP_GO_START };
+
+// esp_go_submit prepares (ESP_GO_PREPARE) or starts (ESP_GO_START, with
+// esp_go_whole_cb and user, from completions.go) the request r as a call.
+// As in esp.go, the error detail is copied in the cgo call that failed.
+extern const esp_callbacks esp_go_whole_cb;
+static int esp_go_submit(int how, esp_client client, const esp_go_request *r, const void *body,
+                         uintptr_t user, esp_call *out, char **err) {
+	esp_header stack[ESP_GO_STACK_HEADERS];
+	esp_header *headers = stack;
+	if (r->header_count > ESP_GO_STACK_HEADERS &&
+	    !(headers = malloc(r->header_count * sizeof *headers))) {
+		*err = strdup("out of memory for the request's headers");
+		return ESP_ENOMEM;
+	}
+	esp_request_opts o;
+	esp_go_fill(r, body, headers, &o);
+	int rc = how == ESP_GO_START ? esp_request_async(client, &o, &esp_go_whole_cb, (void *)user, out)
+	                             : esp_call_prepare(client, &o, out);
 	if (rc < 0) *err = strdup(esp_last_error());
+	if (headers != stack) free(headers);
 	return rc;
+}
+
+// esp_go_request_copy lays r out in one C allocation that outlives the cgo
+// call (for esp_stream_start callers that free it after the call): the
+// options, the header array, then copies of the strings and the body.
+// NULL when memory ran out.
+static esp_request_opts *esp_go_request_copy(const esp_go_request *r, size_t len, const void *body) {
+	size_t opts = sizeof(esp_request_opts), headers = r->header_count * sizeof(esp_header);
+	char *mem = malloc(opts + headers + len + r->body_len);
+	if (!mem) return NULL;
+	esp_go_request *copy = (esp_go_request *)(mem + opts + headers);
+	memcpy(copy, r, len);
+	if (r->body_len) memcpy((char *)copy + len, body, r->body_len);
+	esp_go_fill(copy, (char *)copy + len, (esp_header *)(mem + opts), (esp_request_opts *)mem);
+	return (esp_request_opts *)mem;
 }
 
 // What Go copies out of a response, read in one cgo call (each cgo call
@@ -52,6 +128,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -137,7 +214,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	// AfterFunc costs no goroutine while ctx is live; the waiting goroutine
 	// holds no OS thread, and the completion callback wakes it.
-	stopCancel := context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
+	stopCancel := cancelWhenDone(ctx, call)
 	<-w.done
 	stopCancel()
 	if w.err != nil {
@@ -145,6 +222,17 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	return goResponse(w.resp), nil
 }
+
+// cancelWhenDone cancels call once ctx is done; stop undoes that. A context
+// that can never be done (context.Background) costs nothing.
+func cancelWhenDone(ctx context.Context, call C.esp_call) (stop func() bool) {
+	if ctx.Done() == nil {
+		return neverCancelled
+	}
+	return context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
+}
+
+func neverCancelled() bool { return false }
 
 // dosInFlight counts the Do calls between entry and return. A Do that finds
 // no other in flight blocks its OS thread in esp_call_run: while libesp has
@@ -161,19 +249,15 @@ var dosInFlight atomic.Int64
 // doBlocking is Do on a prepared call: cancellable from ctx through
 // esp_call_cancel while this goroutine's thread blocks in esp_call_run.
 func (c *Client) doBlocking(ctx context.Context, req *Request) (*Response, error) {
-	opts := newCRequest(req)
-	var call C.esp_call
-	var msg *C.char
-	rc := C.esp_go_prepare(c.handle, opts, &call, &msg)
-	C.free(unsafe.Pointer(opts))
-	runtime.KeepAlive(c)
-	if rc < 0 {
-		return nil, newError(rc, msg)
+	call, failed := c.submit(prepareCall, req, 0)
+	if failed != nil {
+		return nil, failed
 	}
-	stopCancel := context.AfterFunc(ctx, func() { C.esp_call_cancel(call) })
+	stopCancel := cancelWhenDone(ctx, call)
 	var resp *C.esp_response
+	var msg *C.char
 	var sent C.int
-	rc = C.esp_go_run(call, &resp, &msg, &sent)
+	rc := C.esp_go_run(call, &resp, &msg, &sent)
 	stopCancel()
 	if rc < 0 {
 		err := newError(rc, msg)
@@ -241,10 +325,33 @@ func goResponseFromView(resp *C.esp_response, v *C.esp_go_response_view) *Respon
 	}
 }
 
-// newCRequest lays req out in one C allocation (the options, the header
-// array, the NUL-terminated strings and the body), so that no Go pointer is
-// handed to C. The caller frees the result with C.free.
-func newCRequest(req *Request) *C.esp_request_opts {
+// requestBuffers recycles the Go buffers requests are laid out in.
+var requestBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// pooledRequestBytes bounds the buffers kept for reuse: a request with huge
+// headers does not pin its buffer for the life of the process.
+const pooledRequestBytes = 64 << 10
+
+// laidOut is a request laid out as an esp_go_request (see the C side) in a
+// pooled buffer of Go memory, valid until release.
+type laidOut struct {
+	buf  *[]byte
+	body unsafe.Pointer // req.Body's bytes, nil when empty
+}
+
+// request is the esp_go_request at the start of the buffer.
+func (l laidOut) request() *C.esp_go_request {
+	return (*C.esp_go_request)(unsafe.Pointer(&(*l.buf)[0]))
+}
+
+func (l laidOut) release() {
+	if cap(*l.buf) <= pooledRequestBytes {
+		requestBuffers.Put(l.buf)
+	}
+}
+
+// layOut lays req out for esp_go_submit or esp_go_request_copy.
+func layOut(req *Request) laidOut {
 	var flags uint32
 	if req.NoRetry {
 		flags |= C.ESP_REQ_NO_RETRY
@@ -252,62 +359,88 @@ func newCRequest(req *Request) *C.esp_request_opts {
 	if req.Raw {
 		flags |= C.ESP_REQ_STREAM_RAW
 	}
-	headerCount, stringBytes := 0, len(req.Path)+1
-	if req.Method != "" {
-		stringBytes += len(req.Method) + 1
-	}
-	for name, values := range req.Header {
+	headerCount := 0
+	for _, values := range req.Header {
 		headerCount += len(values)
+	}
+	// The header struct and the offsets are size_t-aligned: the buffer
+	// starts at a Go allocation (8-byte aligned) and both sizes are multiples of 8.
+	fixed := int(unsafe.Sizeof(C.esp_go_request{}))
+	offsets := 2 * headerCount * int(unsafe.Sizeof(C.size_t(0)))
+	bp := requestBuffers.Get().(*[]byte)
+	buf := append((*bp)[:0], make([]byte, fixed+offsets)...)
+	put := func(s string) C.size_t {
+		at := len(buf)
+		buf = append(append(buf, s...), 0)
+		return C.size_t(at)
+	}
+	method := C.int32_t(-1)
+	if req.Method != "" {
+		method = C.int32_t(put(req.Method))
+	}
+	path := put(req.Path)
+	i := 0
+	for name, values := range req.Header {
 		for _, v := range values {
-			stringBytes += len(name) + 1 + len(v) + 1
+			n, v := put(name), put(v)
+			at := fixed + 2*i*int(unsafe.Sizeof(C.size_t(0)))
+			*(*[2]C.size_t)(unsafe.Pointer(&buf[at])) = [2]C.size_t{n, v}
+			i++
 		}
 	}
-	optsSize := unsafe.Sizeof(C.esp_request_opts{})
-	headersSize := uintptr(headerCount) * unsafe.Sizeof(C.esp_header{})
-	total := optsSize + headersSize + uintptr(stringBytes) + uintptr(len(req.Body))
-	mem := C.malloc(C.size_t(total))
-	buf := unsafe.Slice((*byte)(mem), total)
-
-	off := optsSize + headersSize
-	put := func(s string) *C.char {
-		p := (*C.char)(unsafe.Pointer(&buf[off]))
-		off += uintptr(copy(buf[off:], s))
-		buf[off] = 0
-		off++
-		return p
-	}
-	opts := (*C.esp_request_opts)(mem)
-	*opts = C.esp_request_opts{
-		struct_size:  C.uint32_t(optsSize),
-		path:         put(req.Path),
-		header_count: C.size_t(headerCount),
-		timeout_ms:   C.int64_t(timeoutMillis(req.Timeout)),
-		flags:        C.uint32_t(flags),
-		// The per-phase fields of libesp 0.2.0.
+	*bp = buf
+	l := laidOut{buf: bp}
+	*l.request() = C.esp_go_request{
+		timeout_ms:            C.int64_t(timeoutMillis(req.Timeout)),
 		connect_timeout_ms:    C.int64_t(timeoutMillis(req.ConnectTimeout)),
 		read_timeout_ms:       C.int64_t(timeoutMillis(req.ReadTimeout)),
 		write_timeout_ms:      C.int64_t(timeoutMillis(req.WriteTimeout)),
 		pool_timeout_ms:       C.int64_t(timeoutMillis(req.PoolTimeout)),
 		first_byte_timeout_ms: C.int64_t(timeoutMillis(req.FirstByteTimeout)),
 		idle_timeout_ms:       C.int64_t(timeoutMillis(req.IdleTimeout)),
-	}
-	if req.Method != "" {
-		opts.method = put(req.Method)
-	}
-	if headerCount > 0 {
-		opts.headers = (*C.esp_header)(unsafe.Add(mem, optsSize))
-		headers := unsafe.Slice(opts.headers, headerCount)
-		i := 0
-		for name, values := range req.Header {
-			for _, v := range values {
-				headers[i] = C.esp_header{name: put(name), value: put(v)}
-				i++
-			}
-		}
+		flags:                 C.uint32_t(flags),
+		method:                method,
+		path:                  path,
+		headers:               C.size_t(fixed),
+		header_count:          C.size_t(headerCount),
+		body_len:              C.size_t(len(req.Body)),
 	}
 	if len(req.Body) > 0 {
-		opts.body = unsafe.Pointer(&buf[off])
-		opts.body_len = C.size_t(copy(buf[off:], req.Body))
+		l.body = unsafe.Pointer(&req.Body[0])
+	}
+	return l
+}
+
+// How submit hands a request to libesp.
+const (
+	prepareCall = C.ESP_GO_PREPARE // esp_call_prepare: the caller runs it
+	startCall   = C.ESP_GO_START   // esp_request_async: it completes through the dispatcher
+)
+
+// submit prepares or starts (its completion then reaching user) req as a
+// call on c, in one cgo call.
+func (c *Client) submit(how C.int, req *Request, user C.uintptr_t) (C.esp_call, *Error) {
+	l := layOut(req)
+	defer l.release()
+	var call C.esp_call
+	var msg *C.char
+	rc := C.esp_go_submit(how, c.handle, l.request(), l.body, user, &call, &msg)
+	runtime.KeepAlive(c) // the lease must outlive the submit
+	if rc < 0 {
+		return 0, newError(rc, msg)
+	}
+	return call, nil
+}
+
+// newCRequest lays req out in one C allocation (the options, the header
+// array, the strings and the body) for a call that outlives a cgo call's
+// view of Go memory. The caller frees the result with C.free.
+func newCRequest(req *Request) *C.esp_request_opts {
+	l := layOut(req)
+	defer l.release()
+	opts := C.esp_go_request_copy(l.request(), C.size_t(len(*l.buf)), l.body)
+	if opts == nil {
+		panic("libesp: out of memory laying out a request") // as C.malloc does
 	}
 	return opts
 }
