@@ -90,14 +90,17 @@ static esp_request_opts *esp_go_request_copy(const esp_go_request *r, size_t len
 
 // What Go copies out of a response, read in one cgo call (each cgo call
 // costs a scheduler round trip): the scalars, the body and up to
-// ESP_GO_HEADERS headers as name/value pointers (esp_go_header reads more).
+// ESP_GO_HEADERS headers as name/value pointers with their lengths, so Go
+// reads them without a call per string (esp_response_header_at reads more).
 #define ESP_GO_HEADERS 32
 typedef struct {
 	int status, http_version, attempts;
 	size_t header_count;
 	const void *body;
 	size_t body_len;
+	size_t values_len; // the lengths of the values in headers, summed
 	const char *headers[2 * ESP_GO_HEADERS];
+	size_t lengths[2 * ESP_GO_HEADERS];
 } esp_go_response_view;
 
 static void esp_go_view(const esp_response *r, esp_go_response_view *v) {
@@ -106,9 +109,15 @@ static void esp_go_view(const esp_response *r, esp_go_response_view *v) {
 	v->attempts = esp_response_attempts(r);
 	v->header_count = esp_response_header_count(r);
 	v->body = esp_response_body(r, &v->body_len);
+	v->values_len = 0;
 	for (size_t i = 0; i < v->header_count && i < ESP_GO_HEADERS; i++) {
-		if (esp_response_header_at(r, i, &v->headers[2 * i], &v->headers[2 * i + 1]) < 0)
-			v->headers[2 * i] = NULL;
+		const char **name = &v->headers[2 * i], **value = &v->headers[2 * i + 1];
+		if (esp_response_header_at(r, i, name, value) < 0) {
+			*name = NULL;
+			continue;
+		}
+		v->lengths[2 * i] = strlen(*name);
+		v->values_len += v->lengths[2 * i + 1] = strlen(*value);
 	}
 }
 
@@ -120,6 +129,15 @@ static int esp_go_run(esp_call call, esp_response **out, char **err, int *sent) 
 	}
 	return rc;
 }
+
+// None of these calls back into Go or keeps a pointer it was given, so the
+// Go variables they fill can live on the caller's stack.
+#cgo noescape esp_go_submit
+#cgo nocallback esp_go_submit
+#cgo noescape esp_go_view
+#cgo nocallback esp_go_view
+#cgo noescape esp_go_run
+#cgo nocallback esp_go_run
 */
 import "C"
 
@@ -128,6 +146,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,7 +226,8 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if lone {
 		return c.doBlocking(ctx, req)
 	}
-	w := &wholeCall{done: make(chan struct{})}
+	w := wholeCalls.Get().(*wholeCall)
+	defer wholeCalls.Put(w)
 	call, err := c.start(req, w)
 	if err != nil {
 		return nil, err
@@ -217,10 +237,12 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	stopCancel := cancelWhenDone(ctx, call)
 	<-w.done
 	stopCancel()
-	if w.err != nil {
-		return nil, contextError(ctx, w.err)
+	resp, failed := w.resp, w.err
+	w.resp, w.err = nil, nil
+	if failed != nil {
+		return nil, contextError(ctx, failed)
 	}
-	return goResponse(w.resp), nil
+	return goResponse(resp), nil
 }
 
 // cancelWhenDone cancels call once ctx is done; stop undoes that. A context
@@ -268,12 +290,16 @@ func (c *Client) doBlocking(ctx context.Context, req *Request) (*Response, error
 }
 
 // wholeCall is the state of a [Client.Do] call, filled in by the completion
-// callback before done is closed.
+// callback before it signals done. Do takes one from wholeCalls and puts it
+// back once it has read the outcome: by then libesp and the dispatcher are
+// done with it (a call completes exactly once).
 type wholeCall struct {
-	done chan struct{}
+	done chan struct{}   // one signal per call
 	resp *C.esp_response // the caller's to convert and free
 	err  *Error
 }
+
+var wholeCalls = sync.Pool{New: func() any { return &wholeCall{done: make(chan struct{}, 1)} }}
 
 // complete only hands the response over: the copy into Go memory happens on
 // the waiting goroutine, because libesp's I/O thread, which runs this, holds
@@ -281,7 +307,7 @@ type wholeCall struct {
 // the headers took ~6 cgo calls per header on that one thread).
 func (w *wholeCall) complete(err *Error, resp *C.esp_response) {
 	w.err, w.resp = err, resp
-	close(w.done)
+	w.done <- struct{}{}
 }
 
 // goResponse copies a libesp response into Go memory and frees it.
@@ -301,21 +327,44 @@ func goResponseHead(resp *C.esp_response) *Response {
 	return goResponseFromView(resp, &v)
 }
 
+// goResponseFromView builds a Response from v with few allocations: the
+// values of the headers in the view share one string, every header's slice
+// of values one array, and the names libesp sends most are interned by
+// textproto.
 func goResponseFromView(resp *C.esp_response, v *C.esp_go_response_view) *Response {
 	n := int(v.header_count)
-	header := make(http.Header, n)
-	for i := 0; i < n; i++ {
-		var name, value *C.char
-		if i < C.ESP_GO_HEADERS {
-			name, value = v.headers[2*i], v.headers[2*i+1]
-		} else if C.esp_response_header_at(resp, C.size_t(i), &name, &value) < 0 {
-			name = nil
+	inView := min(n, C.ESP_GO_HEADERS)
+	values := make([]byte, 0, int(v.values_len))
+	for i := 0; i < inView; i++ {
+		if v.headers[2*i] != nil {
+			values = append(values, cBytes(v.headers[2*i+1], v.lengths[2*i+1])...)
 		}
-		if name == nil {
+	}
+	allValues := unsafe.String(unsafe.SliceData(values), len(values))
+	header := make(http.Header, n)
+	slots := make([]string, n)
+	add := func(i int, name, value string) {
+		if prev, ok := header[name]; ok {
+			header[name] = append(prev, value)
+			return
+		}
+		slots[i] = value
+		header[name] = slots[i : i+1 : i+1]
+	}
+	at := 0
+	for i := 0; i < inView; i++ {
+		if v.headers[2*i] == nil {
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(C.GoString(name))
-		header[key] = append(header[key], C.GoString(value))
+		value := allValues[at : at+int(v.lengths[2*i+1])]
+		at += len(value)
+		add(i, canonicalHeaderName(unsafe.String((*byte)(unsafe.Pointer(v.headers[2*i])), int(v.lengths[2*i]))), value)
+	}
+	for i := inView; i < n; i++ {
+		var name, value *C.char
+		if C.esp_response_header_at(resp, C.size_t(i), &name, &value) == 0 {
+			add(i, textproto.CanonicalMIMEHeaderKey(C.GoString(name)), C.GoString(value))
+		}
 	}
 	return &Response{
 		StatusCode:  int(v.status),
@@ -323,6 +372,23 @@ func goResponseFromView(resp *C.esp_response, v *C.esp_go_response_view) *Respon
 		HTTPVersion: int(v.http_version),
 		Attempts:    int(v.attempts),
 	}
+}
+
+// cBytes is the n bytes at p, in C memory, without a copy.
+func cBytes(p *C.char, n C.size_t) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+}
+
+// canonicalHeaderName is the canonical form of a header name that lies in C
+// memory (libesp's lower-case names), in Go memory: textproto returns its
+// interned string for the common names and a new one for the others, except
+// for a name it leaves as it is, which is then copied.
+func canonicalHeaderName(inC string) string {
+	name := textproto.CanonicalMIMEHeaderKey(inC)
+	if unsafe.StringData(name) == unsafe.StringData(inC) {
+		name = strings.Clone(name)
+	}
+	return name
 }
 
 // requestBuffers recycles the Go buffers requests are laid out in.
