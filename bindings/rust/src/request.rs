@@ -29,6 +29,8 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     timeout: Option<Duration>,
+    first_byte_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     flags: u32,
 }
 
@@ -74,10 +76,32 @@ impl Request {
         Ok(self.header("content-type", "application/json").body(body))
     }
 
-    /// Total timeout of this request, instead of the client's timeout_ms.
+    /// Total timeout of this request, instead of the client's timeout_ms
+    /// ([`Duration::MAX`]: no limit).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Longest wait for the response's status and headers, per attempt,
+    /// instead of the client's first_byte_timeout_ms ([`Duration::MAX`]: no
+    /// limit). A slow first token is bounded apart from the silences inside
+    /// the body (see [`idle_timeout`](Self::idle_timeout)); when it fires the
+    /// request fails with [`Error::TimedOut`] saying "first-byte timeout".
+    #[must_use]
+    pub fn first_byte_timeout(mut self, timeout: Duration) -> Request {
+        self.first_byte_timeout = Some(timeout);
+        self
+    }
+
+    /// Longest silence between body bytes once the head has arrived (not
+    /// before it), instead of the client's idle_timeout_ms ([`Duration::MAX`]:
+    /// no limit); when it fires the request fails with [`Error::TimedOut`]
+    /// saying "idle timeout".
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Request {
+        self.idle_timeout = Some(timeout);
         self
     }
 
@@ -136,18 +160,28 @@ impl Request {
                 value: value.as_ptr(),
             })
             .collect();
-        let timeout_ms = self.timeout.map_or(0, |t| {
-            i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1)
-        });
         Ok(CRequest {
             method,
             path,
             _header_strings: header_strings,
             headers,
             body: &self.body,
-            timeout_ms,
+            timeout_ms: timeout_millis(self.timeout),
+            first_byte_timeout_ms: timeout_millis(self.first_byte_timeout),
+            idle_timeout_ms: timeout_millis(self.idle_timeout),
             flags: self.flags,
         })
+    }
+}
+
+/// A timeout in libesp's milliseconds: `None` is the client's (0),
+/// [`Duration::MAX`] none at all, and a positive duration under a millisecond
+/// 1 ms rather than 0 (which would mean the client's).
+fn timeout_millis(timeout: Option<Duration>) -> i64 {
+    match timeout {
+        None => 0,
+        Some(Duration::MAX) => sys::ESP_NO_TIMEOUT,
+        Some(t) => i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1),
     }
 }
 
@@ -159,6 +193,8 @@ pub(crate) struct CRequest<'a> {
     headers: Vec<sys::esp_header>,
     body: &'a [u8],
     timeout_ms: i64,
+    first_byte_timeout_ms: i64,
+    idle_timeout_ms: i64,
     flags: u32,
 }
 
@@ -175,6 +211,12 @@ impl CRequest<'_> {
             body_len: self.body.len(),
             timeout_ms: self.timeout_ms,
             flags: self.flags,
+            connect_timeout_ms: 0,
+            read_timeout_ms: 0,
+            write_timeout_ms: 0,
+            pool_timeout_ms: 0,
+            first_byte_timeout_ms: self.first_byte_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
         }
     }
 }
