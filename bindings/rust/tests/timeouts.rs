@@ -29,7 +29,9 @@ fn first_byte_timeout_bounds_the_wait_for_the_head() {
     let late_head = Request::get("models").header("x-mock-delay-ms", "600");
     let (message, took) = timed_out(
         &client,
-        &late_head.clone().first_byte_timeout(Duration::from_millis(250)),
+        &late_head
+            .clone()
+            .first_byte_timeout(Duration::from_millis(250)),
     );
     assert!(message.starts_with("first-byte timeout"), "{message}");
     assert!(message.contains("(250 ms)"), "{message}");
