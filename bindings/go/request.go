@@ -103,7 +103,12 @@ typedef struct {
 	size_t lengths[2 * ESP_GO_HEADERS];
 } esp_go_response_view;
 
-static void esp_go_view(const esp_response *r, esp_go_response_view *v) {
+// view is an esp_go_response_view. It is passed as void *: cgo then checks a
+// Go caller's variable for Go pointers only when it is on the heap (noescape
+// keeps it on the stack), while the view's 66 pointer fields, checked one by
+// one at every call, cost about 5 % of Do's Go-side CPU at 64 goroutines.
+static void esp_go_view(const esp_response *r, void *view) {
+	esp_go_response_view *v = view;
 	v->status = esp_response_status(r);
 	v->http_version = esp_response_http_version(r);
 	v->attempts = esp_response_attempts(r);
@@ -313,7 +318,8 @@ func (w *wholeCall) complete(err *Error, resp *C.esp_response) {
 // goResponse copies a libesp response into Go memory and frees it.
 func goResponse(resp *C.esp_response) *Response {
 	var v C.esp_go_response_view
-	C.esp_go_view(resp, &v)
+	view := unsafe.Pointer(&v) // not inline: cgo would check v's type field by field
+	C.esp_go_view(resp, view)
 	r := goResponseFromView(resp, &v)
 	r.Body = C.GoBytes(v.body, C.int(v.body_len))
 	C.esp_response_free(resp)
@@ -323,7 +329,8 @@ func goResponse(resp *C.esp_response) *Response {
 // goResponseHead copies the status and headers of a libesp response.
 func goResponseHead(resp *C.esp_response) *Response {
 	var v C.esp_go_response_view
-	C.esp_go_view(resp, &v)
+	view := unsafe.Pointer(&v) // as in goResponse
+	C.esp_go_view(resp, view)
 	return goResponseFromView(resp, &v)
 }
 
