@@ -49,45 +49,6 @@ static void esp_go_fill(const esp_go_request *r, const void *body, esp_header *h
 	o->idle_timeout_ms = r->idle_timeout_ms;
 }
 
-enum { ESP_GO_PREPARE, ESP_GO_START };
-
-// esp_go_submit prepares (ESP_GO_PREPARE) or starts (ESP_GO_START, with
-// esp_go_whole_cb and user, from completions.go) the request r as a call.
-// As in esp.go, the error detail is copied in the cgo call that failed.
-extern const esp_callbacks esp_go_whole_cb;
-static int esp_go_submit(int how, esp_client client, const esp_go_request *r, const void *body,
-                         uintptr_t user, esp_call *out, char **err) {
-	esp_header stack[ESP_GO_STACK_HEADERS];
-	esp_header *headers = stack;
-	if (r->header_count > ESP_GO_STACK_HEADERS &&
-	    !(headers = malloc(r->header_count * sizeof *headers))) {
-		*err = strdup("out of memory for the request's headers");
-		return ESP_ENOMEM;
-	}
-	esp_request_opts o;
-	esp_go_fill(r, body, headers, &o);
-	int rc = how == ESP_GO_START ? esp_request_async(client, &o, &esp_go_whole_cb, (void *)user, out)
-	                             : esp_call_prepare(client, &o, out);
-	if (rc < 0) *err = strdup(esp_last_error());
-	if (headers != stack) free(headers);
-	return rc;
-}
-
-// esp_go_request_copy lays r out in one C allocation that outlives the cgo
-// call (for esp_stream_start callers that free it after the call): the
-// options, the header array, then copies of the strings and the body.
-// NULL when memory ran out.
-static esp_request_opts *esp_go_request_copy(const esp_go_request *r, size_t len, const void *body) {
-	size_t opts = sizeof(esp_request_opts), headers = r->header_count * sizeof(esp_header);
-	char *mem = malloc(opts + headers + len + r->body_len);
-	if (!mem) return NULL;
-	esp_go_request *copy = (esp_go_request *)(mem + opts + headers);
-	memcpy(copy, r, len);
-	if (r->body_len) memcpy((char *)copy + len, body, r->body_len);
-	esp_go_fill(copy, (char *)copy + len, (esp_header *)(mem + opts), (esp_request_opts *)mem);
-	return (esp_request_opts *)mem;
-}
-
 // What Go copies out of a response, read in one cgo call (each cgo call
 // costs a scheduler round trip): the scalars, the body and up to
 // ESP_GO_HEADERS headers as name/value pointers with their lengths, so Go
@@ -126,12 +87,87 @@ static void esp_go_view(const esp_response *r, void *view) {
 	}
 }
 
-static int esp_go_run(esp_call call, esp_response **out, char **err, int *sent) {
-	int rc = esp_call_run(call, out);
+// esp_go_opts fills o from r, with the header array in stack when it fits
+// and else in a malloc (esp_go_opts_end frees it); ESP_ENOMEM when that fails.
+static int esp_go_opts(const esp_go_request *r, const void *body, esp_header *stack,
+                       esp_request_opts *o, char **err) {
+	esp_header *headers = stack;
+	if (r->header_count > ESP_GO_STACK_HEADERS &&
+	    !(headers = malloc(r->header_count * sizeof *headers))) {
+		*err = strdup("out of memory for the request's headers");
+		return ESP_ENOMEM;
+	}
+	esp_go_fill(r, body, headers, o);
+	return ESP_OK;
+}
+
+static void esp_go_opts_end(const esp_request_opts *o, const esp_header *stack) {
+	if (o->headers != stack) free((void *)o->headers);
+}
+
+enum { ESP_GO_PREPARE, ESP_GO_START };
+
+// esp_go_submit prepares (ESP_GO_PREPARE) or starts (ESP_GO_START, with
+// esp_go_whole_cb and user, from completions.go) the request r as a call.
+// As in esp.go, the error detail is copied in the cgo call that failed.
+extern const esp_callbacks esp_go_whole_cb;
+static int esp_go_submit(int how, esp_client client, const esp_go_request *r, const void *body,
+                         uintptr_t user, esp_call *out, char **err) {
+	esp_header stack[ESP_GO_STACK_HEADERS];
+	esp_request_opts o;
+	int rc = esp_go_opts(r, body, stack, &o, err);
+	if (rc < 0) return rc;
+	rc = how == ESP_GO_START ? esp_request_async(client, &o, &esp_go_whole_cb, (void *)user, out)
+	                         : esp_call_prepare(client, &o, out);
+	if (rc < 0) *err = strdup(esp_last_error());
+	esp_go_opts_end(&o, stack);
+	return rc;
+}
+
+// esp_go_failed copies the detail of a failure after which the request may
+// have been sent.
+static void esp_go_failed(int rc, char **err, int *sent) {
 	if (rc < 0) {
 		*err = strdup(esp_last_error());
 		*sent = esp_last_error_sent();
 	}
+}
+
+// esp_go_send sends r and waits for the response (esp_request), then views
+// it: a Do that nothing can cancel is one cgo call.
+static int esp_go_send(esp_client client, const esp_go_request *r, const void *body,
+                       esp_response **out, void *view, char **err, int *sent) {
+	esp_header stack[ESP_GO_STACK_HEADERS];
+	esp_request_opts o;
+	int rc = esp_go_opts(r, body, stack, &o, err);
+	if (rc < 0) return rc;
+	rc = esp_request(client, &o, out);
+	esp_go_opts_end(&o, stack);
+	esp_go_failed(rc, err, sent);
+	if (rc == ESP_OK) esp_go_view(*out, view);
+	return rc;
+}
+
+// esp_go_request_copy lays r out in one C allocation that outlives the cgo
+// call (for esp_stream_start callers that free it after the call): the
+// options, the header array, then copies of the strings and the body.
+// NULL when memory ran out.
+static esp_request_opts *esp_go_request_copy(const esp_go_request *r, size_t len, const void *body) {
+	size_t opts = sizeof(esp_request_opts), headers = r->header_count * sizeof(esp_header);
+	char *mem = malloc(opts + headers + len + r->body_len);
+	if (!mem) return NULL;
+	esp_go_request *copy = (esp_go_request *)(mem + opts + headers);
+	memcpy(copy, r, len);
+	if (r->body_len) memcpy((char *)copy + len, body, r->body_len);
+	esp_go_fill(copy, (char *)copy + len, (esp_header *)(mem + opts), (esp_request_opts *)mem);
+	return (esp_request_opts *)mem;
+}
+
+// esp_go_run runs a prepared call, then views its response.
+static int esp_go_run(esp_call call, esp_response **out, void *view, char **err, int *sent) {
+	int rc = esp_call_run(call, out);
+	esp_go_failed(rc, err, sent);
+	if (rc == ESP_OK) esp_go_view(*out, view);
 	return rc;
 }
 
@@ -143,6 +179,8 @@ static int esp_go_run(esp_call call, esp_response **out, char **err, int *sent) 
 #cgo nocallback esp_go_view
 #cgo noescape esp_go_run
 #cgo nocallback esp_go_run
+#cgo noescape esp_go_send
+#cgo nocallback esp_go_send
 */
 import "C"
 
@@ -273,25 +311,37 @@ func neverCancelled() bool { return false }
 // So 10,000 concurrent calls need one blocked OS thread at most.
 var dosInFlight atomic.Int64
 
-// doBlocking is Do on a prepared call: cancellable from ctx through
-// esp_call_cancel while this goroutine's thread blocks in esp_call_run.
+// doBlocking is Do on this goroutine's thread. With a context that can never
+// be done it is one cgo call (esp_request); otherwise the call is prepared,
+// so that ctx can cancel it through esp_call_cancel while this thread
+// blocks in esp_call_run.
 func (c *Client) doBlocking(ctx context.Context, req *Request) (*Response, error) {
-	call, failed := c.submit(prepareCall, req, 0)
-	if failed != nil {
-		return nil, failed
-	}
-	stopCancel := cancelWhenDone(ctx, call)
+	var v C.esp_go_response_view
+	view := unsafe.Pointer(&v) // as in goResponse
 	var resp *C.esp_response
 	var msg *C.char
 	var sent C.int
-	rc := C.esp_go_run(call, &resp, &msg, &sent)
-	stopCancel()
+	var rc C.int
+	if ctx.Done() == nil {
+		l := layOut(req)
+		rc = C.esp_go_send(c.handle, l.request(), l.body, &resp, view, &msg, &sent)
+		l.release()
+		runtime.KeepAlive(c) // the lease must outlive the request
+	} else {
+		call, failed := c.submit(prepareCall, req, 0)
+		if failed != nil {
+			return nil, failed
+		}
+		stopCancel := cancelWhenDone(ctx, call)
+		rc = C.esp_go_run(call, &resp, view, &msg, &sent)
+		stopCancel()
+	}
 	if rc < 0 {
 		err := newError(rc, msg)
 		err.RequestSent = sent != 0
 		return nil, contextError(ctx, err)
 	}
-	return goResponse(resp), nil
+	return takeResponse(resp, &v), nil
 }
 
 // wholeCall is the state of a [Client.Do] call, filled in by the completion
@@ -320,7 +370,12 @@ func goResponse(resp *C.esp_response) *Response {
 	var v C.esp_go_response_view
 	view := unsafe.Pointer(&v) // not inline: cgo would check v's type field by field
 	C.esp_go_view(resp, view)
-	r := goResponseFromView(resp, &v)
+	return takeResponse(resp, &v)
+}
+
+// takeResponse copies the response v views into Go memory and frees it.
+func takeResponse(resp *C.esp_response, v *C.esp_go_response_view) *Response {
+	r := goResponseFromView(resp, v)
 	r.Body = C.GoBytes(v.body, C.int(v.body_len))
 	C.esp_response_free(resp)
 	return r
