@@ -136,8 +136,10 @@ static const char *read_text(napi_env env, napi_value value, TextArg *arg) {
     if (type != napi_null && type != napi_undefined) napi_throw_type_error(env, NULL, "expected a string");
     return NULL;
   }
-  if (len < sizeof arg->inline_text - 1) return arg->inline_text;
-  /* It may have been cut at the buffer's end: take its whole length. */
+  /* N-API cuts a string short of a character that does not fit whole, so
+   * only a result with room left for the longest UTF-8 character (4 bytes)
+   * is surely all of it; anything longer is read again at its full length. */
+  if (len + 4 < sizeof arg->inline_text) return arg->inline_text;
   napi_get_value_string_utf8(env, value, NULL, 0, &len);
   arg->heap = malloc(len + 1);
   if (arg->heap) napi_get_value_string_utf8(env, value, arg->heap, len + 1, &len);

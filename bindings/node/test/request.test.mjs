@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -205,5 +206,37 @@ test('HTTPS with the test CA speaks HTTP/2 and multiplexes concurrent requests',
     assert.ok(connectionIds.size < responses.length, `${connectionIds.size} connections for 20 requests`);
   } finally {
     tls.close();
+  }
+});
+
+test('a path of any length and characters goes out whole (also where a character straddles the addon\'s 256-byte buffer)', async () => {
+  const lines = [];
+  const server = createServer((socket) => {
+    let head = Buffer.alloc(0);
+    socket.on('data', (data) => {
+      head = Buffer.concat([head, data]);
+      const end = head.indexOf('\r\n');
+      if (end < 0) return;
+      lines.push(head.subarray(0, end));
+      socket.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  const raw = getClient({ provider: 'generic', base_url: `http://127.0.0.1:${port}`, max_retries: 0 });
+  try {
+    const paths = [];
+    for (let n = 230; n <= 262; n++) paths.push(`/${'a'.repeat(n)}\u20ac\u00e9`); // 3- and 2-byte characters
+    paths.push(`/${'b'.repeat(5000)}`);
+    for (const path of paths) assert.equal((await raw.request({ path })).status, 200);
+    // libcurl sends each byte past ASCII percent-encoded.
+    const onWire = (path) => [...Buffer.from(path)].map((b) => (b < 0x80 ? String.fromCharCode(b) : `%${b.toString(16)}`)).join('');
+    assert.deepEqual(
+      lines.map((line) => line.toString('latin1')),
+      paths.map((path) => `GET ${onWire(path)} HTTP/1.1`),
+    );
+  } finally {
+    raw.close();
+    server.close();
   }
 });
