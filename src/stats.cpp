@@ -276,21 +276,40 @@ std::string prometheus_text() {
 
   // Deployments: each one's counters, and whether it is cooling down.
   std::vector<LabelledCounters> deployments;
-  std::vector<std::pair<std::string, int64_t>> cooling;
+  std::vector<std::pair<std::string, Router::Report>> routing;
   for (auto &s : states) {
     if (!s->client->router) continue;
     for (const Router::Report &d : s->client->router->report(now_us())) {
       std::string labels = "client=\"" + prom_escape(s->client->label) + "\",deployment=\"" + prom_escape(d.name) +
                            "\",origin=\"" + prom_escape(d.client->config.base_origin) + "\"";
       deployments.push_back({labels, &d.client->stats});
-      cooling.emplace_back(labels, d.cooling_ms);
+      routing.emplace_back(labels, d);
     }
   }
   if (!deployments.empty()) {
     counters_prometheus("esp_deployment_", deployments, out);
-    out += "# HELP esp_deployment_cooling_down_ms How much longer the deployment is cooled down after failing.\n"
-           "# TYPE esp_deployment_cooling_down_ms gauge\n";
-    for (auto &c : cooling) out += "esp_deployment_cooling_down_ms{" + c.first + "} " + std::to_string(c.second) + "\n";
+    // The router's own view of each deployment, as the stats JSON has it.
+    struct Family {
+      const char *name, *type, *help;
+      int64_t (*value)(const Router::Report &);
+    };
+    static const Family kRoutingFamilies[] = {
+        {"esp_deployment_picked_total", "counter", "Times the router chose the deployment for a request (first choice or failover).",
+         [](const Router::Report &d) { return static_cast<int64_t>(d.picked); }},
+        {"esp_deployment_failures_total", "counter", "Failures that cooled the deployment down.",
+         [](const Router::Report &d) { return static_cast<int64_t>(d.failures); }},
+        {"esp_deployment_failovers_total", "counter", "Requests passed on from the deployment to another.",
+         [](const Router::Report &d) { return static_cast<int64_t>(d.failovers); }},
+        {"esp_deployment_rate_limited_total", "counter",
+         "Times the deployment had no rate-limit budget when a request asked.",
+         [](const Router::Report &d) { return static_cast<int64_t>(d.rate_limited); }},
+        {"esp_deployment_cooling_down_ms", "gauge", "How much longer the deployment is cooled down after failing.",
+         [](const Router::Report &d) { return d.cooling_ms; }},
+    };
+    for (const Family &f : kRoutingFamilies) {
+      out += std::string("# HELP ") + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.type + "\n";
+      for (auto &r : routing) out += std::string(f.name) + "{" + r.first + "} " + std::to_string(f.value(r.second)) + "\n";
+    }
   }
 
   auto engines = live_engines();

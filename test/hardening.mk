@@ -138,23 +138,29 @@ fuzz-replay: fuzz-build
 	  echo "fuzz-replay $$t: $$(ls test/fuzz/corpus/$$t | wc -l) inputs ok"; \
 	done
 
-# FUZZ_SECONDS per target, one after the other; fails on the first crash,
-# leak, UB or timeout, leaving the reproducer in $(B)/fuzz/artifacts/.
+# FUZZ_SECONDS per target, all targets at once (each fuzzer is one process
+# on its own input; none waits on another), then a summary line each; fails
+# on any crash, leak, UB or timeout, leaving the reproducer in
+# $(B)/fuzz/artifacts/.
 fuzz: fuzz-replay
 	@mkdir -p $(B)/fuzz/artifacts; : > $(B)/fuzz/summary.txt
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(B)/fuzz/corpus/$$t; \
 	  echo "fuzz $$t for $(FUZZ_SECONDS) s"; \
-	  $(FUZZ_ENV) $(B)/fuzz/fuzz_$$t $(FUZZ_OPTS_$$t) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-	    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/fuzz/artifacts/$$t- \
-	    $(B)/fuzz/corpus/$$t test/fuzz/corpus/$$t > $(B)/fuzz/run_$$t.log 2>&1; rc=$$?; \
+	  { $(FUZZ_ENV) $(B)/fuzz/fuzz_$$t $(FUZZ_OPTS_$$t) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/fuzz/artifacts/$$t- \
+	      $(B)/fuzz/corpus/$$t test/fuzz/corpus/$$t > $(B)/fuzz/run_$$t.log 2>&1; \
+	    echo $$? > $(B)/fuzz/rc_$$t; } & \
+	done; wait; failed=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  rc=$$(cat $(B)/fuzz/rc_$$t); \
 	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(B)/fuzz/run_$$t.log); \
 	  cov=$$(grep -o 'cov: [0-9]*' $(B)/fuzz/run_$$t.log | tail -1 | cut -d' ' -f2); \
 	  echo "$$t: $${execs:-?} execs in $(FUZZ_SECONDS) s, coverage $${cov:-?} edges, corpus $$(ls $(B)/fuzz/corpus/$$t | wc -l) files, exit $$rc" \
 	    | tee -a $(B)/fuzz/summary.txt; \
-	  if [ $$rc -ne 0 ]; then grep -A30 -m1 'ERROR\|==ERROR\|runtime error\|deadly signal' $(B)/fuzz/run_$$t.log; \
-	    ls $(B)/fuzz/artifacts/; exit 1; fi; \
-	done
+	  if [ "$$rc" != 0 ]; then grep -A30 -m1 'ERROR\|==ERROR\|runtime error\|deadly signal' $(B)/fuzz/run_$$t.log; failed=1; fi; \
+	done; \
+	if [ $$failed -ne 0 ]; then ls $(B)/fuzz/artifacts/; exit 1; fi
 
 # ---- ABI and header ---------------------------------------------------------------
 # test/abi/symbols.txt is the committed list of exported symbols (sorted, one

@@ -8,7 +8,8 @@
 // 2-core machine single runs swing by 2x. The last line is `RESULT <json>` for bench/run.py.
 //
 // Usage: gobench [requests per 64-goroutine run, default 20000] (rounds: BENCH_ROUNDS, 5;
-// BENCH_SIDE=esp or nethttp runs one side only, for a profiler: its ratios are meaningless)
+// BENCH_SIDE=esp or nethttp runs one side only, for a profiler: its ratios are meaningless;
+// BENCH_ONLY=seq or 64 runs only the cases whose name contains it)
 package main
 
 import (
@@ -41,7 +42,7 @@ const (
 	reply       = `{"id":"chatcmpl-bench","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the loopback server."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":6,"total_tokens":7}}`
 )
 
-type run struct{ rps, cpuUs float64 }
+type run struct{ rps, cpuUs, switches float64 }
 
 type contender struct {
 	name string
@@ -111,6 +112,15 @@ func main() {
 		count   int
 	}{{"sequential", 1, requests / 4}, {"64 goroutines", concurrency, requests}}
 
+	if only := os.Getenv("BENCH_ONLY"); only != "" {
+		kept := cases[:0]
+		for _, c := range cases {
+			if strings.Contains(c.name, only) {
+				kept = append(kept, c)
+			}
+		}
+		cases = kept
+	}
 	for _, c := range cases { // warm-up: connections open, pools full
 		for _, s := range sides {
 			measure(c.workers, c.count/10, s.post)
@@ -131,23 +141,26 @@ func main() {
 
 	fmt.Printf("libesp %s | %d requests per 64-goroutine run (%d sequential), %d interleaved rounds, GOMAXPROCS %d\n",
 		esp.Version(), requests, requests/4, rounds, runtime.GOMAXPROCS(0))
-	fmt.Printf("%-16s %12s %14s %7s  %-30s %s\n", "case", "libesp req/s", "net/http req/s", "ratio",
-		"ratio per round", "CPU us/req libesp / net/http")
+	fmt.Printf("%-16s %12s %14s %7s  %-30s %-28s %s\n", "case", "libesp req/s", "net/http req/s", "ratio",
+		"ratio per round", "CPU us/req libesp / net/http", "switches/req")
 	var rows []map[string]any
 	for i, c := range cases {
-		var ratios, espRps, peerRps, espCPU, peerCPU []float64
+		var ratios, espRps, peerRps, espCPU, peerCPU, espSwitches, peerSwitches []float64
 		var perRound []string
 		for _, p := range runs[i] {
 			ratios = append(ratios, p[0].rps/p[1].rps)
 			perRound = append(perRound, fmt.Sprintf("%.2f", p[0].rps/p[1].rps))
 			espRps, peerRps = append(espRps, p[0].rps), append(peerRps, p[1].rps)
 			espCPU, peerCPU = append(espCPU, p[0].cpuUs), append(peerCPU, p[1].cpuUs)
+			espSwitches, peerSwitches = append(espSwitches, p[0].switches), append(peerSwitches, p[1].switches)
 		}
 		row := map[string]any{"scenario": c.name, "esp_rps": median(espRps), "peer_rps": median(peerRps),
-			"ratio": median(ratios), "ratios": ratios, "esp_cpu_us": median(espCPU), "peer_cpu_us": median(peerCPU)}
+			"ratio": median(ratios), "ratios": ratios, "esp_cpu_us": median(espCPU), "peer_cpu_us": median(peerCPU),
+			"esp_switches": median(espSwitches), "peer_switches": median(peerSwitches)}
 		rows = append(rows, row)
-		fmt.Printf("%-16s %12.0f %14.0f %6.2fx  %-30s %.1f / %.1f\n", c.name, row["esp_rps"], row["peer_rps"],
-			row["ratio"], strings.Join(perRound, " "), row["esp_cpu_us"], row["peer_cpu_us"])
+		fmt.Printf("%-16s %12.0f %14.0f %6.2fx  %-30s %-28s %.2f / %.2f\n", c.name, row["esp_rps"], row["peer_rps"],
+			row["ratio"], strings.Join(perRound, " "), fmt.Sprintf("%.1f / %.1f", row["esp_cpu_us"], row["peer_cpu_us"]),
+			row["esp_switches"], row["peer_switches"])
 	}
 	out, _ := json.Marshal(map[string]any{"peer": "net/http", "rows": rows})
 	fmt.Printf("RESULT %s\n", out)
@@ -157,7 +170,7 @@ func main() {
 func measure(workers, count int, post func() error) run {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	t0, cpu0 := time.Now(), cpuSeconds()
+	t0, cpu0, switches0 := time.Now(), cpuSeconds(), contextSwitches()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -171,7 +184,17 @@ func measure(workers, count int, post func() error) run {
 	}
 	wg.Wait()
 	secs, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
-	return run{rps: float64(count) / secs, cpuUs: cpu * 1e6 / float64(count)}
+	switches := contextSwitches() - switches0
+	return run{rps: float64(count) / secs, cpuUs: cpu * 1e6 / float64(count), switches: switches / float64(count)}
+}
+
+// contextSwitches counts this process's context switches, voluntary (a thread waiting)
+// and involuntary (preempted): each is a thread wake-up or a core handed over, the cost
+// behind a thread hop that CPU time shows only in part.
+func contextSwitches() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Nvcsw + ru.Nivcsw)
 }
 
 func cpuSeconds() float64 {

@@ -14,10 +14,6 @@ package esp
 */
 import "C"
 
-import (
-	"runtime/cgo"
-)
-
 // completer is the state of an asynchronous call.
 type completer interface {
 	// complete gets the call's outcome; on failure err carries libesp's
@@ -35,7 +31,7 @@ func espGoReady(user C.uintptr_t) {
 
 // espGoComplete completes a call directly on the I/O thread; completions.go
 // uses it only when its queue cannot grow. A call completes exactly once, so
-// this frees the handle.
+// this takes its id back.
 //
 //export espGoComplete
 func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.char, sent C.int) {
@@ -43,7 +39,5 @@ func espGoComplete(user C.uintptr_t, status C.int, resp *C.esp_response, msg *C.
 	if status < 0 {
 		err = &Error{Code: Code(status), Message: C.GoString(msg), RequestSent: sent != 0}
 	}
-	h := cgo.Handle(user)
-	h.Value().(completer).complete(err, resp)
-	h.Delete()
+	callsInFlight.take(uintptr(user)).complete(err, resp)
 }

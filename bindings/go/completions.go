@@ -28,7 +28,7 @@ extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *
 extern void espGoReady(uintptr_t user);
 
 typedef struct {
-	uintptr_t user; // the call's cgo.Handle, or the stream's id when ready
+	uintptr_t user; // the call's id in callsInFlight, or the stream's id when ready
 	int ready;      // a stream has news for its reader (no status, no response)
 	int status;
 	int sent;             // esp_last_error_sent() of a failure
@@ -103,23 +103,15 @@ static size_t esp_go_take_done(esp_go_done *out, size_t max) {
 	return n;
 }
 
-static const esp_callbacks esp_go_whole_cb = {
+// The callbacks of every asynchronous call (esp_go_submit in request.go).
+const esp_callbacks esp_go_whole_cb = {
 	sizeof(esp_callbacks), NULL, NULL, NULL, esp_go_on_complete};
-
-static int esp_go_start(esp_client client, const esp_request_opts *req,
-                        uintptr_t user, esp_call *out, char **err) {
-	int rc = esp_request_async(client, req, &esp_go_whole_cb, (void *)user, out);
-	if (rc < 0) *err = strdup(esp_last_error());
-	return rc;
-}
 */
 import "C"
 
 import (
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/cgo"
 	"sync"
 	"unsafe"
 )
@@ -169,9 +161,7 @@ func dispatch(events *os.File) {
 					err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
 					C.free(unsafe.Pointer(done.msg))
 				}
-				h := cgo.Handle(done.user)
-				h.Value().(completer).complete(err, done.resp)
-				h.Delete()
+				callsInFlight.take(uintptr(done.user)).complete(err, done.resp)
 			}
 			if n < completionBatch {
 				break
@@ -181,23 +171,52 @@ func dispatch(events *os.File) {
 }
 
 // start submits req as an asynchronous call whose completion reaches state
-// through a cgo.Handle. The handle is deleted once the call is completed, or
-// here if libesp refused the call (it then never calls back).
+// through its id in callsInFlight. The id is taken back once the call is
+// completed, or here if libesp refused the call (it then never calls back).
 func (c *Client) start(req *Request, state completer) (C.esp_call, error) {
 	if err := startDispatcher(); err != nil {
 		return 0, err
 	}
-	opts := newCRequest(req)
-	// libesp copies the request into its own memory before returning.
-	defer C.free(unsafe.Pointer(opts))
-	handle := cgo.NewHandle(state)
-	var call C.esp_call
-	var msg *C.char
-	rc := C.esp_go_start(c.handle, opts, C.uintptr_t(handle), &call, &msg)
-	runtime.KeepAlive(c) // the lease must outlive the submit
-	if rc < 0 {
-		handle.Delete()
-		return 0, newError(rc, msg)
+	id := callsInFlight.add(state)
+	call, err := c.submit(startCall, req, C.uintptr_t(id))
+	if err != nil {
+		callsInFlight.take(id)
+		return 0, err
 	}
 	return call, nil
+}
+
+// callTable holds the asynchronous calls in flight under small integer ids,
+// the user pointer libesp carries to the completion; an id is reused once
+// its call completed. (A cgo.Handle costs a sync.Map insert and delete, and
+// their allocations, per call.)
+type callTable struct {
+	mu    sync.Mutex
+	calls []completer // calls[id-1]; 0 is never an id
+	free  []uintptr
+}
+
+var callsInFlight callTable
+
+func (t *callTable) add(c completer) uintptr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.free); n > 0 {
+		id := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.calls[id-1] = c
+		return id
+	}
+	t.calls = append(t.calls, c)
+	return uintptr(len(t.calls))
+}
+
+// take removes and returns the call of id, which completes exactly once.
+func (t *callTable) take(id uintptr) completer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.calls[id-1]
+	t.calls[id-1] = nil
+	t.free = append(t.free, id)
+	return c
 }

@@ -18,6 +18,8 @@ func TestEveryResponseHeaderReachesGo(t *testing.T) {
 			w.Header().Set(fmt.Sprintf("X-Bench-%02d", i), fmt.Sprintf("value %d", i))
 		}
 		w.Header()["X-Repeated"] = []string{"first", "second"}
+		w.Header()["42"] = []string{"a name canonicalization leaves as it is"}
+		w.Header()["X-Empty"] = []string{""}
 		fmt.Fprint(w, "body")
 	}))
 	defer server.Close()
@@ -39,6 +41,13 @@ func TestEveryResponseHeaderReachesGo(t *testing.T) {
 		}
 		if got := resp.Header.Values("X-Repeated"); len(got) != 2 || got[0] != "first" || got[1] != "second" {
 			t.Fatalf("X-Repeated: got %q", got)
+		}
+		// Read after libesp's response was freed: the name is Go's own copy.
+		if got := resp.Header["42"]; len(got) != 1 || got[0] != "a name canonicalization leaves as it is" {
+			t.Fatalf("42: got %q in %v", got, resp.Header)
+		}
+		if got, ok := resp.Header["X-Empty"]; !ok || len(got) != 1 || got[0] != "" {
+			t.Fatalf("X-Empty: got %q, %v", got, ok)
 		}
 	}
 	check(c.Do(background, &Request{Path: "headers"}))

@@ -440,4 +440,12 @@ TEST(Deployments, PrometheusHasAFamilyPerDeployment) {
   esp_free(text);
   EXPECT_NE(prom.find("esp_deployment_requests_total{client=\"dep-prom\",deployment=\"east\""), std::string::npos);
   EXPECT_NE(prom.find("esp_deployment_cooling_down_ms{client=\"dep-prom\",deployment=\"east\""), std::string::npos);
+  // The router's counters, with the values the stats JSON reports.
+  const std::string labels = "{client=\"dep-prom\",deployment=\"east\",origin=\"" + mock().http_base() + "\"} ";
+  for (const char *counter : {"picked", "failures", "failovers", "rate_limited"}) {
+    const std::string line = "esp_deployment_" + std::string(counter) + "_total" + labels +
+                             std::to_string(static_cast<long long>(deployment_stat(lease.handle, 0, counter))) + "\n";
+    EXPECT_NE(prom.find(line), std::string::npos) << line << "\nnot in\n" << prom;
+  }
+  EXPECT_NE(prom.find("esp_deployment_picked_total" + labels + "1\n"), std::string::npos);
 }

@@ -9,7 +9,7 @@ const native = require('./native');
 const errors = require('./errors');
 const { Dispatcher, dispatcher } = require('./dispatcher');
 const { install, uninstall } = require('./install');
-const { NativeStream, CLOSED } = require('./native-stream');
+const { NativeStream, CLOSED, AGAIN } = require('./native-stream');
 
 const { STATUS, AbortError, HttpStatusError, errorFromStatus } = errors;
 
@@ -32,8 +32,9 @@ function abortError(signal) {
   return new AbortError('the call was aborted', STATUS.ESP_ECANCELLED, { cause: signal.reason });
 }
 
-/** A Headers object from the addon's flat [name, value, ...] list. */
+/** A Headers object from the addon's flat [name, value, ...] list, or its "name\0value\0..." text. */
 function headersFromFlat(flat) {
+  if (typeof flat === 'string') flat = flat.split('\0', -1).slice(0, -1);
   const headers = new Headers();
   for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
   return headers;
@@ -89,25 +90,27 @@ function encodeRequest(req) {
       headers.push('content-type', 'application/json');
     }
   }
+  const phases = [
+    timeoutField(req.connectTimeoutMs, 'connectTimeoutMs'),
+    timeoutField(req.readTimeoutMs, 'readTimeoutMs'),
+    timeoutField(req.writeTimeoutMs, 'writeTimeoutMs'),
+    timeoutField(req.poolTimeoutMs, 'poolTimeoutMs'),
+  ];
   return {
     method: req.method ?? null,
     path,
     headers,
     body,
     timeoutMs: timeoutField(req.timeoutMs, 'timeoutMs'),
-    phaseTimeouts: [
-      timeoutField(req.connectTimeoutMs, 'connectTimeoutMs'),
-      timeoutField(req.readTimeoutMs, 'readTimeoutMs'),
-      timeoutField(req.writeTimeoutMs, 'writeTimeoutMs'),
-      timeoutField(req.poolTimeoutMs, 'poolTimeoutMs'),
-    ],
+    // None set (the usual case): the addon has no array to read.
+    phaseTimeouts: phases.some((ms) => ms !== 0) ? phases : undefined,
     flags: req.retry === false ? FLAG_NO_RETRY : 0,
   };
 }
 
 /**
- * Starts one asynchronous libesp call; `onComplete(error, rawResponse)` runs
- * exactly once.
+ * Starts one asynchronous libesp call; `onComplete(error, response)` runs
+ * exactly once, with an EspResponse or an error.
  * An abort of `signal` cancels the call, which then completes with an
  * AbortError carrying signal.reason. Throws when libesp refuses the call.
  * @returns {bigint} the call handle, for cancel
@@ -124,9 +127,9 @@ function startCall(clientHandle, encoded, signal, onComplete) {
       encoded.body,
       encoded.timeoutMs,
       encoded.flags,
-      (status, detail, raw, requestSent) => {
+      (status, detail, requestSent, httpStatus, headers, body, attempts, httpVersion) => {
         if (onAbort) signal.removeEventListener('abort', onAbort);
-        if (status >= 0) return onComplete(null, raw);
+        if (status >= 0) return onComplete(null, new EspResponse({ status: httpStatus, headers, body, attempts, httpVersion }));
         const aborted = status === STATUS.ESP_ECANCELLED && signal?.aborted;
         onComplete(aborted ? abortError(signal) : errorFromStatus(status, detail, native.strerror(status), { requestSent }));
       },
@@ -145,7 +148,10 @@ class EspResponse {
   #flatHeaders;
   #headers = null;
 
-  /** @param {{status: number, headers: string[], body?: Buffer, attempts: number, httpVersion: number}} raw */
+  /**
+   * @param {{status: number, headers: string[] | string, body?: Buffer, attempts: number, httpVersion: number}} raw
+   *   headers: [name, value, ...] or the addon's "name\0value\0..." text
+   */
   constructor(raw) {
     /** The HTTP status. */
     this.status = raw.status;
@@ -195,6 +201,7 @@ class EventStream {
   #done = false;
   #signal;
   #started;
+  #settled = false; // #started has settled: next() need not wait for it
   #head = null; // {status, headers (flat), attempts, httpVersion}
 
   /** @internal use Client.stream() */
@@ -206,10 +213,17 @@ class EventStream {
      * @type {Promise<{status: number, headers: Headers, httpVersion: number}>}
      */
     this.response = new Promise((resolve, reject) => {
-      this.#started = this.#start(clientHandle, req).then(resolve, (error) => {
-        this.#failure = error;
-        reject(error);
-      });
+      this.#started = this.#start(clientHandle, req).then(
+        (head) => {
+          this.#settled = true;
+          resolve(head);
+        },
+        (error) => {
+          this.#failure = error;
+          this.#settled = true;
+          reject(error);
+        },
+      );
     });
     this.response.catch(() => {}); // iteration reports the same failure
   }
@@ -236,12 +250,15 @@ class EventStream {
 
   /** The next event or chunk, or done at the end of the stream. */
   async next() {
-    await this.#started;
+    if (!this.#settled) await this.#started;
     if (this.#done) return { value: undefined, done: true };
     if (this.#failure) return this.#end(this.#failure);
     const { status } = this.#head;
     if (status < 200 || status > 299) return this.#end(await this.#httpStatusError());
-    const item = await this.#native.next();
+    // An item already buffered in libesp is taken without waiting on a Promise.
+    let item = this.#native.nextNow();
+    if (item === AGAIN) item = await this.#native.nextAfterAgain();
+    if (typeof item === 'string') return { value: { event: 'message', data: item, id: '' }, done: false };
     if (item === null) return this.#end(null);
     if (item === CLOSED) return this.#end(this.#signal?.aborted ? abortError(this.#signal) : null);
     if (item instanceof Error) return this.#end(item);
@@ -264,7 +281,7 @@ class EventStream {
       if (item === CLOSED) return this.#signal?.aborted ? abortError(this.#signal) : null;
       if (item instanceof Error) return item;
       if (item === null) break;
-      chunks.push(Buffer.isBuffer(item) ? item : Buffer.from(item.data));
+      chunks.push(Buffer.isBuffer(item) ? item : Buffer.from(typeof item === 'string' ? item : item.data));
     }
     return new HttpStatusError(new EspResponse({ ...this.#head, body: Buffer.concat(chunks) }));
   }
@@ -304,8 +321,8 @@ class Client {
    */
   request(req) {
     return new Promise((resolve, reject) => {
-      startCall(this.#handle, encodeRequest(req), req.signal, (error, raw) =>
-        error ? reject(error) : resolve(new EspResponse(raw)),
+      startCall(this.#handle, encodeRequest(req), req.signal, (error, response) =>
+        error ? reject(error) : resolve(response),
       );
     });
   }

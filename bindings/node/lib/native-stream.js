@@ -16,6 +16,8 @@ native.onStreamReady((id) => openStreams.get(id)?.wake());
 
 /** What NativeStream.next/head give once the stream was closed under them. */
 const CLOSED = Symbol('closed');
+/** What NativeStream.nextNow gives when nothing is there yet. */
+const AGAIN = Symbol('again');
 
 class NativeStream {
   #stream;
@@ -66,9 +68,30 @@ class NativeStream {
     return this.#until(native.streamHead);
   }
 
-  /** An SSE event object, a Buffer chunk, null at the end, an EspError, or CLOSED. */
+  /**
+   * An SSE event (an object, or a string: the data of a plain "message"
+   * event), a Buffer chunk, null at the end, an EspError, or CLOSED.
+   */
   next() {
     return this.#until(native.streamNext);
+  }
+
+  /**
+   * next() once nextNow() has returned AGAIN: that AGAIN armed libesp's
+   * ready, which reaches this thread only in a later task, so the wait is in
+   * place before it and no second look is needed first.
+   */
+  async nextAfterAgain() {
+    if (!this.closed) await new Promise((resolve) => (this.#wake = resolve));
+    return this.#until(native.streamNext);
+  }
+
+  /** What next() gives when it is there already, else AGAIN (no Promise: one per item costs). */
+  nextNow() {
+    if (this.closed) return CLOSED;
+    const result = native.streamNext(this.#stream);
+    if (result === STATUS.ESP_EAGAIN) return AGAIN;
+    return typeof result === 'number' ? NativeStream.#error(result) : result;
   }
 
   wake() {
@@ -87,4 +110,4 @@ class NativeStream {
   }
 }
 
-module.exports = { NativeStream, CLOSED };
+module.exports = { NativeStream, CLOSED, AGAIN };

@@ -118,6 +118,34 @@ static int read_handle(napi_env env, napi_value value, uint64_t *out) {
   return 1;
 }
 
+/* A JS string argument as a NUL-terminated C string: in `inline_text` when
+ * it fits, else in `heap` (the owner frees it). */
+typedef struct TextArg {
+  char inline_text[256];
+  char *heap;
+} TextArg;
+
+/* The text of a string argument in *arg; NULL for null/undefined, and NULL
+ * with a TypeError pending for anything else (or out of memory). */
+static const char *read_text(napi_env env, napi_value value, TextArg *arg) {
+  size_t len;
+  arg->heap = NULL;
+  if (napi_get_value_string_utf8(env, value, arg->inline_text, sizeof arg->inline_text, &len) != napi_ok) {
+    napi_valuetype type = napi_undefined;
+    napi_typeof(env, value, &type);
+    if (type != napi_null && type != napi_undefined) napi_throw_type_error(env, NULL, "expected a string");
+    return NULL;
+  }
+  /* N-API cuts a string short of a character that does not fit whole, so
+   * only a result with room left for the longest UTF-8 character (4 bytes)
+   * is surely all of it; anything longer is read again at its full length. */
+  if (len + 4 < sizeof arg->inline_text) return arg->inline_text;
+  napi_get_value_string_utf8(env, value, NULL, 0, &len);
+  arg->heap = malloc(len + 1);
+  if (arg->heap) napi_get_value_string_utf8(env, value, arg->heap, len + 1, &len);
+  return arg->heap;
+}
+
 /* A heap copy of a JS string, NUL-terminated; NULL for null/undefined. */
 static char *read_string(napi_env env, napi_value value) {
   napi_valuetype type;
@@ -262,6 +290,81 @@ static napi_value response_object(napi_env env, esp_response *resp) {
   return obj;
 }
 
+/* A body as a Buffer. A small one is copied and resp freed at once (cheaper
+ * than an external buffer, whose finalizer waits for a GC); a larger one
+ * borrows resp's memory (zero-copy) and frees it when collected. Takes
+ * ownership of resp. */
+#define COPIED_BODY_MAX 16384
+static napi_value body_buffer(napi_env env, esp_response *resp) {
+  napi_value body;
+  size_t len = 0;
+  const void *bytes = esp_response_body(resp, &len);
+  if (!bytes || len == 0) {
+    esp_response_free(resp);
+    napi_create_buffer(env, 0, NULL, &body);
+    return body;
+  }
+  if (len > COPIED_BODY_MAX &&
+      napi_create_external_buffer(env, len, (void *)bytes, free_response, resp, &body) == napi_ok)
+    return body;
+  if (napi_create_buffer_copy(env, len, bytes, NULL, &body) != napi_ok) napi_get_undefined(env, &body);
+  esp_response_free(resp);
+  return body;
+}
+
+/* Every header of resp in one Latin-1 string, "name\0value\0..." (C strings
+ * hold no NUL, so the split is exact): one JS string per response instead of
+ * two per header; JS splits it only if the headers are looked at. */
+static napi_value joined_headers(napi_env env, const esp_response *resp) {
+  size_t count = esp_response_header_count(resp), total = 0;
+  for (size_t i = 0; i < count; i++) {
+    const char *name = "", *value = "";
+    esp_response_header_at(resp, i, &name, &value);
+    total += strlen(name) + strlen(value) + 2;
+  }
+  char small[2048];
+  char *text = total <= sizeof small ? small : malloc(total);
+  napi_value out;
+  if (!text) {
+    napi_create_string_latin1(env, "", 0, &out);
+    return out;
+  }
+  char *p = text;
+  for (size_t i = 0; i < count; i++) {
+    const char *name = "", *value = "";
+    esp_response_header_at(resp, i, &name, &value);
+    size_t n = strlen(name) + 1, v = strlen(value) + 1;
+    memcpy(p, name, n);
+    memcpy(p + n, value, v);
+    p += n + v;
+  }
+  napi_create_string_latin1(env, text, total, &out);
+  if (text != small) free(text);
+  return out;
+}
+
+/* A call's completion as the arguments of its JS callback:
+ * (status, detail?, requestSent, httpStatus?, headers?, body?, attempts?,
+ * httpVersion?), the last five only with a response (no object built here:
+ * lib/ makes the one it returns). Takes ownership of m->response. */
+static void completion_arguments(napi_env env, Message *m, napi_value argv[8]) {
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  argv[0] = make_int(env, m->status);
+  argv[1] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
+  napi_get_boolean(env, m->sent != 0, &argv[2]);
+  esp_response *resp = m->response;
+  if (!resp) {
+    for (int i = 3; i < 8; i++) argv[i] = undefined;
+    return;
+  }
+  argv[3] = make_int(env, esp_response_status(resp));
+  argv[4] = joined_headers(env, resp);
+  argv[6] = make_int(env, esp_response_attempts(resp));
+  argv[7] = make_int(env, esp_response_http_version(resp));
+  argv[5] = body_buffer(env, resp); /* frees resp: last */
+}
+
 static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)js_cb;
   (void)context;
@@ -290,15 +393,12 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     free(m);
     return;
   }
-  napi_value argv[4], fn, undefined;
+  napi_value argv[8], fn, undefined;
   napi_get_undefined(env, &undefined);
-  argv[0] = make_int(env, m->status);
-  argv[1] = m->status < 0 ? make_string(env, m->data, m->len) : undefined;
-  argv[2] = m->response ? response_object(env, m->response) : undefined;
-  napi_get_boolean(env, m->sent != 0, &argv[3]);
+  completion_arguments(env, m, argv);
   if (napi_get_reference_value(env, call->callback, &fn) == napi_ok && fn) {
     napi_value result;
-    if (napi_call_function(env, undefined, fn, 4, argv, &result) == napi_pending_exception) {
+    if (napi_call_function(env, undefined, fn, 8, argv, &result) == napi_pending_exception) {
       /* A throwing handler is a bug in lib/: surface it like any uncaught error. */
       napi_value error;
       napi_get_and_clear_last_exception(env, &error);
@@ -351,6 +451,7 @@ static int read_headers(napi_env env, napi_value flat, HeaderList *list) {
   uint32_t strings = 0;
   napi_get_array_length(env, flat, &strings);
   size_t count = strings / 2, block_len = 0;
+  if (count == 0) return 1;
   for (uint32_t i = 0; i < count * 2; i++) {
     napi_value s;
     size_t len;
@@ -395,16 +496,17 @@ static void read_phase_timeouts(napi_env env, napi_value array, esp_request_opts
   }
 }
 
-/* The strings of a request, owned until libesp has copied the request. */
+/* The strings of a request, owned until libesp has copied the request.
+ * Method and path usually fit the inline buffers: no allocation per call. */
 typedef struct RequestArgs {
-  char *method;
-  char *path;
+  TextArg method;
+  TextArg path;
   HeaderList headers;
 } RequestArgs;
 
 static void free_request_args(RequestArgs *a) {
-  free(a->method);
-  free(a->path);
+  free(a->method.heap);
+  free(a->path.heap);
   free(a->headers.block);
   free(a->headers.items);
 }
@@ -416,11 +518,11 @@ static int read_request(napi_env env, napi_value *argv, napi_value phases, esp_r
                         RequestArgs *args) {
   memset(opts, 0, sizeof *opts);
   opts->struct_size = sizeof *opts;
-  args->method = read_string(env, argv[1]);
-  args->path = read_string(env, argv[2]);
+  opts->method = read_text(env, argv[1], &args->method);
+  opts->path = read_text(env, argv[2], &args->path);
   bool thrown;
   napi_is_exception_pending(env, &thrown);
-  if (thrown || !args->path || !read_headers(env, argv[3], &args->headers)) return 0;
+  if (thrown || !opts->path || !read_headers(env, argv[3], &args->headers)) return 0;
   opts->headers = args->headers.items;
   opts->header_count = args->headers.count;
   napi_valuetype body_type;
@@ -439,8 +541,6 @@ static int read_request(napi_env env, napi_value *argv, napi_value phases, esp_r
   uint32_t flags = 0;
   napi_get_value_double(env, argv[5], &timeout_ms);
   napi_get_value_uint32(env, argv[6], &flags);
-  opts->method = args->method;
-  opts->path = args->path;
   opts->timeout_ms = (int64_t)timeout_ms;
   opts->flags = flags;
   if (phases) read_phase_timeouts(env, phases, opts);
@@ -459,7 +559,9 @@ static napi_value request_args_failed(napi_env env) {
  * request(client: bigint, method: string|null, path: string,
  *         headers: string[] (name, value, ...), body: Buffer|null,
  *         timeoutMs: number, flags: number,
- *         callback: (status, detail?, response?, requestSent) => void,
+ *         callback: (status, detail?, requestSent, httpStatus?, headers?
+ *                    ("name\0value\0..."), body?: Buffer, attempts?,
+ *                    httpVersion?) => void,
  *         phaseTimeouts?: number[])
  *   -> bigint call | negative status
  */
@@ -483,7 +585,7 @@ static napi_value js_request(napi_env env, napi_callback_info info) {
   }
   call->instance = inst;
   esp_request_opts opts;
-  RequestArgs args = {NULL, NULL, {NULL, NULL, 0}};
+  RequestArgs args = {.headers = {NULL, NULL, 0}};
   if (!read_request(env, argv, argc > 8 ? argv[8] : NULL, &opts, &args) ||
       napi_create_reference(env, argv[7], 1, &call->callback) != napi_ok) {
     free_request_args(&args);
@@ -605,7 +707,7 @@ static napi_value js_stream_start(napi_env env, napi_callback_info info) {
   }
   r->instance = inst;
   esp_request_opts opts;
-  RequestArgs args = {NULL, NULL, {NULL, NULL, 0}};
+  RequestArgs args = {.headers = {NULL, NULL, 0}};
   if (!read_request(env, argv, argc > 8 ? argv[8] : NULL, &opts, &args) ||
       napi_get_value_uint32(env, argv[7], &r->id) != napi_ok) {
     free_request_args(&args);
@@ -647,7 +749,9 @@ static napi_value js_stream_head(napi_env env, napi_callback_info info) {
 }
 
 /* streamNext(stream) -> Buffer (a raw chunk) | {event, data, id, retry} (an
- * SSE event) | null (the end) | negative status (ESP_EAGAIN: nothing yet) */
+ * SSE event) | string (the data of an event of type "message" with no id or
+ * retry: most events, and one JS value instead of an object built through
+ * N-API) | null (the end) | negative status (ESP_EAGAIN: nothing yet) */
 static napi_value js_stream_next(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
@@ -662,6 +766,8 @@ static napi_value js_stream_next(napi_env env, napi_callback_info info) {
     napi_get_null(env, &out);
   } else if (item.kind == ESP_ITEM_CHUNK) {
     napi_create_buffer_copy(env, item.chunk_len, item.chunk, NULL, &out);
+  } else if (item.ev->retry_ms < 0 && item.ev->id[0] == '\0' && strcmp(item.ev->event, "message") == 0) {
+    out = make_string(env, item.ev->data, item.ev->data_len);
   } else {
     const esp_sse_event *ev = item.ev;
     napi_create_object(env, &out);

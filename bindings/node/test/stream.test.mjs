@@ -42,6 +42,25 @@ test('stream() yields every SSE event in order, ending with [DONE]', async () =>
   assert.equal(text, 'tok0 tok1 tok2 tok3 tok4 ');
 });
 
+test('an event keeps its type and id: plain and named events alike are {event, data, id}', async () => {
+  const plain = [];
+  for await (const ev of client.stream(chat(1))) plain.push(ev);
+  assert.deepEqual(plain.at(-1), { event: 'message', data: '[DONE]', id: '' });
+  assert.ok(plain.every((ev) => Object.keys(ev).join() === 'event,data,id' && typeof ev.data === 'string'));
+  const named = [];
+  const messages = {
+    method: 'POST',
+    path: '/messages',
+    headers: { 'x-mock-events': '2' },
+    json: { model: 'claude-mock', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] },
+  };
+  for await (const ev of client.stream(messages)) named.push(ev);
+  assert.equal(named[0].event, 'message_start');
+  assert.equal(named.at(-1).event, 'message_stop');
+  assert.equal(JSON.parse(named[0].data).type, 'message_start');
+  assert.ok(named.every((ev) => ev.id === '' && ev.retry === undefined));
+});
+
 test('breaking out of the loop cancels the call and closes its connection', async () => {
   const isolated = getClient(mock.config({ isolate: true }));
   try {

@@ -80,8 +80,8 @@ struct Completion {
     waker: Option<Waker>,
 }
 
-/// A response libesp handed over, not yet copied: the copy into Rust memory
-/// happens on the awaiting task, because the completion callback runs on
+/// A response libesp handed over, not yet converted: the conversion (the
+/// headers' copy into Rust memory) happens on the awaiting task, because the completion callback runs on
 /// libesp's I/O thread, which holds up every other transfer meanwhile. Freed
 /// when dropped (also when the future is dropped before it reads it).
 struct RawResponse(*mut sys::esp_response);
@@ -92,9 +92,11 @@ unsafe impl Send for RawResponse {}
 
 impl RawResponse {
     fn into_response(self) -> Response {
-        // SAFETY: the pointer is the valid response libesp handed over; self
-        // frees it when dropped at the end of this function.
-        unsafe { Response::copy_from(self.0) }
+        let raw = self.0;
+        mem::forget(self);
+        // SAFETY: the valid response libesp handed over, whose ownership
+        // moves from self (forgotten, so not freed here) to the Response.
+        unsafe { Response::take(raw) }
     }
 }
 

@@ -53,6 +53,9 @@ pub const ESP_EAGAIN: c_int = -16;
 /// rate_limit: no budget before the request's timeout.
 pub const ESP_ERATELIMITED: c_int = -17;
 
+/// A timeout value meaning "no limit" (timeout_ms and the per-phase ones).
+pub const ESP_NO_TIMEOUT: i64 = -1;
+
 /// Do not retry this request, whatever the client's max_retries.
 pub const ESP_REQ_NO_RETRY: u32 = 0x1;
 /// Streams deliver raw body chunks even for text/event-stream responses.
@@ -82,7 +85,8 @@ pub struct esp_header {
     pub value: *const c_char,
 }
 
-/// A request: see esp.h for each field.
+/// A request: see esp.h for each field. The fields after `flags` came in
+/// 0.2.0 (`struct_size` tells the library which ones a caller has).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct esp_request_opts {
@@ -100,10 +104,24 @@ pub struct esp_request_opts {
     pub body: *const c_void,
     /// Body length.
     pub body_len: usize,
-    /// Total timeout; 0: the client's timeout_ms.
+    /// Total timeout; 0: the client's timeout_ms; ESP_NO_TIMEOUT: none.
     pub timeout_ms: i64,
     /// `ESP_REQ_*` flags.
     pub flags: u32,
+    /// 0: the client's connect_timeout_ms; ESP_NO_TIMEOUT: none.
+    pub connect_timeout_ms: i64,
+    /// Longest silence between response bytes; 0: the client's idle_timeout_ms.
+    pub read_timeout_ms: i64,
+    /// Longest stall while sending the request body; 0: none.
+    pub write_timeout_ms: i64,
+    /// Longest wait for a connection slot; 0: the client's pool_timeout_ms.
+    pub pool_timeout_ms: i64,
+    /// Longest wait for the response head, per attempt; 0: the client's
+    /// first_byte_timeout_ms; ESP_NO_TIMEOUT: none.
+    pub first_byte_timeout_ms: i64,
+    /// Longest silence between body bytes once the head arrived; 0: the
+    /// client's idle_timeout_ms (none when read_timeout_ms is set).
+    pub idle_timeout_ms: i64,
 }
 
 /// An opaque response owned by the library.
@@ -281,8 +299,11 @@ mod tests {
     #[test]
     fn struct_layouts_match_the_c_header() {
         assert_eq!(size_of::<esp_header>(), 16);
-        assert_eq!(size_of::<esp_request_opts>(), 72);
+        assert_eq!(size_of::<esp_request_opts>(), 120);
         assert_eq!(offset_of!(esp_request_opts, flags), 64);
+        assert_eq!(offset_of!(esp_request_opts, connect_timeout_ms), 72);
+        assert_eq!(offset_of!(esp_request_opts, first_byte_timeout_ms), 104);
+        assert_eq!(offset_of!(esp_request_opts, idle_timeout_ms), 112);
         assert_eq!(size_of::<esp_sse_event>(), 40);
         assert_eq!(size_of::<esp_callbacks>(), 40);
         assert_eq!(size_of::<esp_stream_item>(), 64);

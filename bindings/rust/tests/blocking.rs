@@ -205,7 +205,10 @@ fn https_with_the_test_ca() {
 #[test]
 fn version_and_metrics() {
     // The crate's version is include/esp.h's (make sync-versions): MAJOR*10000 + MINOR*100 + PATCH.
-    let part: Vec<u32> = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse().unwrap()).collect();
+    let part: Vec<u32> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert_eq!(libesp::version(), part[0] * 10000 + part[1] * 100 + part[2]);
     assert!(libesp::version_string().starts_with(env!("CARGO_PKG_VERSION")));
     let client = Client::get(&config()).unwrap();
@@ -213,4 +216,28 @@ fn version_and_metrics() {
     let stats: Value = serde_json::from_str(&client.stats().unwrap()).unwrap();
     assert!(stats.is_object());
     assert!(libesp::metrics_prometheus().unwrap().contains("# TYPE"));
+}
+
+/// The body is read where libesp put it (the Response owns the esp_response):
+/// it stays whole after the client is gone, and clones and into_body copy it.
+#[test]
+fn a_large_body_arrives_whole_and_outlives_its_client() {
+    const SIZE: usize = 3_000_000;
+    let client = Client::get(&config()).unwrap();
+    let request = Request::get("models").header("x-mock-body-bytes", SIZE.to_string());
+    let response = client.request(&request).unwrap();
+    let asynchronous = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(client.send(&request))
+        .unwrap();
+    drop(client);
+    for response in [&response, &asynchronous] {
+        assert_eq!(response.body().len(), SIZE);
+        assert!(response.body().iter().all(|&b| b == b'x'));
+    }
+    let copy = response.clone();
+    assert_eq!(copy, response);
+    assert_eq!(response.into_body(), copy.body());
+    assert_eq!(asynchronous.into_body().len(), SIZE);
 }

@@ -97,6 +97,22 @@ def _settle(future: Any, result: Any, error: BaseException | None) -> None:
         future.set_result(result)
 
 
+def _settle_call(future: Any, resp: _native.PendingResponse | None, error: BaseException | None) -> None:
+    """_settle for a call's completion, on its loop: the response is
+    converted here, or freed when the awaiting task gave up."""
+    if future.done() or error is not None:
+        if resp is not None:
+            resp.discard()
+        _settle(future, None, error)
+        return
+    try:
+        response = resp.take() if resp is not None else None
+    except Exception as exc:  # noqa: BLE001 - the awaiting task gets it
+        future.set_exception(exc)
+        return
+    future.set_result(response)
+
+
 class AsyncCall:
     """One esp_request_async call, as seen from the event loop that made it:
     libesp's I/O thread completes it and posts the response to that loop."""
@@ -112,14 +128,15 @@ class AsyncCall:
         self.keep: list = []
         self._finished = False
 
-    def on_complete(self, status: int, resp: Response | None, message: str, sent: bool) -> None:
+    def on_complete(self, status: int, resp: _native.PendingResponse | None, message: str, sent: bool) -> None:
         error = error_for(status, message, sent) if status < 0 else None
         self._finished = True
         self.keep = []
         try:
-            self.port.post(_settle, self.head, resp, error)
-        except LoopClosed:
-            pass  # nobody is left to tell
+            self.port.post(_settle_call, self.head, resp, error)
+        except LoopClosed:  # nobody is left to tell
+            if resp is not None:
+                resp.discard()
 
     def cancel(self) -> None:
         """Cancel the transfer unless it already completed."""
@@ -137,11 +154,15 @@ class _StreamWaker:
         self.port = port
         self._lock = threading.Lock()
         self._waiter: Any = None
+        # A ready that found no waiter: the next wait returns at once.
+        self._news = False
 
     def ready(self) -> None:
         """On libesp's I/O thread."""
         with self._lock:
             waiter, self._waiter = self._waiter, None
+            if waiter is None:
+                self._news = True
         if waiter is not None:
             try:
                 self.port.post(_settle, waiter, None, None)
@@ -150,17 +171,27 @@ class _StreamWaker:
 
     async def poll(self, attempt: Any) -> Any:
         """attempt() until it returns something other than AGAIN, waiting for
-        ready in between. The waiter is in place before the second look, so
-        a ready that follows its AGAIN always finds it."""
+        ready in between."""
         result = attempt()
-        while result is AGAIN:
-            waiter = self.port.future()
-            with self._lock:
-                self._waiter = waiter
-            result = attempt()
-            if result is AGAIN:
-                await waiter
+        if result is AGAIN:
+            result = await self.after_again(attempt)
         return result
+
+    async def after_again(self, attempt: Any) -> Any:
+        """poll() once attempt() has returned AGAIN: wait for the ready that
+        AGAIN armed, then look again. A ready that came before the waiter
+        was in place left news behind, so none is missed; stale news costs
+        one look."""
+        while True:
+            with self._lock:
+                news, self._news = self._news, False
+                waiter = None if news else self.port.future()
+                self._waiter = waiter
+            if waiter is not None:
+                await waiter
+            result = attempt()
+            if result is not AGAIN:
+                return result
 
 
 class _Dispatcher:
@@ -186,10 +217,14 @@ class _Dispatcher:
         if waker is not None:
             waker.ready()
 
-    def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
+    def complete(
+        self, call_id: int, status: int, resp: _native.PendingResponse | None, message: str, sent: bool
+    ) -> None:
         call = self.calls.pop(call_id, None)
         if call is not None:
             call.on_complete(status, resp, message, sent)
+        elif resp is not None:  # a call forgotten at a fork
+            resp.discard()
 
 
 _dispatcher = _Dispatcher()
@@ -360,13 +395,19 @@ class AsyncStream:
         return self
 
     async def __anext__(self) -> StreamItem:
-        await self.start()
-        assert self._waker is not None
-        if not self._finalizer or not self._finalizer.alive:
+        if self._head is None:
+            await self.start()
+        assert self._waker is not None and self._finalizer is not None
+        if not self._finalizer.alive:
             raise StopAsyncIteration
         backend = _native.backend()
+        handle, item_buffer = self._handle, self._item
         try:
-            item = await self._waker.poll(lambda: backend.stream_next(self._handle, 0, self._item))
+            # Most items are buffered already: taken without a wait (no
+            # future, no closure).
+            item = backend.stream_next(handle, 0, item_buffer)
+            if item is AGAIN:
+                item = await self._waker.after_again(lambda: backend.stream_next(handle, 0, item_buffer))
         except BaseException:
             await self.aclose()
             raise

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from ._errors import LibraryNotFoundError, error_for
-from ._types import Response, ServerSentEvent
+from ._types import Response, ServerSentEvent, new_event
 
 # Copied from include/esp.h (the parts a binding calls), minus the macros cffi
 # cannot parse. Keep in step with the header.
@@ -165,23 +165,108 @@ class RequestSpec(NamedTuple):
     pool_timeout_ms: int = 0
 
 
+class PendingResponse:
+    """The esp_response of a completed call, converted where it is consumed:
+    on the event loop, not in on_complete on libesp's I/O thread. There every
+    foreign call would release the GIL, and the I/O thread, with every other
+    transfer, would then wait to take it back. take() or discard() it once."""
+
+    __slots__ = ("_backend", "_resp")
+
+    def __init__(self, backend: Any, resp: Any) -> None:
+        self._backend = backend
+        self._resp = resp
+
+    def take(self) -> Response:
+        """The Response (the C response is freed)."""
+        resp, self._resp = self._resp, None
+        try:
+            return self._backend._response(resp, with_body=True)
+        finally:
+            self._backend.lib.esp_response_free(resp)
+
+    def discard(self) -> None:
+        """Free it unread (nobody is waiting for it any more)."""
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            self._backend.lib.esp_response_free(resp)
+
+
 class _NoSink:
     """Drops callbacks that arrive before a sink is set (none should)."""
 
     def ready(self, stream_id: int) -> None:
         pass
 
-    def complete(self, call_id: int, status: int, resp: Response | None, message: str, sent: bool) -> None:
-        pass
+    def complete(
+        self, call_id: int, status: int, resp: PendingResponse | None, message: str, sent: bool
+    ) -> None:
+        if resp is not None:
+            resp.discard()
 
 
 def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> ServerSentEvent:
-    return ServerSentEvent(
-        event=to_str(event) if event else "message",
-        data=data.decode("utf-8", errors="replace"),
-        id=to_str(ident) if ident else "",
-        retry=retry_ms if retry_ms >= 0 else None,
+    return new_event(
+        to_str(event) if event else "message",
+        data.decode("utf-8", errors="replace"),
+        to_str(ident) if ident else "",
+        retry_ms if retry_ms >= 0 else None,
     )
+
+
+class _GilHeldCalls:
+    """Quick libesp calls made without releasing the GIL (ctypes.PyDLL): a
+    response's accessors (they read memory the caller owns) and
+    esp_stream_next / esp_stream_head with no wait (esp.h allows them inside
+    callbacks, so libesp's I/O thread holds no lock they need while it runs
+    a callback, which here waits for the GIL). cffi and CDLL release the GIL
+    on every call: that lets the I/O thread, waiting to deliver a callback,
+    take it, and the calling thread then waits to win it back, up to the
+    interpreter's switch interval, on every call. (esp_request_async keeps
+    releasing it: held there, requests measured no better within this
+    machine's noise, and it does more work than these.)"""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.PyDLL(path)
+        vp, u64 = ctypes.c_void_p, ctypes.c_uint64
+        for fname, restype, argtypes in (
+            ("esp_stream_next", ctypes.c_int, [u64, ctypes.c_int64, vp]),
+            ("esp_stream_head", ctypes.c_int, [u64, ctypes.POINTER(vp)]),
+            ("esp_response_status", ctypes.c_int, [vp]),
+            ("esp_response_body", vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
+            ("esp_response_header_count", ctypes.c_size_t, [vp]),
+            ("esp_response_header_at", ctypes.c_int, [vp, ctypes.c_size_t, _c_char_p_p, _c_char_p_p]),
+            ("esp_response_http_version", ctypes.c_int, [vp]),
+            ("esp_response_attempts", ctypes.c_int, [vp]),
+        ):
+            fn = getattr(lib, fname)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        self._lib = lib
+        self.stream_next = lib.esp_stream_next
+        self.stream_head = lib.esp_stream_head
+
+    def read(self, address: int, with_body: bool) -> Response:
+        lib = self._lib
+        name, value = ctypes.c_char_p(), ctypes.c_char_p()
+        name_ref, value_ref = ctypes.byref(name), ctypes.byref(value)
+        headers = []
+        for i in range(lib.esp_response_header_count(address)):
+            if lib.esp_response_header_at(address, i, name_ref, value_ref) == 0:
+                headers.append(((name.value or b"").decode("latin-1"), (value.value or b"").decode("latin-1")))
+        content = b""
+        if with_body:
+            length = ctypes.c_size_t()
+            body = lib.esp_response_body(address, ctypes.byref(length))
+            if body and length.value:
+                content = ctypes.string_at(body, length.value)
+        return Response(
+            lib.esp_response_status(address),
+            headers,
+            content,
+            lib.esp_response_http_version(address),
+            lib.esp_response_attempts(address),
+        )
 
 
 class _CffiBackend:
@@ -200,6 +285,7 @@ class _CffiBackend:
         ffi.cdef(CDEF)
         self.ffi = ffi
         self.lib = ffi.dlopen(path)
+        self._quick = _GilHeldCalls(path)
         self.sink: Any = _NoSink()
         self._opts_size = ffi.sizeof("esp_request_opts")
         self._item_size = ffi.sizeof("esp_stream_item")
@@ -271,26 +357,7 @@ class _CffiBackend:
 
     def _response(self, r: Any, with_body: bool) -> Response:
         """Copy a C response into a Response (the caller frees r)."""
-        ffi, lib = self.ffi, self.lib
-        name = ffi.new("const char **")
-        value = ffi.new("const char **")
-        headers = []
-        for i in range(lib.esp_response_header_count(r)):
-            if lib.esp_response_header_at(r, i, name, value) == 0:
-                headers.append((ffi.string(name[0]).decode("latin-1"), ffi.string(value[0]).decode("latin-1")))
-        content = b""
-        if with_body:
-            length = ffi.new("size_t *")
-            body = lib.esp_response_body(r, length)
-            if body != ffi.NULL and length[0]:
-                content = ffi.buffer(body, length[0])[:]
-        return Response(
-            lib.esp_response_status(r),
-            headers,
-            content,
-            lib.esp_response_http_version(r),
-            lib.esp_response_attempts(r),
-        )
+        return self._quick.read(int(self.ffi.cast("uintptr_t", r)), with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = self.ffi.new("char **")
@@ -347,11 +414,23 @@ class _CffiBackend:
 
     def stream_next(self, stream: int, wait_ms: int, item: Any) -> Any:
         """The next bytes chunk or ServerSentEvent, END, or AGAIN."""
-        status = self.lib.esp_stream_next(stream, wait_ms, item)
+        if wait_ms == 0:
+            status = self._quick.stream_next(stream, 0, int(self.ffi.cast("uintptr_t", item)))
+        else:  # a wait: the GIL must go
+            status = self.lib.esp_stream_next(stream, wait_ms, item)
         if status == 1:
             if item.kind == ESP_ITEM_EVENT:
+                # Per event: as few cdata reads and conversions as possible.
                 ev = item.event
-                return _event_from(ev.event, self.ffi.buffer(ev.data, ev.data_len)[:], ev.id, ev.retry_ms, self._str)
+                name = self.ffi.string(ev.event)
+                ident = ev.id
+                retry_ms = ev.retry_ms
+                return new_event(
+                    "message" if name == b"message" else name.decode("utf-8", errors="replace"),
+                    self.ffi.unpack(ev.data, ev.data_len).decode("utf-8", errors="replace"),
+                    "" if ident[0] == b"\0" else self._str(ident),
+                    retry_ms if retry_ms >= 0 else None,
+                )
             return self.ffi.buffer(item.chunk, item.chunk_len)[:]
         if status == 0:
             return END
@@ -375,15 +454,15 @@ class _CffiBackend:
 
     def stream_head(self, stream: int) -> Any:
         """The head (status and headers) of a started stream, or AGAIN."""
-        head = self.ffi.new("esp_response **")
-        status = self.lib.esp_stream_head(stream, head)
+        head = ctypes.c_void_p()
+        status = self._quick.stream_head(stream, ctypes.byref(head))
         if status == ESP_EAGAIN:
             return AGAIN
         self._check(status)
         try:
-            return self._response(head[0], with_body=False)
+            return self._quick.read(head.value, with_body=False)
         finally:
-            self.lib.esp_response_free(head[0])
+            self.lib.esp_response_free(self.ffi.cast("esp_response *", head.value))
 
     def request_async(self, client: int, spec: RequestSpec, call_id: int) -> tuple[int, list]:
         """Start a call; returns (esp_call, buffers to keep until it completes)."""
@@ -417,15 +496,12 @@ class _CffiBackend:
         self.sink.ready(self._id(user))
 
     def _on_complete(self, user: Any, status: int, resp: Any) -> None:
-        try:
-            response = None
-            if resp != self.ffi.NULL:
-                response = self._response(resp, with_body=True)
-            message = self._complete_message(status)
-            sent = status < 0 and self._sent()
-        finally:
-            self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message, sent)
+        # Only what must be read on this thread (a failure's detail is its
+        # last error): no foreign call at all for a success.
+        message = self._complete_message(status)
+        sent = status < 0 and self._sent()
+        pending = PendingResponse(self, resp) if resp != self.ffi.NULL else None
+        self.sink.complete(self._id(user), status, pending, message, sent)
 
 
 def _fill_timeouts(opts: Any, spec: RequestSpec) -> None:
@@ -553,6 +629,7 @@ class _CtypesBackend(_CffiBackend):
             fn.restype = restype
             fn.argtypes = argtypes
         self.lib = lib
+        self._quick = _GilHeldCalls(path)
         self.sink = _NoSink()
         self._c_complete = _OnComplete(self._on_complete)
         self._c_ready = _OnReady(self._on_ready)
@@ -584,25 +661,7 @@ class _CtypesBackend(_CffiBackend):
         return ctypes.byref(opts), [opts] + keep
 
     def _response(self, r: Any, with_body: bool) -> Response:
-        lib = self.lib
-        name, value = ctypes.c_char_p(), ctypes.c_char_p()
-        headers = []
-        for i in range(lib.esp_response_header_count(r)):
-            if lib.esp_response_header_at(r, i, ctypes.byref(name), ctypes.byref(value)) == 0:
-                headers.append(((name.value or b"").decode("latin-1"), (value.value or b"").decode("latin-1")))
-        content = b""
-        if with_body:
-            length = ctypes.c_size_t()
-            body = lib.esp_response_body(r, ctypes.byref(length))
-            if body and length.value:
-                content = ctypes.string_at(body, length.value)
-        return Response(
-            lib.esp_response_status(r),
-            headers,
-            content,
-            lib.esp_response_http_version(r),
-            lib.esp_response_attempts(r),
-        )
+        return self._quick.read(r.value if isinstance(r, ctypes.c_void_p) else r, with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = ctypes.c_void_p()
@@ -690,13 +749,9 @@ class _CtypesBackend(_CffiBackend):
         return int(user or 0)
 
     def _on_complete(self, user: Any, status: int, resp: Any) -> None:
-        try:
-            response = self._response(resp, with_body=True) if resp else None
-            message = self._complete_message(status)
-            sent = status < 0 and self._sent()
-        finally:
-            self.lib.esp_response_free(resp)
-        self.sink.complete(self._id(user), status, response, message, sent)
+        message = self._complete_message(status)
+        sent = status < 0 and self._sent()
+        self.sink.complete(self._id(user), status, PendingResponse(self, resp) if resp else None, message, sent)
 
 
 # ---- finding and loading the library ------------------------------------------

@@ -104,3 +104,20 @@ class ServerSentEvent:
     def json(self) -> Any:
         """The data parsed as JSON."""
         return _json.loads(self.data)
+
+
+_new_object = object.__new__
+
+
+def new_event(event: str, data: str, id: str, retry: int | None) -> ServerSentEvent:
+    """A ServerSentEvent built the fast way, for the binding's per-event path:
+    the generated frozen __init__ sets each field through
+    object.__setattr__, three times the cost of filling the instance
+    dictionary directly. Same fields, same object."""
+    ev = _new_object(ServerSentEvent)
+    fields = ev.__dict__
+    fields["event"] = event
+    fields["data"] = data
+    fields["id"] = id
+    fields["retry"] = retry
+    return ev
