@@ -670,6 +670,8 @@ STREAM_EVENTS = 200
 # (language, client, command after the URL and stream count are appended, libesp's or the peer's)
 STREAM_CLIENTS = [
     ("C", "libesp esp_request_async + on_event", ["{BB}/sse_streams", "esp"], "esp"),
+    # The C path every binding's stream reads through, without a language on top.
+    ("C", "pull: esp_stream_start + esp_stream_next", ["{BB}/sse_streams", "pull"], "esp"),
     ("Go", "libesp Client.Stream", ["{BB}/goclient", "esp"], "esp"),
     ("Go", "net/http + bufio", ["{BB}/goclient", "nethttp"], "peer"),
     ("Python", "libesp client.astream", ["{PY}", "{ROOT}/bench/streams/pyclient.py", "esp"], "esp"),
@@ -765,7 +767,10 @@ def scen_streams():
              "50 events in a trial: 666 events/s at 222 us CPU per event, 9x aiohttp's CPU: too slow to pace "
              "1,000 streams here). Node: bench/streams/nodeclient.mjs (undici.request with a line splitter); Rust: "
              "bindings/rust/examples/sse_streams.rs (reqwest's Response::chunk with a line splitter), both on "
-             "their default multi-threaded (tokio) or single (Node) event loop, one task per stream."]
+             "their default multi-threaded (tokio) or single (Node) event loop, one task per stream. C pull: "
+             "bench/sse_streams.cpp reading the streams as every binding does (esp_stream_start, a ready "
+             "callback, esp_stream_next(s, 0) until ESP_EAGAIN on one reader thread): the C share of a "
+             "binding's cost."]
     return {"table": t, "notes": notes, "data": data, "errors": errs}
 
 
