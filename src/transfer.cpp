@@ -65,14 +65,14 @@ HeaderLine parse_header_line(const char *p, size_t len) {
   // the values joined after it): such a line is junk too.
   if (std::memchr(p, '\0', len)) return out;
   out.kind = HeaderLine::kField;
-  out.name.assign(p, colon);
-  for (char &c : out.name)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+  out.name = p;
+  out.name_len = static_cast<size_t>(colon - p);
   const char *v = colon + 1;
   while (v < end && (*v == ' ' || *v == '\t')) ++v;
   const char *e = end;
   while (e > v && (e[-1] == ' ' || e[-1] == '\t')) --e;
-  out.value.assign(v, e);
+  out.value = v;
+  out.value_len = static_cast<size_t>(e - v);
   return out;
 }
 
@@ -213,7 +213,7 @@ size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
       if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
       break;
     case HeaderLine::kField:
-      t.resp->add_header(std::move(h.name), std::move(h.value));
+      t.resp->add_header(h.name, h.name_len, h.value, h.value_len);
       break;
     case HeaderLine::kSkip:
       break;
