@@ -99,8 +99,9 @@ bool Engine::stop(int64_t timeout_ms) {
   // that esp_shutdown returns with no socket open.
   if (multi_) {
     std::lock_guard<std::mutex> drive(drive_mu_);
-    for (IdleEasy &i : idle_easies_) curl_easy_cleanup(i.easy);
+    for (EasySlot *i : idle_easies_) curl_easy_cleanup(i->easy);
     idle_easies_.clear();
+    slots_.clear();
     curl_multi_cleanup(multi_);  // closes the sockets, which leave the epoll set
     curl_share_cleanup(share_);
     ::close(epoll_fd_);
@@ -294,8 +295,9 @@ bool Engine::collect_done() {
   int left = 0;
   while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
     if (m->msg != CURLMSG_DONE) continue;
-    Transfer *t = nullptr;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&t));
+    EasySlot *slot = nullptr;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&slot));
+    Transfer *t = slot ? slot->transfer : nullptr;
     if (!t) continue;
     any = true;
     attempt_done(t, m->data.result, TimeoutKind::kNone, std::string());
@@ -475,25 +477,28 @@ void Engine::connection_ready(Transfer &t) {
 }
 
 void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
-  bool set_up = false;
-  CURL *e = take_easy(t->client->id, &set_up);
-  if (!e) {
+  EasySlot *slot = take_easy(t->client->id);
+  if (!slot) {
     finish(t.get(), ESP_ENOMEM, "could not create a curl easy handle");
     return;
   }
   int64_t now = now_us();
   retire_idle_connections(now);
-  t->prepare_attempt(e, share_, now, set_up);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Engine::close_socket);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t->origin);
+  t->prepare_attempt(*slot, share_, now);
+  CURL *e = slot->easy;
+  if (slot->socket_data != t->origin) {
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Engine::close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t->origin);
+    slot->socket_data = t->origin;
+  }
   if (t->user_paused) curl_easy_pause(e, CURLPAUSE_RECV);
   CURLMcode rc = curl_multi_add_handle(multi_, e);
   if (rc != CURLM_OK) {
     t->easy = nullptr;
-    curl_easy_reset(e);
-    idle_easies_.push_back({e, 0});
+    t->slot = nullptr;
+    return_easy(slot, true);
     finish(t.get(), ESP_EINTERNAL, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
     return;
   }
@@ -511,31 +516,42 @@ void Engine::detach_easy(Transfer *t, bool completed_ok) {
   aborting_ = false;
   forget_unused_closed_connections();
   // A handle stopped midway, paused, or by a failure starts afresh next time.
-  uint64_t keep_for = t->client->id;
-  if (!completed_ok || t->user_paused || t->reader_paused) {
-    curl_easy_reset(t->easy);
-    keep_for = 0;
-  }
-  idle_easies_.push_back({t->easy, keep_for});
+  return_easy(t->slot, !completed_ok || t->user_paused || t->reader_paused);
+  t->slot = nullptr;
   t->easy = nullptr;
 }
 
-CURL *Engine::take_easy(uint64_t client_id, bool *set_up_for_client) {
+EasySlot *Engine::take_easy(uint64_t client_id) {
   // The most recently used handles are at the back: look at a few.
   const size_t n = idle_easies_.size();
   for (size_t i = n; i > 0 && i + 8 > n; --i) {
-    if (idle_easies_[i - 1].client_id != client_id) continue;
-    CURL *e = idle_easies_[i - 1].easy;
+    EasySlot *slot = idle_easies_[i - 1];
+    if (slot->client_id != client_id) continue;
     idle_easies_.erase(idle_easies_.begin() + static_cast<std::ptrdiff_t>(i - 1));
-    *set_up_for_client = true;
-    return e;
+    return slot;
   }
-  *set_up_for_client = false;
-  if (n == 0) return curl_easy_init();
-  IdleEasy last = idle_easies_.back();
+  if (n == 0) {
+    CURL *e = curl_easy_init();
+    if (!e) return nullptr;
+    slots_.push_back(std::make_unique<EasySlot>(e));
+    return slots_.back().get();
+  }
+  EasySlot *last = idle_easies_.back();
   idle_easies_.pop_back();
-  if (last.client_id != 0) curl_easy_reset(last.easy);
-  return last.easy;
+  if (last->client_id != 0) {
+    curl_easy_reset(last->easy);
+    last->forget();
+  }
+  return last;
+}
+
+void Engine::return_easy(EasySlot *slot, bool reset) {
+  slot->transfer = nullptr;
+  if (reset) {
+    curl_easy_reset(slot->easy);
+    slot->forget();
+  }
+  idle_easies_.push_back(slot);
 }
 
 void Engine::release_slot(Transfer *t) {

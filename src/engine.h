@@ -124,7 +124,9 @@ class Engine final : public ConnectionWatcher {
   std::string pool_timeout_message(const Transfer &t) const;
   long poll_timeout_ms();
   // A pooled easy handle, preferably one last set up for this client.
-  CURL *take_easy(uint64_t client_id, bool *set_up_for_client);
+  EasySlot *take_easy(uint64_t client_id);
+  // Back to the pool; `reset`: with every option cleared.
+  void return_easy(EasySlot *slot, bool reset);
 
   // The connection t ran on is idle from now (t's attempt ended).
   void connection_released(Transfer *t);
@@ -154,11 +156,8 @@ class Engine final : public ConnectionWatcher {
   };
   std::unordered_map<curl_socket_t, Watch> watched_;
   int64_t curl_timer_us_ = 0;  // when libcurl wants CURL_SOCKET_TIMEOUT (driver only), 0: never
-  struct IdleEasy {
-    CURL *easy;
-    uint64_t client_id;  // whose settings it carries; 0: none (reset)
-  };
-  std::vector<IdleEasy> idle_easies_;
+  std::vector<std::unique_ptr<EasySlot>> slots_;  // every easy handle made (driver only)
+  std::vector<EasySlot *> idle_easies_;           // those not running an attempt
 
   std::mutex mu_;  // guards the fields up to drive_mu_
   std::condition_variable io_cv_;
