@@ -236,9 +236,9 @@ void Engine::io_loop() {
       cmds.swap(commands_);
     }
     for (auto &c : cmds)
-      if (c.kind == Command::kSubmit) owned_[c.transfer.get()] = c.transfer;
+      if (c.kind == Command::kSubmit) own(c.transfer);
     std::vector<Transfer *> all;
-    for (auto &kv : owned_) all.push_back(kv.first);
+    for (Transfer *t = owned_; t; t = t->held_next) all.push_back(t);
     for (Transfer *t : all) finish(t, ESP_ESHUTDOWN, "esp_shutdown: the library was shut down");
   }
   lock.lock();
@@ -313,7 +313,7 @@ void Engine::handle_commands(std::deque<Command> &cmds) {
         start(c.transfer);
         break;
       case Command::kCancel:
-        if (!t->finished && owned_.count(t))
+        if (!t->finished && t->held)
           finish(t, ESP_ECANCELLED, "cancelled by esp_call_cancel");
         break;
       case Command::kPause:
@@ -341,8 +341,17 @@ long Engine::poll_timeout_ms() {
 
 // ---- a transfer's life on the driver ----------------------------------------------
 
+void Engine::own(const std::shared_ptr<Transfer> &t) {
+  if (t->held) return;
+  t->held = t;
+  t->held_prev = nullptr;
+  t->held_next = owned_;
+  if (owned_) owned_->held_prev = t.get();
+  owned_ = t.get();
+}
+
 void Engine::start(const std::shared_ptr<Transfer> &t) {
-  owned_[t.get()] = t;
+  own(t);
   if (t->cancel_requested.load()) {
     finish(t.get(), ESP_ECANCELLED, "cancelled by esp_call_cancel");
     return;
@@ -576,7 +585,10 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
   breaker_record(t, failure);
   if (delay >= 0) {
     const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
-    if (t->routed && t->routed->fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
+    if (t->routed && t->routed->fail_over(*t, status, reason, now)) {
+      const std::shared_ptr<Transfer> self = t->held;
+      return start(self);  // the next deployment
+    }
     if (log_enabled(ESP_LOG_INFO))
       log_event(ESP_LOG_INFO, "retry",
                 {{"client", t->client->label}, {"origin", t->origin->label}, {"attempt", std::to_string(t->attempts)},
@@ -619,10 +631,11 @@ void Engine::breaker_record(Transfer *t, bool failure) {
 }
 
 void Engine::finish(Transfer *t, int status, const std::string &error) {
-  auto it = owned_.find(t);
-  if (it == owned_.end()) return;
-  std::shared_ptr<Transfer> keep = std::move(it->second);
-  owned_.erase(it);
+  if (!t->held) return;
+  std::shared_ptr<Transfer> keep = std::move(t->held);
+  (t->held_prev ? t->held_prev->held_next : owned_) = t->held_next;
+  if (t->held_next) t->held_next->held_prev = t->held_prev;
+  t->held_prev = t->held_next = nullptr;
   detach_easy(t, false);
   release_slot(t);
   leave_queue(t);
@@ -654,8 +667,7 @@ void Engine::check_timers() {
     next = min_deadline(next, deadline);
     return false;
   };
-  for (auto &kv : owned_) {
-    Transfer *t = kv.first;
+  for (Transfer *t = owned_; t; t = t->held_next) {
     const RequestSpec &spec = t->spec;
     const int64_t first_byte_ms = spec.first_byte_timeout_ms;
     if (t->retry_at_us) {
@@ -701,13 +713,12 @@ void Engine::fire_timer(Transfer *t, Timer what) {
   const RequestSpec &spec = t->spec;
   switch (what) {
     case Timer::kRetry:
-      t->retry_at_us = 0;
-      admit(owned_[t]);
+    case Timer::kRateTurn: {
+      (what == Timer::kRetry ? t->retry_at_us : t->rate_wait_until_us) = 0;
+      const std::shared_ptr<Transfer> self = t->held;
+      admit(self);
       break;
-    case Timer::kRateTurn:
-      t->rate_wait_until_us = 0;
-      admit(owned_[t]);
-      break;
+    }
     case Timer::kOpenerLate:
       pump(*t->origin);  // the first waiter may open a connection of its own
       break;

@@ -101,6 +101,8 @@ class Engine final : public ConnectionWatcher {
   bool collect_done();
   void unwatch(curl_socket_t fd);
   void handle_commands(std::deque<Command> &cmds);
+  // The engine drives t from now until finish (idempotent).
+  void own(const std::shared_ptr<Transfer> &t);
   void start(const std::shared_ptr<Transfer> &t);
   // Passes t through its credential's rate limit (ratelimit.h), then try_slot.
   void admit(const std::shared_ptr<Transfer> &t);
@@ -171,8 +173,9 @@ class Engine final : public ConnectionWatcher {
 
   std::mutex drive_mu_;  // held by the thread driving the multi
   bool aborting_ = false;  // driver only: a transfer is being stopped midway
-  std::unordered_map<Transfer *, std::shared_ptr<Transfer>> owned_;  // driver only
-  int64_t next_timer_us_ = 0;  // earliest deadline among owned_, 0: none
+  // The transfers it drives, linked through Transfer::held_prev/next (driver only).
+  Transfer *owned_ = nullptr;
+  int64_t next_timer_us_ = 0;  // earliest deadline among the owned transfers, 0: none
   std::vector<Origin *> to_pump_;  // origins whose capacity grew inside a libcurl callback
 
   std::mutex origins_mu_;

@@ -172,6 +172,11 @@ class Transfer {
 
   // Bookkeeping of the engine (driver thread only).
   std::shared_ptr<Engine> engine;  // the engine that carries it, kept while the transfer lives
+  // The engine's own reference while it drives the transfer (from start to
+  // finish), and its place in the engine's list of those (no allocation).
+  std::shared_ptr<Transfer> held;
+  Transfer *held_prev = nullptr;
+  Transfer *held_next = nullptr;
   ConnectionWatcher *watcher = nullptr;  // that engine, told about the connection
   Origin *origin = nullptr;
   EasySlot *slot = nullptr;  // the handle of the running attempt
