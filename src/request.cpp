@@ -181,7 +181,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.replay_safe = idempotent || keyed;
   if (overrides && !has_header(user, "Expect")) list.add("Expect:");  // no 100-continue round trip
   if (!overrides) {
-    spec.shared_tail = client.default_header_list();
+    spec.shared_tail = client.default_header_list(has_body);
     if (!list.list) {
       spec.headers = spec.shared_tail;
     } else {
