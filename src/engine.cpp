@@ -189,10 +189,13 @@ void Engine::wake_driver_locked() {
   // From a callback on this engine's own I/O thread the driver is awake
   // already and takes the command on its next round: no wake-up syscall.
   if (t_io_engine == this && io_driving_) return;
-  if (io_driving_ || leader_driving_)
+  if (io_driving_ || leader_driving_) {
+    if (wake_pending_) return;
+    wake_pending_ = true;
     wake();
-  else
+  } else {
     io_cv_.notify_one();
+  }
 }
 
 void Engine::wake() {
@@ -252,6 +255,7 @@ void Engine::drive_once(Transfer *leader) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       cmds.swap(commands_);
+      wake_pending_ = false;
     }
     handle_commands(cmds);
   }

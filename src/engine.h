@@ -166,6 +166,10 @@ class Engine final : public ConnectionWatcher {
   std::deque<Command> commands_;
   size_t live_ = 0;  // transfers submitted and not yet completed
   bool io_driving_ = false;
+  // The eventfd was written for commands the driver has not taken yet: a
+  // further command needs no write of its own (the driver takes the whole
+  // queue before it waits again).
+  bool wake_pending_ = false;
   bool leader_driving_ = false;
   bool stopping_ = false;
   bool io_exited_ = false;
