@@ -131,14 +131,14 @@ const char *esp_response_header(const esp_response *r, const char *name) {
   return r && name ? r->header(name) : nullptr;
 }
 
-size_t esp_response_header_count(const esp_response *r) { return r ? r->headers.size() : 0; }
+size_t esp_response_header_count(const esp_response *r) { return r ? r->header_count() : 0; }
 
 int esp_response_header_at(const esp_response *r, size_t i, const char **name, const char **value) {
   return guarded([&] {
     need(r, "r");
-    if (i >= r->headers.size()) fail(ESP_EINVAL, "header index out of range");
-    if (name) *name = r->headers[i].first.c_str();
-    if (value) *value = r->headers[i].second.c_str();
+    if (i >= r->header_count()) fail(ESP_EINVAL, "header index out of range");
+    if (name) *name = r->header_name(i);
+    if (value) *value = r->header_value(i);
   });
 }
 

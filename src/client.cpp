@@ -26,19 +26,22 @@ Client::Client(ClientConfig cfg, uint64_t client_id, std::shared_ptr<Router> dep
 
 Client::~Client() { curl_slist_free_all(default_headers_); }
 
-struct curl_slist *Client::default_header_list() const {
+struct curl_slist *Client::default_header_list(bool with_body) const {
   std::call_once(default_headers_once_, [this] {
     struct curl_slist *list = nullptr;
     auto add = [&](const std::string &line) {
       struct curl_slist *next = curl_slist_append(list, line.c_str());
       if (next) list = next;
     };
+    // First, so that a request without a body (which libcurl never sends
+    // with Expect) starts its list after it and libcurl has one line less
+    // to check against the headers it adds itself.
+    add("Expect:");  // no 100-continue round trip on large bodies
     for (const auto &h : config.default_headers) add(h.first + ": " + h.second);
     if (!has_header(config.default_headers, "User-Agent")) add("User-Agent: libesp/" ESP_VERSION_STRING);
-    add("Expect:");  // no 100-continue round trip on large bodies
     default_headers_ = list;
   });
-  return default_headers_;
+  return with_body || !default_headers_ ? default_headers_ : default_headers_->next;
 }
 
 }  // namespace esp

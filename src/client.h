@@ -30,8 +30,9 @@ struct Client {
   ~Client();
 
   // The client's default header lines (auth, provider, user defaults,
-  // User-Agent, no Expect), built once; requests end their lists in it.
-  struct curl_slist *default_header_list() const;
+  // User-Agent; and no Expect for a request with a body), built once;
+  // requests end their lists in it.
+  struct curl_slist *default_header_list(bool with_body) const;
 
   const ClientConfig config;
   const uint64_t id;

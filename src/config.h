@@ -107,6 +107,7 @@ struct ClientConfig {
   std::string canonical;       // identity of the client: contains secrets, never printed
   std::string base_origin;     // "https://api.openai.com:443"
   std::string transport_key;   // what decides whether two configs may share connections
+  std::string base_origin_key; // base_origin + "|" + transport_key: its requests' origin (Engine::origin)
 
   // May a request to `origin` ("scheme://host:port") carry the credentials?
   bool trusts(const std::string &origin) const;

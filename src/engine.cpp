@@ -99,8 +99,9 @@ bool Engine::stop(int64_t timeout_ms) {
   // that esp_shutdown returns with no socket open.
   if (multi_) {
     std::lock_guard<std::mutex> drive(drive_mu_);
-    for (IdleEasy &i : idle_easies_) curl_easy_cleanup(i.easy);
+    for (EasySlot *i : idle_easies_) curl_easy_cleanup(i->easy);
     idle_easies_.clear();
+    slots_.clear();
     curl_multi_cleanup(multi_);  // closes the sockets, which leave the epoll set
     curl_share_cleanup(share_);
     ::close(epoll_fd_);
@@ -188,10 +189,13 @@ void Engine::wake_driver_locked() {
   // From a callback on this engine's own I/O thread the driver is awake
   // already and takes the command on its next round: no wake-up syscall.
   if (t_io_engine == this && io_driving_) return;
-  if (io_driving_ || leader_driving_)
+  if (io_driving_ || leader_driving_) {
+    if (wake_pending_) return;
+    wake_pending_ = true;
     wake();
-  else
+  } else {
     io_cv_.notify_one();
+  }
 }
 
 void Engine::wake() {
@@ -235,9 +239,9 @@ void Engine::io_loop() {
       cmds.swap(commands_);
     }
     for (auto &c : cmds)
-      if (c.kind == Command::kSubmit) owned_[c.transfer.get()] = c.transfer;
+      if (c.kind == Command::kSubmit) own(c.transfer);
     std::vector<Transfer *> all;
-    for (auto &kv : owned_) all.push_back(kv.first);
+    for (Transfer *t = owned_; t; t = t->held_next) all.push_back(t);
     for (Transfer *t : all) finish(t, ESP_ESHUTDOWN, "esp_shutdown: the library was shut down");
   }
   lock.lock();
@@ -251,6 +255,7 @@ void Engine::drive_once(Transfer *leader) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       cmds.swap(commands_);
+      wake_pending_ = false;
     }
     handle_commands(cmds);
   }
@@ -294,8 +299,9 @@ bool Engine::collect_done() {
   int left = 0;
   while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
     if (m->msg != CURLMSG_DONE) continue;
-    Transfer *t = nullptr;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&t));
+    EasySlot *slot = nullptr;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char **>(&slot));
+    Transfer *t = slot ? slot->transfer : nullptr;
     if (!t) continue;
     any = true;
     attempt_done(t, m->data.result, TimeoutKind::kNone, std::string());
@@ -311,7 +317,7 @@ void Engine::handle_commands(std::deque<Command> &cmds) {
         start(c.transfer);
         break;
       case Command::kCancel:
-        if (!t->finished && owned_.count(t))
+        if (!t->finished && t->held)
           finish(t, ESP_ECANCELLED, "cancelled by esp_call_cancel");
         break;
       case Command::kPause:
@@ -339,8 +345,17 @@ long Engine::poll_timeout_ms() {
 
 // ---- a transfer's life on the driver ----------------------------------------------
 
+void Engine::own(const std::shared_ptr<Transfer> &t) {
+  if (t->held) return;
+  t->held = t;
+  t->held_prev = nullptr;
+  t->held_next = owned_;
+  if (owned_) owned_->held_prev = t.get();
+  owned_ = t.get();
+}
+
 void Engine::start(const std::shared_ptr<Transfer> &t) {
-  owned_[t.get()] = t;
+  own(t);
   if (t->cancel_requested.load()) {
     finish(t.get(), ESP_ECANCELLED, "cancelled by esp_call_cancel");
     return;
@@ -475,25 +490,28 @@ void Engine::connection_ready(Transfer &t) {
 }
 
 void Engine::launch_attempt(const std::shared_ptr<Transfer> &t) {
-  bool set_up = false;
-  CURL *e = take_easy(t->client->id, &set_up);
-  if (!e) {
+  EasySlot *slot = take_easy(t->client->id);
+  if (!slot) {
     finish(t.get(), ESP_ENOMEM, "could not create a curl easy handle");
     return;
   }
   int64_t now = now_us();
   retire_idle_connections(now);
-  t->prepare_attempt(e, share_, now, set_up);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Engine::close_socket);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t->origin);
+  t->prepare_attempt(*slot, share_, now);
+  CURL *e = slot->easy;
+  if (slot->socket_data != t->origin) {
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Engine::open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t->origin);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Engine::close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t->origin);
+    slot->socket_data = t->origin;
+  }
   if (t->user_paused) curl_easy_pause(e, CURLPAUSE_RECV);
   CURLMcode rc = curl_multi_add_handle(multi_, e);
   if (rc != CURLM_OK) {
     t->easy = nullptr;
-    curl_easy_reset(e);
-    idle_easies_.push_back({e, 0});
+    t->slot = nullptr;
+    return_easy(slot, true);
     finish(t.get(), ESP_EINTERNAL, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
     return;
   }
@@ -511,31 +529,42 @@ void Engine::detach_easy(Transfer *t, bool completed_ok) {
   aborting_ = false;
   forget_unused_closed_connections();
   // A handle stopped midway, paused, or by a failure starts afresh next time.
-  uint64_t keep_for = t->client->id;
-  if (!completed_ok || t->user_paused || t->reader_paused) {
-    curl_easy_reset(t->easy);
-    keep_for = 0;
-  }
-  idle_easies_.push_back({t->easy, keep_for});
+  return_easy(t->slot, !completed_ok || t->user_paused || t->reader_paused);
+  t->slot = nullptr;
   t->easy = nullptr;
 }
 
-CURL *Engine::take_easy(uint64_t client_id, bool *set_up_for_client) {
+EasySlot *Engine::take_easy(uint64_t client_id) {
   // The most recently used handles are at the back: look at a few.
   const size_t n = idle_easies_.size();
   for (size_t i = n; i > 0 && i + 8 > n; --i) {
-    if (idle_easies_[i - 1].client_id != client_id) continue;
-    CURL *e = idle_easies_[i - 1].easy;
+    EasySlot *slot = idle_easies_[i - 1];
+    if (slot->client_id != client_id) continue;
     idle_easies_.erase(idle_easies_.begin() + static_cast<std::ptrdiff_t>(i - 1));
-    *set_up_for_client = true;
-    return e;
+    return slot;
   }
-  *set_up_for_client = false;
-  if (n == 0) return curl_easy_init();
-  IdleEasy last = idle_easies_.back();
+  if (n == 0) {
+    CURL *e = curl_easy_init();
+    if (!e) return nullptr;
+    slots_.push_back(std::make_unique<EasySlot>(e));
+    return slots_.back().get();
+  }
+  EasySlot *last = idle_easies_.back();
   idle_easies_.pop_back();
-  if (last.client_id != 0) curl_easy_reset(last.easy);
-  return last.easy;
+  if (last->client_id != 0) {
+    curl_easy_reset(last->easy);
+    last->forget();
+  }
+  return last;
+}
+
+void Engine::return_easy(EasySlot *slot, bool reset) {
+  slot->transfer = nullptr;
+  if (reset) {
+    curl_easy_reset(slot->easy);
+    slot->forget();
+  }
+  idle_easies_.push_back(slot);
 }
 
 void Engine::release_slot(Transfer *t) {
@@ -560,7 +589,10 @@ void Engine::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const st
   breaker_record(t, failure);
   if (delay >= 0) {
     const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
-    if (t->routed && t->routed->fail_over(*t, status, reason, now)) return start(owned_[t]);  // the next deployment
+    if (t->routed && t->routed->fail_over(*t, status, reason, now)) {
+      const std::shared_ptr<Transfer> self = t->held;
+      return start(self);  // the next deployment
+    }
     if (log_enabled(ESP_LOG_INFO))
       log_event(ESP_LOG_INFO, "retry",
                 {{"client", t->client->label}, {"origin", t->origin->label}, {"attempt", std::to_string(t->attempts)},
@@ -603,10 +635,11 @@ void Engine::breaker_record(Transfer *t, bool failure) {
 }
 
 void Engine::finish(Transfer *t, int status, const std::string &error) {
-  auto it = owned_.find(t);
-  if (it == owned_.end()) return;
-  std::shared_ptr<Transfer> keep = std::move(it->second);
-  owned_.erase(it);
+  if (!t->held) return;
+  std::shared_ptr<Transfer> keep = std::move(t->held);
+  (t->held_prev ? t->held_prev->held_next : owned_) = t->held_next;
+  if (t->held_next) t->held_next->held_prev = t->held_prev;
+  t->held_prev = t->held_next = nullptr;
   detach_easy(t, false);
   release_slot(t);
   leave_queue(t);
@@ -638,8 +671,7 @@ void Engine::check_timers() {
     next = min_deadline(next, deadline);
     return false;
   };
-  for (auto &kv : owned_) {
-    Transfer *t = kv.first;
+  for (Transfer *t = owned_; t; t = t->held_next) {
     const RequestSpec &spec = t->spec;
     const int64_t first_byte_ms = spec.first_byte_timeout_ms;
     if (t->retry_at_us) {
@@ -685,13 +717,12 @@ void Engine::fire_timer(Transfer *t, Timer what) {
   const RequestSpec &spec = t->spec;
   switch (what) {
     case Timer::kRetry:
-      t->retry_at_us = 0;
-      admit(owned_[t]);
+    case Timer::kRateTurn: {
+      (what == Timer::kRetry ? t->retry_at_us : t->rate_wait_until_us) = 0;
+      const std::shared_ptr<Transfer> self = t->held;
+      admit(self);
       break;
-    case Timer::kRateTurn:
-      t->rate_wait_until_us = 0;
-      admit(owned_[t]);
-      break;
+    }
     case Timer::kOpenerLate:
       pump(*t->origin);  // the first waiter may open a connection of its own
       break;

@@ -101,6 +101,8 @@ class Engine final : public ConnectionWatcher {
   bool collect_done();
   void unwatch(curl_socket_t fd);
   void handle_commands(std::deque<Command> &cmds);
+  // The engine drives t from now until finish (idempotent).
+  void own(const std::shared_ptr<Transfer> &t);
   void start(const std::shared_ptr<Transfer> &t);
   // Passes t through its credential's rate limit (ratelimit.h), then try_slot.
   void admit(const std::shared_ptr<Transfer> &t);
@@ -124,7 +126,9 @@ class Engine final : public ConnectionWatcher {
   std::string pool_timeout_message(const Transfer &t) const;
   long poll_timeout_ms();
   // A pooled easy handle, preferably one last set up for this client.
-  CURL *take_easy(uint64_t client_id, bool *set_up_for_client);
+  EasySlot *take_easy(uint64_t client_id);
+  // Back to the pool; `reset`: with every option cleared.
+  void return_easy(EasySlot *slot, bool reset);
 
   // The connection t ran on is idle from now (t's attempt ended).
   void connection_released(Transfer *t);
@@ -154,17 +158,18 @@ class Engine final : public ConnectionWatcher {
   };
   std::unordered_map<curl_socket_t, Watch> watched_;
   int64_t curl_timer_us_ = 0;  // when libcurl wants CURL_SOCKET_TIMEOUT (driver only), 0: never
-  struct IdleEasy {
-    CURL *easy;
-    uint64_t client_id;  // whose settings it carries; 0: none (reset)
-  };
-  std::vector<IdleEasy> idle_easies_;
+  std::vector<std::unique_ptr<EasySlot>> slots_;  // every easy handle made (driver only)
+  std::vector<EasySlot *> idle_easies_;           // those not running an attempt
 
   std::mutex mu_;  // guards the fields up to drive_mu_
   std::condition_variable io_cv_;
   std::deque<Command> commands_;
   size_t live_ = 0;  // transfers submitted and not yet completed
   bool io_driving_ = false;
+  // The eventfd was written for commands the driver has not taken yet: a
+  // further command needs no write of its own (the driver takes the whole
+  // queue before it waits again).
+  bool wake_pending_ = false;
   bool leader_driving_ = false;
   bool stopping_ = false;
   bool io_exited_ = false;
@@ -172,8 +177,9 @@ class Engine final : public ConnectionWatcher {
 
   std::mutex drive_mu_;  // held by the thread driving the multi
   bool aborting_ = false;  // driver only: a transfer is being stopped midway
-  std::unordered_map<Transfer *, std::shared_ptr<Transfer>> owned_;  // driver only
-  int64_t next_timer_us_ = 0;  // earliest deadline among owned_, 0: none
+  // The transfers it drives, linked through Transfer::held_prev/next (driver only).
+  Transfer *owned_ = nullptr;
+  int64_t next_timer_us_ = 0;  // earliest deadline among the owned transfers, 0: none
   std::vector<Origin *> to_pump_;  // origins whose capacity grew inside a libcurl callback
 
   std::mutex origins_mu_;

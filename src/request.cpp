@@ -121,19 +121,24 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   }
 
   const char *path = req.path ? req.path : "";
-  for (const char *p = path; *p; ++p)
-    if (static_cast<unsigned char>(*p) <= 32 || *p == 127)
+  const char *path_end = path;
+  for (; *path_end; ++path_end)
+    if (static_cast<unsigned char>(*path_end) <= 32 || *path_end == 127)
       fail(ESP_EINVAL, "path contains white space or control characters");
-  if (is_absolute(path)) {
+  const bool absolute = is_absolute(path);
+  if (absolute) {
     spec.url = path;
     spec.origin_label = origin_of(spec.url);
+    spec.origin_key = spec.origin_label + "|" + cfg.transport_key;
   } else {
+    // One allocation for the whole URL, the default query included.
+    spec.url.reserve(cfg.base_url.size() + 2 + static_cast<size_t>(path_end - path) + cfg.default_query.size());
     spec.url = cfg.base_url;
     if (*path && *path != '/' && *path != '?') spec.url += '/';
-    spec.url += path;
+    spec.url.append(path, path_end);
     spec.origin_label = cfg.base_origin;
+    spec.origin_key = cfg.base_origin_key;
   }
-  spec.origin_key = spec.origin_label + "|" + cfg.transport_key;
   if (!cfg.default_query.empty() && spec.url.find(cfg.default_query.substr(0, cfg.default_query.find('=') + 1)) == std::string::npos)
     spec.url += (spec.url.find('?') == std::string::npos ? '?' : '&') + cfg.default_query;
 
@@ -149,7 +154,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.retry_allowed = !(req.flags & ESP_REQ_NO_RETRY) && cfg.max_retries > 0;
   // The client's credentials go to its own origin (and the ones its config
   // trusts): another origin gets the default headers without them.
-  const bool trusted = cfg.trusts(spec.origin_label);
+  const bool trusted = !absolute || cfg.trusts(spec.origin_label);
   const HeaderList &defaults = trusted ? cfg.default_headers : cfg.public_headers;
   // The request's own lines first; then the client's shared default lines,
   // unless the request overrides one of them (then its own full copy).
@@ -176,7 +181,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.replay_safe = idempotent || keyed;
   if (overrides && !has_header(user, "Expect")) list.add("Expect:");  // no 100-continue round trip
   if (!overrides) {
-    spec.shared_tail = client.default_header_list();
+    spec.shared_tail = client.default_header_list(has_body);
     if (!list.list) {
       spec.headers = spec.shared_tail;
     } else {

@@ -22,11 +22,7 @@ constexpr size_t kSpareBytes = 4096;
 
 esp_response *copy_head(const esp_response &r) {
   auto *out = new esp_response;
-  out->status = r.status;
-  out->http_version = r.http_version;
-  out->attempts = r.attempts;
-  out->headers = r.headers;
-  out->repeated = r.repeated;
+  out->copy_head_from(r);
   return out;
 }
 

@@ -65,14 +65,14 @@ HeaderLine parse_header_line(const char *p, size_t len) {
   // the values joined after it): such a line is junk too.
   if (std::memchr(p, '\0', len)) return out;
   out.kind = HeaderLine::kField;
-  out.name.assign(p, colon);
-  for (char &c : out.name)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+  out.name = p;
+  out.name_len = static_cast<size_t>(colon - p);
   const char *v = colon + 1;
   while (v < end && (*v == ' ' || *v == '\t')) ++v;
   const char *e = end;
   while (e > v && (e[-1] == ' ' || e[-1] == '\t')) --e;
-  out.value.assign(v, e);
+  out.value = v;
+  out.value_len = static_cast<size_t>(e - v);
   return out;
 }
 
@@ -101,10 +101,31 @@ void release_spec_headers(RequestSpec &spec) {
 
 Transfer::~Transfer() { release_spec_headers(spec); }
 
-// What depends on the client's config only: kept on the pooled handle for
-// the client's next transfers (Engine::take_easy), so set once per handle.
-void Transfer::set_client_options(CURL *e, CURLSH *share) const {
+void EasySlot::forget() {
+  client_id = 0;
+  method = Method::kUnknown;
+  url.clear();
+  custom_method.clear();
+  headers = nullptr;
+  post_fields = nullptr;
+  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = -1;
+  socket_data = nullptr;
+}
+
+// What depends on the client's config only, and the slot's own data for the
+// callbacks: kept on the pooled handle for the client's next transfers
+// (Engine::take_easy), so set once per handle.
+void Transfer::set_client_options(EasySlot &slot, CURLSH *share) const {
   const ClientConfig &cfg = client->config;
+  CURL *e = slot.easy;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &slot);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slot.errbuf);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &slot);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &slot);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, &slot);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, &slot);
+  if (!cfg.socket_options.empty()) curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, &slot);
   curl_easy_setopt(e, CURLOPT_SHARE, share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, cfg.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
@@ -139,8 +160,16 @@ void Transfer::set_client_options(CURL *e, CURLSH *share) const {
   if (!cfg.socket_options.empty()) curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, &Transfer::on_sockopt);
 }
 
-void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_for_client) {
-  easy = e;
+void Transfer::set_long(CURL *e, CURLoption option, long &applied, long value) {
+  if (applied == value) return;
+  curl_easy_setopt(e, option, value);
+  applied = value;
+}
+
+void Transfer::prepare_attempt(EasySlot &s, CURLSH *share, int64_t now) {
+  slot = &s;
+  easy = s.easy;
+  s.transfer = this;
   ++attempts;
   attempt_start_us = now;
   first_byte_us = last_byte_us = 0;
@@ -151,56 +180,68 @@ void Transfer::prepare_attempt(CURL *e, CURLSH *share, int64_t now, bool set_up_
   conn_fd = -1;
   body_bytes = 0;
   retry_body.clear();
-  errbuf[0] = '\0';
+  s.errbuf[0] = '\0';
   sockopt_error.clear();
   resp->reset();
   if (client->limiter) usage.reset();
 
-  if (!set_up_for_client) set_client_options(e, share);
-  curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
-  curl_easy_setopt(e, CURLOPT_PRIVATE, this);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, spec.headers);
-  if (spec.method == "GET") {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);  // also undoes a previous POST or HEAD
-  } else if (spec.method == "HEAD") {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec.body.data());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(spec.body.size()));
+  CURL *e = s.easy;
+  if (s.client_id != client->id) {
+    set_client_options(s, share);
+    s.client_id = client->id;
   }
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-                   spec.method == "GET" || spec.method == "HEAD" || spec.method == "POST" ? nullptr
-                                                                                           : spec.method.c_str());
+  if (s.url != spec.url) {
+    curl_easy_setopt(e, CURLOPT_URL, spec.url.c_str());
+    s.url = spec.url;
+  }
+  if (s.headers != spec.headers) {
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, spec.headers);
+    s.headers = spec.headers;
+  }
+  const bool get = spec.method == "GET", head = !get && spec.method == "HEAD";
+  if (get) {
+    // also undoes a previous POST or HEAD
+    if (s.method != EasySlot::Method::kGet) curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    s.method = EasySlot::Method::kGet;
+  } else if (head) {
+    if (s.method != EasySlot::Method::kHead) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    s.method = EasySlot::Method::kHead;
+  } else {
+    if (s.method != EasySlot::Method::kBody) curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    const curl_off_t size = static_cast<curl_off_t>(spec.body.size());
+    if (s.method != EasySlot::Method::kBody || s.post_fields != spec.body.data() || s.post_size != size) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, size);
+      s.post_fields = spec.body.data();
+      s.post_size = size;
+    }
+    s.method = EasySlot::Method::kBody;
+  }
+  const bool custom = !get && !head && spec.method != "POST";
+  if (custom ? s.custom_method != spec.method : !s.custom_method.empty()) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, custom ? spec.method.c_str() : nullptr);
+    s.custom_method = custom ? spec.method : std::string();
+  }
   // Waiting for a connection to multiplex on only pays over TLS with HTTP/2;
   // on plain HTTP/1.1 it queues requests behind a busy connection. An opener
   // opens its own: waiting would tie it to a connect that may hang.
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, spec.multiplexable && !opening ? 1L : 0L);
+  set_long(e, CURLOPT_PIPEWAIT, s.pipewait, spec.multiplexable && !opening ? 1L : 0L);
   // libesp enforces the deadline itself (Engine::check_timers): libcurl 7.88
   // lets a transfer waiting for an HTTP/2 connection overrun it. Its own
   // limit, a little later, is a backstop.
   const int64_t remaining_ms = deadline_us == kNever ? 0 : std::max<int64_t>(1, (deadline_us - now) / 1000) + 50;
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining_ms));
+  set_long(e, CURLOPT_TIMEOUT_MS, s.timeout_ms, static_cast<long>(remaining_ms));
   // libcurl reads 0 as its 300 s default: "none" is a day, within the total.
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(spec.connect_timeout_ms > 0 ? spec.connect_timeout_ms : 86400000));
+  set_long(e, CURLOPT_CONNECTTIMEOUT_MS, s.connect_timeout_ms,
+           static_cast<long>(spec.connect_timeout_ms > 0 ? spec.connect_timeout_ms : 86400000));
   const bool watch_upload = spec.write_timeout_ms > 0 || spec.read_timeout_ms > 0;
-  curl_easy_setopt(e, CURLOPT_NOPROGRESS, watch_upload ? 0L : 1L);
-  if (watch_upload) {
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, this);
-  }
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
-  curl_easy_setopt(e, CURLOPT_PREREQDATA, this);
-  if (!client->config.socket_options.empty()) curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, this);
+  set_long(e, CURLOPT_NOPROGRESS, s.no_progress, watch_upload ? 0L : 1L);
   client->stats.add(client->stats.attempts);
   if (origin) origin->stats.add(origin->stats.attempts);
 }
 
 size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
-  Transfer &t = *static_cast<Transfer *>(self);
+  Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   size_t len = size * n;
   HeaderLine h = parse_header_line(p, len);
   switch (h.kind) {
@@ -213,7 +254,7 @@ size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
       if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
       break;
     case HeaderLine::kField:
-      t.resp->add_header(std::move(h.name), std::move(h.value));
+      t.resp->add_header(h.name, h.name_len, h.value, h.value_len);
       break;
     case HeaderLine::kSkip:
       break;
@@ -238,7 +279,7 @@ void Transfer::headers_complete() {
 }
 
 size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
-  Transfer &t = *static_cast<Transfer *>(self);
+  Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   size_t len = size * n;
   if (!t.headers_done) t.headers_complete();
   if (t.body_bytes + static_cast<int64_t>(len) > t.client->config.max_response_bytes) {
@@ -262,7 +303,7 @@ size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
 }
 
 int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
-  Transfer &t = *static_cast<Transfer *>(self);
+  Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   if (++t.sends > 1) {
     // libcurl found the reused connection dead after sending on it and
     // would send again unseen: refuse; the engine decides on a counted retry.
@@ -281,7 +322,7 @@ int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
 }
 
 int Transfer::on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
-  Transfer &t = *static_cast<Transfer *>(self);
+  Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   if (ulnow != t.uploaded) {
     t.uploaded = ulnow;
     t.upload_progress_us = now_us();
@@ -293,7 +334,7 @@ int Transfer::on_progress(void *self, curl_off_t, curl_off_t, curl_off_t, curl_o
 
 // After libcurl's own options (TCP_NODELAY, keepalive), so the caller's win.
 int Transfer::on_sockopt(void *self, curl_socket_t fd, curlsocktype purpose) {
-  Transfer &t = *static_cast<Transfer *>(self);
+  Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKOPT_OK;
   for (const SocketOption &o : t.client->config.socket_options) {
     if (setsockopt(fd, o.level, o.name, &o.value, sizeof o.value) != 0) {
@@ -354,7 +395,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
     if (status == ESP_ECONNECT && !sockopt_error.empty()) last_error += ": " + sockopt_error;
-    else if (errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + errbuf;
+    else if (slot && slot->errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + slot->errbuf;
     if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }
   return status;
@@ -381,7 +422,7 @@ bool Transfer::connection_dropped(CURLcode code) const {
   long os_errno = 0;
   curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
   return code == CURLE_SSL_CONNECT_ERROR &&
-         (os_errno == ECONNRESET || os_errno == EPIPE || connection_dropped_text(errbuf));
+         (os_errno == ECONNRESET || os_errno == EPIPE || (slot && connection_dropped_text(slot->errbuf)));
 }
 
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {

@@ -93,19 +93,49 @@ struct RequestSpec {
 };
 
 // One line as libcurl hands it to CURLOPT_HEADERFUNCTION (CR LF included):
-// a status line, the blank end of a header block, a field (name in lower
-// case, value without surrounding blanks) or something to skip. A free
-// function so that the fuzzer reaches it without a network.
+// a status line, the blank end of a header block, a field (name as sent,
+// value without surrounding blanks, both pointing into the line) or
+// something to skip. A free function so that the fuzzer reaches it without
+// a network.
 struct HeaderLine {
   enum Kind { kSkip, kStatus, kEnd, kField } kind = kSkip;
   int status = 0;  // kStatus: 0..999, 0 when unreadable
-  std::string name;
-  std::string value;
+  const char *name = nullptr;
+  size_t name_len = 0;
+  const char *value = nullptr;
+  size_t value_len = 0;
 };
 HeaderLine parse_header_line(const char *p, size_t len);
 
 // Frees a spec's own header lines (not the client's shared tail).
 void release_spec_headers(RequestSpec &spec);
+
+// A pooled easy handle (the engine keeps them) and what libcurl was last told
+// on it: an attempt sets only the options that differ from the handle's last
+// attempt. The callbacks' data and the error buffer are the slot's own, set
+// once per handle; the callbacks find the attempt's transfer through it.
+struct EasySlot {
+  explicit EasySlot(CURL *e) : easy(e) {}
+  // After curl_easy_reset: nothing is set any more.
+  void forget();
+
+  CURL *const easy;
+  uint64_t client_id = 0;        // whose client options it carries; 0: none
+  Transfer *transfer = nullptr;  // the attempt running on it (driver only)
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  // Per-attempt options as last set (meaningful while client_id is not 0).
+  enum class Method { kUnknown, kGet, kHead, kBody } method = Method::kUnknown;
+  std::string url;
+  std::string custom_method;  // CURLOPT_CUSTOMREQUEST, "" when unset
+  const struct curl_slist *headers = nullptr;
+  const char *post_fields = nullptr;
+  curl_off_t post_size = -1;
+  long pipewait = -1;
+  long timeout_ms = -1;
+  long connect_timeout_ms = -1;
+  long no_progress = -1;
+  const void *socket_data = nullptr;  // the origin its open/close callbacks get
+};
 
 class Transfer {
  public:
@@ -115,9 +145,10 @@ class Transfer {
   Transfer &operator=(const Transfer &) = delete;
 
   // ---- set up and read back one attempt (driver thread only) ----
-  // Configures `easy` for the next attempt; `share` carries DNS and TLS
-  // sessions. A handle last used by this client keeps its client settings.
-  void prepare_attempt(CURL *easy, CURLSH *share, int64_t now_us, bool set_up_for_client);
+  // Configures the slot's handle for the next attempt; `share` carries DNS
+  // and TLS sessions. A handle last used by this client keeps its client
+  // settings, and every option that has not changed since its last attempt.
+  void prepare_attempt(EasySlot &slot, CURLSH *share, int64_t now_us);
   // Reads what the attempt's easy handle learnt; returns the ESP status of
   // the attempt (ESP_OK when an HTTP response arrived).
   int finish_attempt(CURLcode code, int64_t now_us);
@@ -141,9 +172,15 @@ class Transfer {
 
   // Bookkeeping of the engine (driver thread only).
   std::shared_ptr<Engine> engine;  // the engine that carries it, kept while the transfer lives
+  // The engine's own reference while it drives the transfer (from start to
+  // finish), and its place in the engine's list of those (no allocation).
+  std::shared_ptr<Transfer> held;
+  Transfer *held_prev = nullptr;
+  Transfer *held_next = nullptr;
   ConnectionWatcher *watcher = nullptr;  // that engine, told about the connection
   Origin *origin = nullptr;
-  CURL *easy = nullptr;
+  EasySlot *slot = nullptr;  // the handle of the running attempt
+  CURL *easy = nullptr;      // and its libcurl handle (slot->easy)
   bool holds_slot = false;
   bool is_probe = false;       // the half-open breaker's single probe
   bool fleet_probe = false;    // and the fleet's (shared_state), its outcome not yet published
@@ -192,13 +229,14 @@ class Transfer {
   uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
   std::string retry_body;         // body of a withheld attempt
-  char errbuf[CURL_ERROR_SIZE] = {0};
   std::string sockopt_error;      // a socket option the kernel refused
   int last_error_status = ESP_OK;
   std::string last_error;
 
  private:
-  void set_client_options(CURL *e, CURLSH *share) const;
+  void set_client_options(EasySlot &slot, CURLSH *share) const;
+  // Sets a long option unless the handle has it already.
+  static void set_long(CURL *e, CURLoption option, long &applied, long value);
   static size_t on_header(char *p, size_t size, size_t n, void *self);
   static size_t on_write(char *p, size_t size, size_t n, void *self);
   static int on_prereq(void *self, char *, char *, int, int local_port);
