@@ -94,6 +94,10 @@ export interface RequestOptions {
   writeTimeoutMs?: number;
   /** Longest wait for a connection slot (ESP_EPOOLTIMEOUT); default: the client's pool_timeout_ms. */
   poolTimeoutMs?: number;
+  /** Longest wait for the response head, per attempt; default: the client's first_byte_timeout_ms; Infinity: none. */
+  firstByteTimeoutMs?: number;
+  /** Longest silence between body bytes once the head arrived; default: the client's idle_timeout_ms (none when readTimeoutMs is set); Infinity: none. */
+  idleTimeoutMs?: number;
   /** false: never retry this request, whatever the client's max_retries. */
   retry?: boolean;
   /** Aborting it cancels the call, which rejects with an AbortError. */

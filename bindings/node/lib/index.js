@@ -95,6 +95,8 @@ function encodeRequest(req) {
     timeoutField(req.readTimeoutMs, 'readTimeoutMs'),
     timeoutField(req.writeTimeoutMs, 'writeTimeoutMs'),
     timeoutField(req.poolTimeoutMs, 'poolTimeoutMs'),
+    timeoutField(req.firstByteTimeoutMs, 'firstByteTimeoutMs'),
+    timeoutField(req.idleTimeoutMs, 'idleTimeoutMs'),
   ];
   return {
     method: req.method ?? null,

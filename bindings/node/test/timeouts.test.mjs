@@ -51,3 +51,32 @@ test('timeoutMs: Infinity lifts the total limit of the client for one request', 
   assert.equal((await client.request({ ...slow, timeoutMs: Infinity })).status, 200);
   await assert.rejects(client.request({ ...slow, readTimeoutMs: -5 }), TypeError);
 });
+
+test('firstByteTimeoutMs bounds the wait for the head and idleTimeoutMs the silences in the body, each alone', async () => {
+  const client = getClient(mock.config({ max_retries: 0 }));
+  after(() => client.close());
+  const lateHead = { path: `${mock.url}/echo`, headers: { 'x-mock-delay-ms': '600' } };
+  let started = Date.now();
+  await assert.rejects(client.request({ ...lateHead, firstByteTimeoutMs: 250 }), (err) => {
+    assert.ok(err instanceof TimeoutError, `${err}`);
+    assert.match(err.message, /^first-byte timeout.*\(250 ms\)/);
+    return true;
+  });
+  const waited = Date.now() - started;
+  assert.ok(waited >= 250 && waited < 550, `first-byte timeout after ${waited} ms`);
+  // An idle limit says nothing about the wait for the head.
+  assert.equal((await client.request({ ...lateHead, idleTimeoutMs: 150 })).status, 200);
+
+  const slowBody = { path: `${mock.url}/echo`, headers: { 'x-mock-slowloris': '400' } };
+  started = Date.now();
+  await assert.rejects(client.request({ ...slowBody, idleTimeoutMs: 150 }), (err) => {
+    assert.ok(err instanceof TimeoutError, `${err}`);
+    assert.match(err.message, /^idle timeout.*\(150 ms\)/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 1000, `idle timeout after ${Date.now() - started} ms`);
+  // Nor does a first-byte limit bound a body that keeps coming.
+  const steady = { path: `${mock.url}/echo`, headers: { 'x-mock-slowloris': '30' } };
+  assert.equal((await client.request({ ...steady, firstByteTimeoutMs: 300 })).status, 200);
+  await assert.rejects(client.request({ ...slowBody, idleTimeoutMs: -1 }), TypeError);
+});
