@@ -556,7 +556,7 @@ ClientConfig parse_config(const char *json) {
   c.canonical = canonical_form(c);
   c.transport_key = (c.verify_tls ? "v1|" : "v0|") + c.ca_file + "|" + c.client_cert + "|" +
                     c.client_key + "|" + c.proxy + "|" + (c.http2 ? "h2" : "h1");
-  c.base_origin_key = c.base_origin + "|" + c.transport_key;
+  c.base_origin_key = c.origin_key(c.base_origin);
   return c;
 }
 

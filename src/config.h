@@ -107,7 +107,10 @@ struct ClientConfig {
   std::string canonical;       // identity of the client: contains secrets, never printed
   std::string base_origin;     // "https://api.openai.com:443"
   std::string transport_key;   // what decides whether two configs may share connections
-  std::string base_origin_key; // base_origin + "|" + transport_key: its requests' origin (Engine::origin)
+  std::string base_origin_key; // origin_key(base_origin), computed once: most requests go there
+
+  // The key of the engine's Origin for requests to `origin` with this config's transport.
+  std::string origin_key(const std::string &origin) const { return origin + "|" + transport_key; }
 
   // May a request to `origin` ("scheme://host:port") carry the credentials?
   bool trusts(const std::string &origin) const;

@@ -129,7 +129,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   if (absolute) {
     spec.url = path;
     spec.origin_label = origin_of(spec.url);
-    spec.origin_key = spec.origin_label + "|" + cfg.transport_key;
+    spec.origin_key = cfg.origin_key(spec.origin_label);
   } else {
     // One allocation for the whole URL, the default query included.
     spec.url.reserve(cfg.base_url.size() + 2 + static_cast<size_t>(path_end - path) + cfg.default_query.size());
