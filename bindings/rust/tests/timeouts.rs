@@ -73,31 +73,30 @@ fn idle_timeout_bounds_silences_in_the_body_but_not_the_head() {
     assert_eq!(client.request(&steady).unwrap().status(), 200);
 }
 
+/// The message of the timeout an async request ends with.
+async fn timed_out_async(client: &Client, request: &Request) -> String {
+    let error = client.send(request).await.unwrap_err();
+    assert!(matches!(error, Error::TimedOut(_)), "{error:?}");
+    error.message().to_owned()
+}
+
 #[tokio::test]
 async fn async_requests_carry_both_timeouts() {
     let client = client();
-    let error = client
-        .send(
-            &Request::get("models")
-                .header("x-mock-delay-ms", "600")
-                .first_byte_timeout(Duration::from_millis(200)),
-        )
-        .await
-        .unwrap_err();
+    let late_head = Request::get("models")
+        .header("x-mock-delay-ms", "600")
+        .first_byte_timeout(Duration::from_millis(200));
+    let message = timed_out_async(&client, &late_head).await;
     assert!(
-        error.message().starts_with("first-byte timeout") && error.message().contains("(200 ms)"),
-        "{error:?}"
+        message.starts_with("first-byte timeout") && message.contains("(200 ms)"),
+        "{message}"
     );
-    let error = client
-        .send(
-            &Request::get("models")
-                .header("x-mock-slowloris", "400")
-                .idle_timeout(Duration::from_millis(150)),
-        )
-        .await
-        .unwrap_err();
+    let slow_body = Request::get("models")
+        .header("x-mock-slowloris", "400")
+        .idle_timeout(Duration::from_millis(150));
+    let message = timed_out_async(&client, &slow_body).await;
     assert!(
-        error.message().starts_with("idle timeout") && error.message().contains("(150 ms)"),
-        "{error:?}"
+        message.starts_with("idle timeout") && message.contains("(150 ms)"),
+        "{message}"
     );
 }
