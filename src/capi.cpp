@@ -146,7 +146,7 @@ int esp_response_http_version(const esp_response *r) { return r ? r->http_versio
 
 int esp_response_attempts(const esp_response *r) { return r ? r->attempts : 0; }
 
-void esp_response_free(esp_response *r) { delete r; }
+void esp_response_free(esp_response *r) { esp_response::recycle(r); }
 
 int esp_request_async(esp_client client, const esp_request_opts *req, const esp_callbacks *cb, void *user,
                       esp_call *out) {

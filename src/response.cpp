@@ -1,6 +1,6 @@
 // esp_response's head: fields appended to one buffer as they arrive, repeated
 // names joined once the head is complete, case-insensitive lookup for
-// esp_response_header.
+// esp_response_header; and each thread's spare response.
 #include "response.h"
 
 #include <strings.h>
@@ -29,7 +29,30 @@ void copy_lower(char *out, const char *in, size_t n) {
   for (; i < n; ++i) out[i] = lower(in[i]);
 }
 
+// Four allocations a request (the object, the head's buffer and index, the
+// body) are saved when a thread frees a response and then makes the next
+// request, as a blocking caller or a completion callback does. Larger
+// buffers are not kept: a spare must not pin a big body.
+constexpr size_t kSpareMaxBytes = 16 * 1024;
+thread_local std::unique_ptr<esp_response> spare;
+
 }  // namespace
+
+std::unique_ptr<esp_response> esp_response::make() {
+  if (!spare) return std::make_unique<esp_response>();
+  std::unique_ptr<esp_response> r = std::move(spare);
+  r->reset();
+  r->attempts = 1;
+  return r;
+}
+
+void esp_response::recycle(esp_response *r) {
+  if (r && r->body.capacity() <= kSpareMaxBytes && r->head_capacity_ <= kSpareMaxBytes &&
+      r->fields_.capacity() * sizeof(Field) <= kSpareMaxBytes)
+    spare.reset(r);
+  else
+    delete r;
+}
 
 void esp_response::add_header(const char *name, size_t name_len, const char *value, size_t value_len) {
   const size_t name_at = head_size_;
@@ -108,6 +131,7 @@ void esp_response::copy_head_from(const esp_response &r) {
 }
 
 bool esp_response::delivers_events(bool events_wanted) const {
+  if (!events_wanted) return false;
   const char *type = header("content-type");
-  return events_wanted && type && strncasecmp(type, "text/event-stream", 17) == 0;
+  return type && strncasecmp(type, "text/event-stream", 17) == 0;
 }

@@ -1,5 +1,6 @@
 // The response object behind the opaque esp_response of the ABI. The head's
-// fields live in one buffer (two allocations per head, whatever its size).
+// fields live in one buffer (two allocations per head, whatever its size), and
+// a thread reuses the response it freed last for its next request.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,12 @@ struct esp_response {
   const char *header_value(size_t i) const { return head_.get() + fields_[i].value_at; }
   // Copies status, version, attempts and the head (not the body).
   void copy_head_from(const esp_response &r);
+  // A response for a new request: the calling thread's spare (the last one
+  // it freed, emptied) or a new one.
+  static std::unique_ptr<esp_response> make();
+  // esp_response_free: keeps r as the thread's spare, with the capacity of
+  // its head and body, unless these are large.
+  static void recycle(esp_response *r);
   // The one SSE-or-raw rule: a body reaches a reader that wants events as
   // parsed Server-Sent Events when it is text/event-stream, and as raw
   // chunks otherwise.

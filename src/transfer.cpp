@@ -82,7 +82,7 @@ size_t Sink::body(Transfer &t, const char *p, size_t n) {
 }
 
 Transfer::Transfer(std::shared_ptr<Client> c, RequestSpec s, std::unique_ptr<Sink> k)
-    : client(std::move(c)), spec(std::move(s)), sink(std::move(k)), resp(new esp_response) {
+    : client(std::move(c)), spec(std::move(s)), sink(std::move(k)), resp(esp_response::make()) {
   submitted_us = now_us();
   deadline_us = spec.timeout_ms > 0 ? submitted_us + spec.timeout_ms * 1000 : kNever;
 }
