@@ -71,7 +71,7 @@ RetryDecision decide_retry(const RetryFacts &f, const ClientConfig &cfg, int64_t
   if (f.sent && !f.replay_safe) return no;
   int64_t hinted = -1;
   if (f.attempt_status == ESP_OK) {
-    const char *should = f.resp ? f.resp->header("x-should-retry") : nullptr;
+    const char *should = f.resp ? f.resp->should_retry_hint() : nullptr;
     if (should && std::strcmp(should, "false") == 0) return no;
     const bool forced = should && std::strcmp(should, "true") == 0;
     if (!forced && !(f.resp && status_retryable(f.resp->status))) return no;

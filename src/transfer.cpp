@@ -41,41 +41,6 @@ std::string errno_text(int err) {
 
 }  // namespace
 
-HeaderLine parse_header_line(const char *p, size_t len) {
-  HeaderLine out;
-  const char *end = p + len;
-  while (end > p && (end[-1] == '\n' || end[-1] == '\r')) --end;
-  len = static_cast<size_t>(end - p);
-  if (len >= 5 && std::memcmp(p, "HTTP/", 5) == 0) {
-    out.kind = HeaderLine::kStatus;
-    const char *sp = static_cast<const char *>(std::memchr(p, ' ', len));
-    int code = 0;
-    for (const char *d = sp ? sp + 1 : end; d < end && *d >= '0' && *d <= '9' && code <= 999; ++d)
-      code = code * 10 + (*d - '0');
-    out.status = code <= 999 ? code : 0;
-    return out;
-  }
-  if (len == 0) {
-    out.kind = HeaderLine::kEnd;
-    return out;
-  }
-  const char *colon = static_cast<const char *>(std::memchr(p, ':', len));
-  if (!colon || colon == p) return out;  // obsolete folding or junk: skip
-  // A NUL would cut the name or value short for every C caller (and hide
-  // the values joined after it): such a line is junk too.
-  if (std::memchr(p, '\0', len)) return out;
-  out.kind = HeaderLine::kField;
-  out.name = p;
-  out.name_len = static_cast<size_t>(colon - p);
-  const char *v = colon + 1;
-  while (v < end && (*v == ' ' || *v == '\t')) ++v;
-  const char *e = end;
-  while (e > v && (e[-1] == ' ' || e[-1] == '\t')) --e;
-  out.value = v;
-  out.value_len = static_cast<size_t>(e - v);
-  return out;
-}
-
 size_t Sink::body(Transfer &t, const char *p, size_t n) {
   t.resp->body.append(p, n);
   return n;
@@ -243,18 +208,19 @@ void Transfer::prepare_attempt(EasySlot &s, CURLSH *share, int64_t now) {
 size_t Transfer::on_header(char *p, size_t size, size_t n, void *self) {
   Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   size_t len = size * n;
-  HeaderLine h = parse_header_line(p, len);
-  switch (h.kind) {
+  // Only the status line is parsed here: fields are kept raw and parsed
+  // when the head is first read, often by the caller, not this thread.
+  switch (header_line_kind(p, len)) {
     case HeaderLine::kStatus:
       t.resp->clear_headers();
       t.headers_done = false;
-      t.resp->status = h.status;
+      t.resp->status = parse_header_line(p, len).status;
       break;
     case HeaderLine::kEnd:
       if (t.resp->status >= 200 && !t.headers_done) t.headers_complete();
       break;
     case HeaderLine::kField:
-      t.resp->add_header(h.name, h.name_len, h.value, h.value_len);
+      t.resp->add_header_line(p, len);
       break;
     case HeaderLine::kSkip:
       break;
@@ -271,7 +237,6 @@ void Transfer::headers_complete() {
   resp->http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : 11;
   if (origin && version == CURL_HTTP_VERSION_2_0) origin->multiplexed = true;
   if (origin && spec.multiplexable && version != CURL_HTTP_VERSION_2_0) origin->http1_only = true;
-  resp->index_headers();
   resp->attempts = attempts;
   if (client->limiter) client->limiter->learn(*resp, now);  // limits, pauses, 429s
   will_retry = retry_delay_us(ESP_OK, now) >= 0;

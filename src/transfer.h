@@ -92,21 +92,6 @@ struct RequestSpec {
   bool replay_safe = false;
 };
 
-// One line as libcurl hands it to CURLOPT_HEADERFUNCTION (CR LF included):
-// a status line, the blank end of a header block, a field (name as sent,
-// value without surrounding blanks, both pointing into the line) or
-// something to skip. A free function so that the fuzzer reaches it without
-// a network.
-struct HeaderLine {
-  enum Kind { kSkip, kStatus, kEnd, kField } kind = kSkip;
-  int status = 0;  // kStatus: 0..999, 0 when unreadable
-  const char *name = nullptr;
-  size_t name_len = 0;
-  const char *value = nullptr;
-  size_t value_len = 0;
-};
-HeaderLine parse_header_line(const char *p, size_t len);
-
 // Frees a spec's own header lines (not the client's shared tail).
 void release_spec_headers(RequestSpec &spec);
 

@@ -80,5 +80,5 @@ TEST(Response, HeadersLookUpCaseInsensitivelyAndJoinRepeats) {
   EXPECT_STREQ(r.header("SET-COOKIE"), "a=1, b=2");
   EXPECT_STREQ(r.header("x-one"), "1");
   EXPECT_EQ(r.header("x-none"), nullptr);
-  EXPECT_EQ(r.repeated.size(), 1u);
+  EXPECT_EQ(r.repeated().size(), 1u);
 }
