@@ -2,7 +2,9 @@
 // WHATWG rules, and response-header lookup.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "response.h"
@@ -81,4 +83,53 @@ TEST(Response, HeadersLookUpCaseInsensitivelyAndJoinRepeats) {
   EXPECT_STREQ(r.header("x-one"), "1");
   EXPECT_EQ(r.header("x-none"), nullptr);
   EXPECT_EQ(r.repeated().size(), 1u);
+}
+
+// The head is kept as libcurl's raw lines and parsed when first read: what a
+// reader sees is what the parsed head used to be, whatever the lines.
+TEST(Response, RawHeadLinesReadAsParsedFields) {
+  esp_response r;
+  for (const char *line : {"Content-Type:  application/json \r\n", "X-Should-Retry: false\r\n", " folded\r\n",
+                           "no colon\r\n", ": no name\r\n", "Empty:\r\n", "Set-Cookie: a=1\n", "set-cookie: b=2"})
+    r.add_header_line(line, std::strlen(line));
+  const char nul_line[] = "X-Nul: a\0b\r\n";
+  r.add_header_line(nul_line, sizeof nul_line - 1);
+  ASSERT_EQ(r.header_count(), 5u);  // the folded, colonless, nameless and NUL lines are dropped
+  EXPECT_STREQ(r.header_name(0), "content-type");
+  EXPECT_STREQ(r.header_value(0), "application/json");
+  EXPECT_STREQ(r.should_retry_hint(), "false");
+  EXPECT_STREQ(r.header("empty"), "");
+  EXPECT_STREQ(r.header("Set-Cookie"), "a=1, b=2");
+  EXPECT_EQ(r.header("x-nul"), nullptr);
+  // A trailer after the head was read joins it.
+  r.add_header_line("Set-Cookie: c=3\r\n", 17);
+  EXPECT_STREQ(r.header("set-cookie"), "a=1, b=2, c=3");
+  EXPECT_EQ(r.header_count(), 6u);
+  // A head without x-should-retry is not parsed for it.
+  esp_response plain;
+  plain.add_header_line("X-Should-Retryx: true\r\n", 23);
+  EXPECT_EQ(plain.should_retry_hint(), nullptr);
+}
+
+// esp_response_header may run on several threads at once: the first read
+// parses the head, the others wait for it and see the same fields.
+TEST(Response, HeadReadFromSeveralThreadsAtOnce) {
+  for (int round = 0; round < 50; ++round) {
+    esp_response r;
+    for (int i = 0; i < 12; ++i) {
+      const std::string line = "X-Field-" + std::to_string(i) + ": v" + std::to_string(i) + "\r\n";
+      r.add_header_line(line.data(), line.size());
+    }
+    r.add_header_line("x-field-3: again\r\n", 18);
+    std::vector<std::thread> readers;
+    std::vector<int> ok(4, 0);
+    for (int t = 0; t < 4; ++t)
+      readers.emplace_back([&r, &ok, t] {
+        const char *again = r.header("X-FIELD-3");
+        ok[t] = r.header_count() == 13 && again && std::strcmp(again, "v3, again") == 0 &&
+                std::strcmp(r.header_value(11), "v11") == 0;
+      });
+    for (auto &th : readers) th.join();
+    for (int t = 0; t < 4; ++t) EXPECT_EQ(ok[t], 1) << "round " << round << " reader " << t;
+  }
 }
