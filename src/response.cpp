@@ -83,7 +83,7 @@ constexpr size_t kShouldRetryLen = sizeof kShouldRetry - 1;
 // body) are saved when a thread frees a response and then makes the next
 // request, as a blocking caller or a completion callback does. Larger
 // buffers are not kept: a spare must not pin a big body.
-constexpr size_t kSpareMaxBytes = 16 * 1024;
+constexpr size_t kSpareMaxBytes = size_t{16} * 1024;
 thread_local std::unique_ptr<esp_response> spare;
 
 }  // namespace
@@ -133,7 +133,8 @@ void esp_response::add_header_line(const char *line, size_t len) {
 void esp_response::add_header(const char *name, size_t name_len, const char *value, size_t value_len) {
   char *out = grow_head(name_len + value_len + 3);
   std::memcpy(out, name, name_len);
-  std::memcpy(out + name_len, ": ", 2);
+  out[name_len] = ':';
+  out[name_len + 1] = ' ';
   if (value_len) std::memcpy(out + name_len + 2, value, value_len);
   out[name_len + 2 + value_len] = '\n';
   if (name_len == kShouldRetryLen && strncasecmp(name, kShouldRetry, kShouldRetryLen) == 0)
