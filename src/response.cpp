@@ -84,24 +84,38 @@ constexpr size_t kShouldRetryLen = sizeof kShouldRetry - 1;
 // request, as a blocking caller or a completion callback does. Larger
 // buffers are not kept: a spare must not pin a big body.
 constexpr size_t kSpareMaxBytes = size_t{16} * 1024;
-thread_local std::unique_ptr<esp_response> spare;
+struct Spare {
+  esp_response *response = nullptr;
+  // Set as the thread exits: a response freed later (by another
+  // thread-local's destructor) is deleted, not kept.
+  bool gone = false;
+  ~Spare() {
+    delete response;
+    response = nullptr;
+    gone = true;
+  }
+};
+thread_local Spare spare;
 
 }  // namespace
 
 std::unique_ptr<esp_response> esp_response::make() {
-  if (!spare) return std::make_unique<esp_response>();
-  std::unique_ptr<esp_response> r = std::move(spare);
+  if (!spare.response) return std::make_unique<esp_response>();
+  std::unique_ptr<esp_response> r(spare.response);
+  spare.response = nullptr;
   r->reset();
   r->attempts = 1;
   return r;
 }
 
 void esp_response::recycle(esp_response *r) {
-  if (r && r->body.capacity() <= kSpareMaxBytes && r->head_capacity_ <= kSpareMaxBytes &&
-      r->fields_.capacity() * sizeof(Field) <= kSpareMaxBytes)
-    spare.reset(r);
-  else
+  if (!spare.gone && r && r->body.capacity() <= kSpareMaxBytes && r->head_capacity_ <= kSpareMaxBytes &&
+      r->fields_.capacity() * sizeof(Field) <= kSpareMaxBytes) {
+    delete spare.response;
+    spare.response = r;
+  } else {
     delete r;
+  }
 }
 
 char *esp_response::grow_head(size_t more) {
