@@ -319,24 +319,26 @@ static napi_value response_object(napi_env env, esp_response *resp) {
   return obj;
 }
 
-/* A body as a Buffer. A small one is copied and resp freed at once (cheaper
- * than an external buffer, whose finalizer waits for a GC); a larger one
- * borrows resp's memory (zero-copy) and frees it when collected. Takes
- * ownership of resp. */
+/* A body for JS: a small one copied into an ArrayBuffer (JS wraps it in a
+ * Buffer: a Buffer made here costs a prototype change per object in V8,
+ * which JS's own constructor avoids), resp freed at once (cheaper than an
+ * external buffer, whose finalizer waits for a GC); a larger one as a Buffer
+ * borrowing resp's memory (zero-copy), freed when collected; undefined when
+ * empty. Takes ownership of resp. */
 #define COPIED_BODY_MAX 16384
-static napi_value body_buffer(napi_env env, esp_response *resp) {
+static napi_value body_value(napi_env env, esp_response *resp) {
   napi_value body;
   size_t len = 0;
   const void *bytes = esp_response_body(resp, &len);
-  if (!bytes || len == 0) {
-    esp_response_free(resp);
-    napi_create_buffer(env, 0, NULL, &body);
-    return body;
-  }
   if (len > COPIED_BODY_MAX &&
       napi_create_external_buffer(env, len, (void *)bytes, free_response, resp, &body) == napi_ok)
     return body;
-  if (napi_create_buffer_copy(env, len, bytes, NULL, &body) != napi_ok) napi_get_undefined(env, &body);
+  void *copy = NULL;
+  if (!bytes || len == 0 || napi_create_arraybuffer(env, len, &copy, &body) != napi_ok) {
+    napi_get_undefined(env, &body);
+    len = 0;
+  }
+  if (len) memcpy(copy, bytes, len);
   esp_response_free(resp);
   return body;
 }
@@ -391,7 +393,7 @@ static void completion_arguments(napi_env env, Message *m, napi_value argv[8]) {
   argv[4] = joined_headers(env, resp);
   argv[6] = make_int(env, esp_response_attempts(resp));
   argv[7] = make_int(env, esp_response_http_version(resp));
-  argv[5] = body_buffer(env, resp); /* frees resp: last */
+  argv[5] = body_value(env, resp); /* frees resp: last */
 }
 
 /* A stream's ready, on the JS thread (env NULL: dropped at teardown). */
@@ -612,7 +614,8 @@ static napi_value request_args_failed(napi_env env) {
  *         headers: string[] (name, value, ...), body: Buffer|null,
  *         timeoutMs: number, flags: number,
  *         callback: (status, detail?, requestSent, httpStatus?, headers?
- *                    ("name\0value\0..."), body?: Buffer, attempts?,
+ *                    ("name\0value\0..."), body?: ArrayBuffer (up to 16 KiB)
+ *                    | Buffer, attempts?,
  *                    httpVersion?) => void,
  *         phaseTimeouts?: number[])
  *   -> bigint call | negative status
