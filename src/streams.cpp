@@ -20,6 +20,14 @@ namespace {
 // The largest buffer a stream keeps for reuse (a big raw chunk's is freed).
 constexpr size_t kSpareBytes = 4096;
 
+// libcurl's receive buffer for a stream that may carry events: 16 KiB by
+// default, allocated per transfer and held while the stream lives (half the
+// heap of an idle stream). Paced events are read one at a time (~100-500
+// bytes each), so a small buffer costs a read only when a backlog or a large
+// event arrives. A raw stream (ESP_REQ_STREAM_RAW: bulk bytes) keeps the
+// default.
+constexpr long kEventReadBytes = 2048;
+
 esp_response *copy_head(const esp_response &r) {
   auto *out = new esp_response;
   out->copy_head_from(r);
@@ -75,6 +83,8 @@ class StreamSink : public Sink {
     append(lock, p, n);
     return n;
   }
+
+  long read_buffer_bytes() const override { return st_->raw ? CURL_MAX_WRITE_SIZE : kEventReadBytes; }
 
   void replay(Transfer &, const std::string &b) override {
     std::unique_lock<std::mutex> lock(st_->mu);

@@ -73,7 +73,7 @@ void EasySlot::forget() {
   custom_method.clear();
   headers = nullptr;
   post_fields = nullptr;
-  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = -1;
+  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = buffer_bytes = -1;
   socket_data = nullptr;
 }
 
@@ -201,6 +201,9 @@ void Transfer::prepare_attempt(EasySlot &s, CURLSH *share, int64_t now) {
            static_cast<long>(spec.connect_timeout_ms > 0 ? spec.connect_timeout_ms : 86400000));
   const bool watch_upload = spec.write_timeout_ms > 0 || spec.read_timeout_ms > 0;
   set_long(e, CURLOPT_NOPROGRESS, s.no_progress, watch_upload ? 0L : 1L);
+  // Streams of events read with a small buffer: most of the memory a live
+  // stream holds otherwise (StreamSink::read_buffer_bytes).
+  set_long(e, CURLOPT_BUFFERSIZE, s.buffer_bytes, sink->read_buffer_bytes());
   client->stats.add(client->stats.attempts);
   if (origin) origin->stats.add(origin->stats.attempts);
 }

@@ -36,6 +36,9 @@ class Sink {
   // Exactly once. resp is null unless status is ESP_OK.
   virtual void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp,
                         const std::string &error) = 0;
+  // libcurl's receive buffer for the transfer (CURLOPT_BUFFERSIZE, held per
+  // handle for as long as the transfer lives).
+  virtual long read_buffer_bytes() const { return CURL_MAX_WRITE_SIZE; }
 };
 
 // A request routed over the deployments of the client it was made on
@@ -119,6 +122,7 @@ struct EasySlot {
   long timeout_ms = -1;
   long connect_timeout_ms = -1;
   long no_progress = -1;
+  long buffer_bytes = -1;
   const void *socket_data = nullptr;  // the origin its open/close callbacks get
 };
 

@@ -87,16 +87,18 @@ build-asan: $(B)/asan/esp_tests
 build-tsan: $(B)/tsan/esp_tests
 
 test-asan: $(B)/asan/esp_tests
-	$(SAN_SUITE_ENV) $(ASAN_ENV) $< $(GTEST_ARGS)
+	@$(SAN_SUITE_ENV) $(ASAN_ENV) $(call sharded,$(B)/asan/suite.log,$< $(GTEST_ARGS)); rc=$$?; cat $(B)/asan/suite.log; exit $$rc
 
 test-tsan: $(B)/tsan/esp_tests
-	$(SAN_SUITE_ENV) $(TSAN_ENV) $< --gtest_filter='$(TSAN_TESTS)' $(GTEST_ARGS)
+	@$(SAN_SUITE_ENV) $(TSAN_ENV) $(call sharded,$(B)/tsan/suite.log,$< --gtest_filter='$(TSAN_TESTS)' $(GTEST_ARGS)); rc=$$?; \
+	  cat $(B)/tsan/suite.log; exit $$rc
 
-# Both binaries build in parallel under -j; the runs go one after the other
-# (the suites time things, they should not compete for the two cores).
+# Both binaries build in parallel under -j; the runs go one after the other,
+# each in $(SHARDS) shards (the suites time things: two suites at once would
+# be four processes on two cores).
 test-sanitize: $(B)/asan/esp_tests $(B)/tsan/esp_tests
-	$(SAN_SUITE_ENV) $(ASAN_ENV) $(B)/asan/esp_tests $(GTEST_ARGS)
-	$(SAN_SUITE_ENV) $(TSAN_ENV) $(B)/tsan/esp_tests --gtest_filter='$(TSAN_TESTS)' $(GTEST_ARGS)
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-tsan
 
 # ---- fuzzing (libFuzzer, with ASan+UBSan) ---------------------------------------
 # Targets in test/fuzz/fuzz_<name>.cpp, seeds in test/fuzz/corpus/<name>/
@@ -239,14 +241,19 @@ $(B)/valgrind/esp_tests: $(call SAN_SRC_OBJS,valgrind) $(call SAN_TEST_OBJS,valg
 
 build-valgrind: $(B)/valgrind/esp_tests
 
-# $(1): log name, $(2): gtest filter, $(3): which leak kinds are errors
+# $(1): log name, $(2): gtest filter, $(3): which leak kinds are errors.
+# In $(SHARDS) shards: valgrind runs one thread at a time, so each shard is
+# one core's worth; every shard writes its own log ($(1).<shard>.log).
 define valgrind_run
-	$(SAN_SUITE_ENV) valgrind $(VALGRIND_FLAGS) --errors-for-leak-kinds=$(3) --log-file=$(B)/valgrind/$(1).log \
-	  $(B)/valgrind/esp_tests --gtest_filter='$(2)' $(GTEST_ARGS) \
-	  || { grep -B2 -A40 -m3 'Invalid\|uninitialised\|definitely lost in\|indirectly lost in\|Mismatched\|overlap' $(B)/valgrind/$(1).log; \
-	       grep -A8 'LEAK SUMMARY\|ERROR SUMMARY' $(B)/valgrind/$(1).log; exit 1; }
-	@echo "valgrind $(1):"; grep -A3 'LEAK SUMMARY' $(B)/valgrind/$(1).log | tail -3 | sed 's/^==[0-9]*== */  /'
-	@grep 'ERROR SUMMARY' $(B)/valgrind/$(1).log | sed 's/^==[0-9]*== */  /'
+	@rm -f $(B)/valgrind/$(1).*.log
+	@$(SAN_SUITE_ENV) $(call sharded,$(B)/valgrind/$(1).out,valgrind $(VALGRIND_FLAGS) --errors-for-leak-kinds=$(3) \
+	  --log-file=$(B)/valgrind/$(1).%q{GTEST_SHARD_INDEX}.log $(B)/valgrind/esp_tests --gtest_filter='$(2)' $(GTEST_ARGS)) \
+	  || { cat $(B)/valgrind/$(1).out; \
+	       grep -B2 -A40 -m3 'Invalid\|uninitialised\|definitely lost in\|indirectly lost in\|Mismatched\|overlap' $(B)/valgrind/$(1).*.log; \
+	       grep -A8 'LEAK SUMMARY\|ERROR SUMMARY' $(B)/valgrind/$(1).*.log; exit 1; }
+	@grep -h '^\[  PASSED\|^\[==========\] [0-9]* tests\? from .* ran' $(B)/valgrind/$(1).out
+	@echo "valgrind $(1):"; for log in $(B)/valgrind/$(1).*.log; do echo "  $${log##*/}:"; \
+	  grep -A3 'LEAK SUMMARY' $$log | tail -3; grep 'ERROR SUMMARY' $$log; done | sed 's/^==[0-9]*== */  /'
 endef
 
 test-valgrind: $(B)/valgrind/esp_tests
@@ -327,7 +334,7 @@ $(B)/cov/esp_tests: $(call SAN_SRC_OBJS,cov) $(call SAN_TEST_OBJS,cov)
 coverage: $(B)/cov/esp_tests
 	$(call need_tool,lcov,lcov)
 	@find $(B)/cov -name '*.gcda' -delete
-	$(SUITE_ENV) $< $(GTEST_ARGS)
+	@$(SUITE_ENV) $(call sharded,$(B)/cov/suite.log,$< $(GTEST_ARGS)); rc=$$?; cat $(B)/cov/suite.log; exit $$rc
 	@$(LCOV) --capture --directory $(B)/cov/obj/src --base-directory $(CURDIR) --output-file $(B)/cov/all.info
 	@$(LCOV) --extract $(B)/cov/all.info '$(CURDIR)/src/*' --output-file $(B)/cov/src.info
 	@genhtml --quiet --output-directory $(B)/cov/html $(B)/cov/src.info >/dev/null 2>&1 || true

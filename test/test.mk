@@ -24,10 +24,16 @@ $(B)/fleet_worker: test/fleet/worker.c include/esp.h $(B)/libesp.so
 redis-tool:
 	$(call need_tool,redis-server,redis-server)
 
+# The C suites run as $(SHARDS) processes at once, each with its share of the
+# tests (test/shards.sh): they mostly wait on servers and timers.
+# $(call sharded,LOG,COMMAND): runs it so, leaves the joined output in LOG.
+SHARDS ?= 2
+sharded = test/shards.sh $(SHARDS) $(1) $(2)
+
 # The suite runs with debug logging on and with recognisable fake keys
 # ("...SECRET"): no log line, stats document or error may contain one.
 test-c: $(B)/esp_tests redis-tool
-	@ESP_ROOT=$(CURDIR) ESP_LOG=debug $(B)/esp_tests $(GTEST_ARGS) > $(B)/test-c.log 2>&1; rc=$$?; \
+	@ESP_ROOT=$(CURDIR) ESP_LOG=debug $(call sharded,$(B)/test-c.log,$(B)/esp_tests $(GTEST_ARGS)); rc=$$?; \
 	  grep -v '^level=' $(B)/test-c.log; exit $$rc
 	@! grep -n 'SECRET' $(B)/test-c.log || { echo "a secret reached the output above"; exit 1; }
 	@echo "redaction: $$(grep -c '^level=' $(B)/test-c.log) debug log lines, no key in any"
@@ -72,8 +78,13 @@ test-bindings: test-go test-rust test-node test-python
 # CI runs them on their own. Python: openai, anthropic, LangChain, LlamaIndex,
 # Esperanto, Langroid in a venv of their own. Go: openai-go and anthropic-sdk-go
 # on esp.Install. Node's SDK tests are quick and stay in test-node.
-.PHONY: test-frameworks test-frameworks-python test-frameworks-go
+.PHONY: test-frameworks test-frameworks-python test-frameworks-go test-frameworks-deps
 test-frameworks: test-frameworks-python test-frameworks-go
+# Only their downloads and installs (no test): CI runs this while test-packages
+# compiles, so the two wait on the network and on the compiler at once.
+test-frameworks-deps:
+	$(MAKE) -C bindings/python frameworks-deps ESP_ROOT=$(CURDIR)
+	$(MAKE) -C bindings/go frameworks-deps ESP_ROOT=$(CURDIR)
 test-frameworks-python: lib
 	$(MAKE) -C bindings/python test-frameworks ESP_ROOT=$(CURDIR)
 test-frameworks-go: lib

@@ -181,6 +181,40 @@ TEST(StreamReady, NonSseBodiesArriveAsRawChunksWhateverTheStatus) {
   }
 }
 
+// A stream reads with a small receive buffer (memory per live stream): an
+// event many reads long, sent in one burst, still arrives whole, over
+// HTTP/1.1 and HTTP/2; and the handle it used, back in the pool, reads a
+// plain response of 1 MB whole again.
+TEST(StreamReady, AnEventLargerThanAReadArrivesWholeAndTheHandleReadsBulkAfter) {
+  const std::string big(100000, 'w');
+  const std::string body =
+      R"({"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"one )" + big + R"( three"}]})";
+  for (const bool h2 : {false, true}) {
+    SCOPED_TRACE(h2 ? "HTTP/2" : "HTTP/1.1");
+    Lease lease(h2 ? mock().tls_config("\"http2\":true") : mock().config());
+    esp_request_opts o = opts("chat/completions", &body);
+    Reader r;
+    ASSERT_EQ(r.start(lease.handle, o), ESP_OK) << esp_last_error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // all of it in the socket
+    Drained d = drain(r);
+    EXPECT_EQ(d.rc, 0) << esp_last_error();
+    // role chunk, "echo: ", "one ", the big word, "three", finish chunk, [DONE]
+    ASSERT_EQ(d.events.size(), 7u);
+    EXPECT_NE(d.events[3].find("\"content\":\"" + big + " \""), std::string::npos);
+    EXPECT_EQ(d.events.back(), "[DONE]");
+    EXPECT_EQ(esp_stream_close(r.stream), ESP_OK);
+
+    std::vector<esp_header> h = {{"x-mock-body-bytes", "1000000"}};
+    esp_request_opts bulk = opts("models", nullptr, &h);
+    esp_response *resp = nullptr;
+    ASSERT_EQ(esp_request(lease.handle, &bulk, &resp), ESP_OK) << esp_last_error();
+    size_t len = 0;
+    const char *p = static_cast<const char *>(esp_response_body(resp, &len));
+    EXPECT_EQ(std::string(p, len), std::string(1000000, 'x'));
+    esp_response_free(resp);
+  }
+}
+
 TEST(StreamReady, BackpressureHoldsThePauseAboveTheLowWatermarkAndResumesBelowIt) {
   const int64_t high = 256 << 10, low = 64 << 10, total = 8 << 20;
   Lease lease(mock().config("\"stream_buffer_bytes\":262144,\"stream_resume_bytes\":65536"));

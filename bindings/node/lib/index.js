@@ -131,7 +131,11 @@ function startCall(clientHandle, encoded, signal, onComplete) {
       encoded.flags,
       (status, detail, requestSent, httpStatus, headers, body, attempts, httpVersion) => {
         if (onAbort) signal.removeEventListener('abort', onAbort);
-        if (status >= 0) return onComplete(null, new EspResponse({ status: httpStatus, headers, body, attempts, httpVersion }));
+        if (status >= 0) {
+          // A small body comes as an ArrayBuffer: a Buffer over it is made here, where it is cheapest.
+          if (body instanceof ArrayBuffer) body = Buffer.from(body);
+          return onComplete(null, new EspResponse({ status: httpStatus, headers, body, attempts, httpVersion }));
+        }
         const aborted = status === STATUS.ESP_ECANCELLED && signal?.aborted;
         onComplete(aborted ? abortError(signal) : errorFromStatus(status, detail, native.strerror(status), { requestSent }));
       },

@@ -3,9 +3,12 @@
  * and carries their callbacks from libesp's I/O thread to the JS thread.
  *
  * Every request is asynchronous (esp_request_async). The I/O thread copies
- * what it was given into a heap message and queues it on one
- * napi_threadsafe_function per addon instance; the JS thread turns messages
- * into JS values and calls the request's JS callback. Streams are libesp's
+ * what it was given into a heap message and appends it to the instance's
+ * completion queue, waking the JS thread through one
+ * napi_threadsafe_function per addon instance only when the queue was empty:
+ * one wake-up (one callback scope, one microtask checkpoint) carries every
+ * completion that arrived meanwhile. The JS thread turns each message into
+ * JS values and calls the request's JS callback. Streams are libesp's
  * non-blocking readers (esp_stream_start): libesp buffers and pauses, its
  * ready callback only queues a wake-up, and JS takes the items with
  * streamNext. The thread-safe function is referenced only while a call is
@@ -28,6 +31,7 @@ enum { MSG_COMPLETE = 1, MSG_READY = 2 };
 
 typedef struct Call Call;
 typedef struct StreamReader StreamReader;
+typedef struct Message Message;
 
 /* Per addon instance (per Node environment: main thread or a Worker). It
  * outlives the environment while calls are still in flight, because their
@@ -37,6 +41,8 @@ typedef struct Instance {
   int closed;                /* the environment is gone: drop messages */
   size_t pending;            /* calls whose on_complete has not run    */
   Call *calls;               /* the pending calls, to cancel at exit   */
+  Message *done_head;        /* completions not yet taken by JS; a wake */
+  Message *done_tail;        /*   is queued on tsfn whenever non-empty  */
   napi_threadsafe_function tsfn;
   size_t referenced_calls;   /* JS thread only: calls and waiting streams keeping it ref'd */
   StreamReader *streams;     /* JS thread only: open streams, closed at exit */
@@ -72,7 +78,8 @@ typedef struct HeaderList {
   size_t count;
 } HeaderList;
 
-typedef struct Message {
+struct Message {
+  Message *next;             /* in instance->done_head, under lock       */
   int kind;
   Instance *instance;
   Call *call;                /* NULL for MSG_READY                       */
@@ -82,7 +89,7 @@ typedef struct Message {
   esp_response *response;    /* MSG_COMPLETE: may be NULL                */
   size_t len;                /* bytes in data                            */
   char data[];               /* MSG_COMPLETE: esp_last_error() text      */
-} Message;
+};
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -207,6 +214,28 @@ static int post(Message *m) {
   return posted;
 }
 
+/* Appends a completion to its instance's queue, waking the JS thread only
+ * when the queue was empty (else the wake already queued takes this one too);
+ * from the I/O thread. Returns 0 when the environment is gone (the caller
+ * then owns the message again). */
+static int queue_completion(Message *m) {
+  Instance *inst = m->instance;
+  int queued = 0;
+  pthread_mutex_lock(&inst->lock);
+  if (!inst->closed) {
+    if (inst->done_head) {
+      inst->done_tail->next = m;
+      inst->done_tail = m;
+      queued = 1;
+    } else if (napi_call_threadsafe_function(inst->tsfn, NULL, napi_tsfn_nonblocking) == napi_ok) {
+      inst->done_head = inst->done_tail = m;
+      queued = 1;
+    }
+  }
+  pthread_mutex_unlock(&inst->lock);
+  return queued;
+}
+
 /* ---- libesp callbacks (I/O thread) -------------------------------------------- */
 
 /* libesp has news for a stream's reader: wake JS, which reads it itself. */
@@ -231,7 +260,7 @@ static void on_complete(void *user, int status, esp_response *resp) {
     m->response = resp;
     memcpy(m->data, detail, len + 1);
     m->len = len;
-    if (post(m)) return;
+    if (queue_completion(m)) return;
     free(m);
   }
   /* The environment is gone, so nobody will read this completion: release
@@ -290,24 +319,26 @@ static napi_value response_object(napi_env env, esp_response *resp) {
   return obj;
 }
 
-/* A body as a Buffer. A small one is copied and resp freed at once (cheaper
- * than an external buffer, whose finalizer waits for a GC); a larger one
- * borrows resp's memory (zero-copy) and frees it when collected. Takes
- * ownership of resp. */
+/* A body for JS: a small one copied into an ArrayBuffer (JS wraps it in a
+ * Buffer: a Buffer made here costs a prototype change per object in V8,
+ * which JS's own constructor avoids), resp freed at once (cheaper than an
+ * external buffer, whose finalizer waits for a GC); a larger one as a Buffer
+ * borrowing resp's memory (zero-copy), freed when collected; undefined when
+ * empty. Takes ownership of resp. */
 #define COPIED_BODY_MAX 16384
-static napi_value body_buffer(napi_env env, esp_response *resp) {
+static napi_value body_value(napi_env env, esp_response *resp) {
   napi_value body;
   size_t len = 0;
   const void *bytes = esp_response_body(resp, &len);
-  if (!bytes || len == 0) {
-    esp_response_free(resp);
-    napi_create_buffer(env, 0, NULL, &body);
-    return body;
-  }
   if (len > COPIED_BODY_MAX &&
       napi_create_external_buffer(env, len, (void *)bytes, free_response, resp, &body) == napi_ok)
     return body;
-  if (napi_create_buffer_copy(env, len, bytes, NULL, &body) != napi_ok) napi_get_undefined(env, &body);
+  void *copy = NULL;
+  if (!bytes || len == 0 || napi_create_arraybuffer(env, len, &copy, &body) != napi_ok) {
+    napi_get_undefined(env, &body);
+    len = 0;
+  }
+  if (len) memcpy(copy, bytes, len);
   esp_response_free(resp);
   return body;
 }
@@ -362,30 +393,31 @@ static void completion_arguments(napi_env env, Message *m, napi_value argv[8]) {
   argv[4] = joined_headers(env, resp);
   argv[6] = make_int(env, esp_response_attempts(resp));
   argv[7] = make_int(env, esp_response_http_version(resp));
-  argv[5] = body_buffer(env, resp); /* frees resp: last */
+  argv[5] = body_value(env, resp); /* frees resp: last */
 }
 
-static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
-  (void)js_cb;
-  (void)context;
-  Message *m = data;
-  Call *call = m->call;
-  if (m->kind == MSG_READY) {
-    napi_value fn, id, undefined, result;
-    if (env && napi_get_reference_value(env, m->instance->stream_ready, &fn) == napi_ok && fn) {
-      napi_get_undefined(env, &undefined);
-      napi_create_uint32(env, m->stream_id, &id);
-      if (napi_call_function(env, undefined, fn, 1, &id, &result) == napi_pending_exception) {
-        napi_value error;
-        napi_get_and_clear_last_exception(env, &error);
-        napi_fatal_exception(env, error);
-      }
+/* A stream's ready, on the JS thread (env NULL: dropped at teardown). */
+static void deliver_ready(napi_env env, Message *m) {
+  napi_value fn, id, undefined, result;
+  if (env && napi_get_reference_value(env, m->instance->stream_ready, &fn) == napi_ok && fn) {
+    napi_get_undefined(env, &undefined);
+    napi_create_uint32(env, m->stream_id, &id);
+    if (napi_call_function(env, undefined, fn, 1, &id, &result) == napi_pending_exception) {
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
     }
-    free(m);
-    return;
   }
-  if (!env) { /* the queue is being dropped at teardown */
-    Instance *inst = call->instance;
+  free(m);
+}
+
+/* A call's completion, on the JS thread: its JS callback runs, then the call
+ * is freed. env NULL: the queue is being dropped at teardown, so only the
+ * memory is released (the last call of a closed instance frees it). */
+static void deliver_completion(napi_env env, Message *m) {
+  Call *call = m->call;
+  Instance *inst = call->instance;
+  if (!env) {
     esp_response_free(m->response);
     int last = untrack(call);
     call_free(NULL, call);
@@ -405,11 +437,33 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
       napi_fatal_exception(env, error);
     }
   }
-  Instance *inst = call->instance;
   untrack(call); /* never the last of a closed instance: env is alive */
   call_free(env, call);
   if (--inst->referenced_calls == 0) napi_unref_threadsafe_function(env, inst->tsfn);
   free(m);
+}
+
+/* The thread-safe function's callback: data is a stream's ready, or NULL for
+ * the wake of the completion queue, which takes every completion queued so
+ * far (those arriving meanwhile queue the next wake). */
+static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  if (data) {
+    deliver_ready(env, data);
+    return;
+  }
+  Instance *inst = context;
+  pthread_mutex_lock(&inst->lock);
+  Message *m = inst->done_head;
+  inst->done_head = inst->done_tail = NULL;
+  pthread_mutex_unlock(&inst->lock);
+  /* The queue was not empty (a wake comes with its first completion), so a
+   * call is pending and inst alive until the last of them is delivered. */
+  while (m) {
+    Message *next = m->next;
+    deliver_completion(env, m);
+    m = next;
+  }
 }
 
 /* ---- exported functions ----------------------------------------------------- */
@@ -560,7 +614,8 @@ static napi_value request_args_failed(napi_env env) {
  *         headers: string[] (name, value, ...), body: Buffer|null,
  *         timeoutMs: number, flags: number,
  *         callback: (status, detail?, requestSent, httpStatus?, headers?
- *                    ("name\0value\0..."), body?: Buffer, attempts?,
+ *                    ("name\0value\0..."), body?: ArrayBuffer (up to 16 KiB)
+ *                    | Buffer, attempts?,
  *                    httpVersion?) => void,
  *         phaseTimeouts?: number[])
  *   -> bigint call | negative status
@@ -897,7 +952,7 @@ static napi_value init(napi_env env, napi_value exports) {
   pthread_mutex_init(&inst->lock, NULL);
   napi_value name;
   napi_create_string_utf8(env, "libesp", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL,
+  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, inst,
                                       deliver, &inst->tsfn) != napi_ok) {
     instance_free(inst);
     napi_throw_error(env, NULL, "libesp: cannot create a threadsafe function");

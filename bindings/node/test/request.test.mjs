@@ -251,3 +251,33 @@ test('a body of any size arrives whole: empty, copied (up to 16 KiB) or handed o
   }
   globalThis.gc?.(); // a collected handed-over body frees its libesp response; the process must not mind
 });
+
+test('completions that arrive together each reach their own caller: responses, failures and aborts', async () => {
+  const port = await closedPort();
+  // The breaker off: six refusals in a row would open it for the last ones.
+  const refused = getClient({ base_url: `http://127.0.0.1:${port}/v1`, api_key: 'k', max_retries: 0, breaker_failures: 0 });
+  try {
+    const aborter = new AbortController();
+    const calls = [];
+    for (let i = 0; i < 300; i++) {
+      if (i % 50 === 7) calls.push(refused.request({ path: '/models' }).then(() => 'resolved', (err) => err));
+      else if (i % 50 === 9) {
+        calls.push(client.request({ path: `${mock.url}/echo/slow`, headers: { 'x-mock-delay-ms': '5000' }, signal: aborter.signal })
+          .then(() => 'resolved', (err) => err));
+      } else calls.push(client.request({ method: 'POST', path: `${mock.url}/echo/${i}`, body: `call ${i}` }));
+    }
+    aborter.abort(new Error('stop'));
+    const results = await Promise.all(calls);
+    results.forEach((result, i) => {
+      if (i % 50 === 7) assert.ok(result instanceof ConnectionError, `call ${i}: ${result}`);
+      else if (i % 50 === 9) assert.ok(result instanceof AbortError && result.cause?.message === 'stop', `call ${i}: ${result}`);
+      else {
+        const echoed = result.json();
+        assert.equal(echoed.path, `/echo/${i}`);
+        assert.equal(echoed.body, `call ${i}`);
+      }
+    });
+  } finally {
+    refused.close();
+  }
+});

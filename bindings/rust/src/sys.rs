@@ -173,12 +173,15 @@ pub struct esp_stream_item {
     pub struct_size: u32,
     /// ESP_ITEM_EVENT or ESP_ITEM_CHUNK.
     pub kind: c_int,
-    /// Set when `kind` is ESP_ITEM_EVENT.
+    /// Set when `kind` is ESP_ITEM_EVENT: the event's 0.1.0 fields.
     pub event: esp_sse_event,
     /// Set when `kind` is ESP_ITEM_CHUNK.
     pub chunk: *const c_void,
     /// Length of `chunk`.
     pub chunk_len: usize,
+    /// 0.2.0: the whole event (fields added to esp_sse_event later are read
+    /// through it), library-owned and valid like the item; NULL for a chunk.
+    pub ev: *const esp_sse_event,
 }
 
 /// Tells a non-blocking stream reader that its stream has news (0.2.0).
@@ -306,8 +309,11 @@ mod tests {
         assert_eq!(offset_of!(esp_request_opts, idle_timeout_ms), 112);
         assert_eq!(size_of::<esp_sse_event>(), 40);
         assert_eq!(size_of::<esp_callbacks>(), 40);
-        assert_eq!(size_of::<esp_stream_item>(), 64);
+        assert_eq!(size_of::<esp_stream_item>(), 72);
+        assert_eq!(offset_of!(esp_stream_item, kind), 4);
         assert_eq!(offset_of!(esp_stream_item, event), 8);
         assert_eq!(offset_of!(esp_stream_item, chunk), 48);
+        assert_eq!(offset_of!(esp_stream_item, chunk_len), 56);
+        assert_eq!(offset_of!(esp_stream_item, ev), 64);
     }
 }

@@ -28,6 +28,10 @@ HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: What a stream yields: parsed SSE events, or raw bytes for other bodies.
 StreamItem = ServerSentEvent | bytes
 
+# A request's json= body: compact, UTF-8 as is. One encoder for every call
+# (json.dumps with options builds a new one each time).
+_JSON_BODY = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 # esp_stream_next waits in slices this long so that Ctrl-C (handled by Python
 # between C calls) can interrupt a blocked iteration.
 _WAIT_SLICE_MS = 500
@@ -68,7 +72,7 @@ def build_spec(
             raise ValueError("pass either json= or content=, not both")
         # libesp sends content-type: application/json with any body unless
         # the caller set another.
-        body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = _JSON_BODY.encode(json).encode("utf-8")
     elif isinstance(content, str):
         body = content.encode("utf-8")
     else:

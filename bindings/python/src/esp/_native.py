@@ -180,16 +180,17 @@ class PendingResponse:
     def take(self) -> Response:
         """The Response (the C response is freed)."""
         resp, self._resp = self._resp, None
+        address = self._backend._address(resp)
         try:
-            return self._backend._response(resp, with_body=True)
+            return self._backend._quick.read(address, with_body=True)
         finally:
-            self._backend.lib.esp_response_free(resp)
+            self._backend._quick.response_free(address)
 
     def discard(self) -> None:
         """Free it unread (nobody is waiting for it any more)."""
         resp, self._resp = self._resp, None
         if resp is not None:
-            self._backend.lib.esp_response_free(resp)
+            self._backend._quick.response_free(self._backend._address(resp))
 
 
 class _NoSink:
@@ -222,9 +223,9 @@ class _GilHeldCalls:
     a callback, which here waits for the GIL). cffi and CDLL release the GIL
     on every call: that lets the I/O thread, waiting to deliver a callback,
     take it, and the calling thread then waits to win it back, up to the
-    interpreter's switch interval, on every call. (esp_request_async keeps
-    releasing it: held there, requests measured no better within this
-    machine's noise, and it does more work than these.)"""
+    interpreter's switch interval, on every call. esp_request_async,
+    esp_call_cancel and esp_response_free are among the calls esp.h allows
+    inside callbacks too, and none of them waits for the network."""
 
     def __init__(self, path: str) -> None:
         lib = ctypes.PyDLL(path)
@@ -238,6 +239,9 @@ class _GilHeldCalls:
             ("esp_response_header_at", ctypes.c_int, [vp, ctypes.c_size_t, _c_char_p_p, _c_char_p_p]),
             ("esp_response_http_version", ctypes.c_int, [vp]),
             ("esp_response_attempts", ctypes.c_int, [vp]),
+            ("esp_response_free", None, [vp]),
+            ("esp_request_async", ctypes.c_int, [u64, vp, vp, vp, vp]),
+            ("esp_call_cancel", ctypes.c_int, [u64]),
         ):
             fn = getattr(lib, fname)
             fn.restype = restype
@@ -245,6 +249,9 @@ class _GilHeldCalls:
         self._lib = lib
         self.stream_next = lib.esp_stream_next
         self.stream_head = lib.esp_stream_head
+        self.response_free = lib.esp_response_free
+        self.request_async = lib.esp_request_async
+        self.call_cancel = lib.esp_call_cancel
 
     def read(self, address: int, with_body: bool) -> Response:
         lib = self._lib
@@ -295,6 +302,7 @@ class _CffiBackend:
         self._callbacks = ffi.new("esp_callbacks *")
         self._callbacks.struct_size = ffi.sizeof("esp_callbacks")
         self._callbacks.on_complete = self._c_complete
+        self._callbacks_address = self._address(self._callbacks)
 
     # -- helpers ------------------------------------------------------------
 
@@ -355,9 +363,13 @@ class _CffiBackend:
         _fill_timeouts(opts, spec)
         return opts, keep
 
+    def _address(self, p: Any) -> int:
+        """A C pointer as the integer the GIL-holding ctypes calls take."""
+        return int(self.ffi.cast("uintptr_t", p))
+
     def _response(self, r: Any, with_body: bool) -> Response:
         """Copy a C response into a Response (the caller frees r)."""
-        return self._quick.read(int(self.ffi.cast("uintptr_t", r)), with_body)
+        return self._quick.read(self._address(r), with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = self.ffi.new("char **")
@@ -468,12 +480,14 @@ class _CffiBackend:
         """Start a call; returns (esp_call, buffers to keep until it completes)."""
         opts, keep = self._opts(spec)
         out = self.ffi.new("esp_call *")
-        user = self.ffi.cast("void *", call_id)
-        self._check(self.lib.esp_request_async(client, opts, self._callbacks, user, out))
+        address = self._address
+        self._check(
+            self._quick.request_async(client, address(opts), self._callbacks_address, call_id, address(out))
+        )
         return int(out[0]), keep
 
     def call_cancel(self, call: int) -> int:
-        return self.lib.esp_call_cancel(call)
+        return self._quick.call_cancel(call)
 
     def client_stats(self, client: int) -> str:
         return self._take_string(lambda out: self.lib.esp_client_stats(client, out))
@@ -660,8 +674,12 @@ class _CtypesBackend(_CffiBackend):
         keep.append(spec)
         return ctypes.byref(opts), [opts] + keep
 
+    @staticmethod
+    def _address(p: Any) -> int:
+        return p.value if isinstance(p, ctypes.c_void_p) else p
+
     def _response(self, r: Any, with_body: bool) -> Response:
-        return self._quick.read(r.value if isinstance(r, ctypes.c_void_p) else r, with_body)
+        return self._quick.read(self._address(r), with_body)
 
     def _take_string(self, fill: Any) -> str:
         out = ctypes.c_void_p()
