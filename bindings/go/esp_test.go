@@ -94,7 +94,7 @@ func TestDoHTTPErrorIsAResponse(t *testing.T) {
 
 func TestConfigRetriesReachLibesp(t *testing.T) {
 	cfg := mockConfig()
-	cfg.MaxRetries, cfg.RetryBaseMS = Ptr(1), 10
+	cfg.MaxRetries, cfg.RetryBaseMS = Ptr(1), Ptr[int64](10)
 	c := newClient(t, cfg)
 	// The mock fails the first request of this key (with a 500).
 	key := fmt.Sprintf("go-retry-%d", time.Now().UnixNano())
