@@ -98,6 +98,7 @@ func TestConfigPoolTimeoutZeroBoundsTheWaitForASlotByTheRequestsTimeoutOnly(t *t
 	for _, poolTimeout := range []*int64{nil, Ptr[int64](0)} {
 		cfg := mockConfig()
 		cfg.Isolate, cfg.MaxConnections, cfg.TimeoutMS, cfg.PoolTimeoutMS = true, 1, 300, poolTimeout
+		cfg.IdleTTLMS = Ptr[int64](0) // its connection goes with it, not 30 s later
 		c := newClient(t, cfg)
 		errs := make([]error, 2)
 		var wg sync.WaitGroup
@@ -131,6 +132,7 @@ func TestConfigBreakerCooldownZeroLetsTheNextRequestProbe(t *testing.T) {
 	for _, cooldown := range []*int64{nil, Ptr[int64](0)} {
 		cfg := mockConfig()
 		cfg.Isolate, cfg.BreakerFailures, cfg.BreakerCooldownMS = true, Ptr(1), cooldown // its own breakers
+		cfg.IdleTTLMS = Ptr[int64](0)                                                    // its connection goes with it
 		c := newClient(t, cfg)
 		resp, err := c.Do(background, &Request{Path: "models", Header: faults("X-Mock-Status", "500")})
 		if err != nil || resp.StatusCode != 500 {
