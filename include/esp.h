@@ -54,7 +54,7 @@ ESP_API const char *esp_version_string(void);
 typedef enum esp_status {
   ESP_OK = 0,
   ESP_EINVAL = -1,       /* bad argument: NULL, CR/LF in a header, bad size */
-  ESP_ECONFIG = -2,      /* config JSON malformed, unknown key, wrong type   */
+  ESP_ECONFIG = -2,      /* config JSON malformed, unknown key, wrong type; a socket_options entry the kernel refuses */
   ESP_EHANDLE = -3,      /* handle released, stale or never valid            */
   ESP_ENOMEM = -4,       /* out of memory                                    */
   ESP_ETIMEDOUT = -5,    /* total, connect, read, write, first-byte or idle timeout */

@@ -23,6 +23,9 @@ struct Runtime {
   std::shared_ptr<Engine> shared;
   std::vector<std::weak_ptr<Engine>> engines;
   std::vector<Engine *> retired;  // last reference dropped on an I/O thread
+  // Held from fork_prepare to the end of the fork, so that no engine whose
+  // locks are taken for it can lose its last owner (and stop) meanwhile.
+  std::vector<std::shared_ptr<Engine>> forking;
   uint64_t fork_gen = 1;
   std::atomic<int> shutting_down{0};  // esp_shutdown calls running now (changed under mu)
   std::atomic<uint64_t> shutdown_epoch{0};  // esp_shutdown calls begun
@@ -117,28 +120,33 @@ void collect_retired_engines() {
 }
 
 void engines_lock_for_fork() {
-  rt().mu.lock();
-  for (auto &w : rt().engines)
-    if (auto e = w.lock()) e->lock_for_fork();
+  Runtime &r = rt();
+  r.mu.lock();
+  for (auto &w : r.engines) {
+    if (auto e = w.lock()) {
+      e->lock_for_fork();
+      r.forking.push_back(std::move(e));
+    }
+  }
 }
 
 void engines_unlock_after_fork() {
-  for (auto &w : rt().engines)
-    if (auto e = w.lock()) e->unlock_after_fork();
+  std::vector<std::shared_ptr<Engine>> held;
+  held.swap(rt().forking);
+  for (auto &e : held) e->unlock_after_fork();
   rt().mu.unlock();
-}
+}  // an engine whose last other owner let go meanwhile stops here, outside every lock
 
 void engines_after_fork_child(std::vector<std::shared_ptr<void>> &inherited) {
   Runtime &r = rt();
-  for (auto &w : r.engines) {
-    if (auto e = w.lock()) {
-      e->close_inherited_sockets();
-      e->unlock_after_fork();
-      // The parent's engine: its thread did not survive the fork and its
-      // TLS state belongs to the parent. Never freed, deliberately.
-      inherited.push_back(std::move(e));
-    }
+  for (auto &e : r.forking) {
+    e->close_inherited_sockets();
+    e->unlock_after_fork();
+    // The parent's engine: its thread did not survive the fork and its
+    // TLS state belongs to the parent. Never freed, deliberately.
+    inherited.push_back(std::move(e));
   }
+  r.forking.clear();
   r.engines.clear();
   if (r.shared) inherited.push_back(std::move(r.shared));
   for (Engine *e : r.retired) inherited.emplace_back(static_cast<void *>(e), [](void *) {});

@@ -161,9 +161,13 @@ std::vector<std::shared_ptr<ClientState>> Registry::snapshot() {
 
 void Registry::clear() {
   leases_.clear();
+  // The clients die after mu_ is released: an isolated client takes its
+  // engine with it, and stopping an engine takes the engine's locks, which
+  // fork_prepare takes before mu_ (the other order would be a deadlock).
+  std::unordered_map<std::string, std::shared_ptr<ClientState>> canonical, raw;
   std::lock_guard<std::mutex> lock(mu_);
-  by_canonical_.clear();
-  by_raw_.clear();
+  canonical.swap(by_canonical_);
+  raw.swap(by_raw_);
   next_sweep_us_ = 0;
 }
 

@@ -339,7 +339,8 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
 
   int status = map_curl_code(code);
   if (too_large) status = ESP_ETOOLARGE;
-  if (code == CURLE_ABORTED_BY_CALLBACK && !sockopt_error.empty()) status = ESP_ECONNECT;
+  // The config's fault, not the origin's: no retry, no breaker failure.
+  if (code == CURLE_ABORTED_BY_CALLBACK && !sockopt_error.empty()) status = ESP_ECONFIG;
   if (status == ESP_OK && !headers_done) status = ESP_EPROTOCOL;
   if (sends > 0) ever_sent = true;
   // A connection reset or closed before the request went out (during the
@@ -362,7 +363,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
       last_error = "total timeout: the request took longer than " + std::to_string(spec.timeout_ms) + " ms";
     else if (status == ESP_ETOOLARGE)
       last_error += " (" + std::to_string(client->config.max_response_bytes) + " bytes)";
-    if (status == ESP_ECONNECT && !sockopt_error.empty()) last_error += ": " + sockopt_error;
+    if (status == ESP_ECONFIG) last_error += ": 'socket_options': " + sockopt_error;
     else if (slot && slot->errbuf[0] && status != ESP_ETOOLARGE) last_error += std::string(": ") + slot->errbuf;
     if (status == ESP_ETLS) last_error += trust_store_note(client->config.ca_file);
   }

@@ -39,9 +39,10 @@ type Config struct {
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 	// ConnectTimeoutMS bounds DNS, TCP and TLS (default 10000).
 	ConnectTimeoutMS int64 `json:"connect_timeout_ms,omitempty"`
-	// PoolTimeoutMS bounds the wait for a free connection slot (default
-	// TimeoutMS).
-	PoolTimeoutMS int64 `json:"pool_timeout_ms,omitempty"`
+	// PoolTimeoutMS bounds the wait for a free connection slot, failing with
+	// [ErrPoolTimeout] (default TimeoutMS; Ptr(int64(0)): no bound of its
+	// own, only the request's total timeout).
+	PoolTimeoutMS *int64 `json:"pool_timeout_ms,omitempty"`
 	// IdleTimeoutMS bounds the silence inside a streamed response (default
 	// 0: off).
 	IdleTimeoutMS int64 `json:"idle_timeout_ms,omitempty"`
@@ -57,9 +58,10 @@ type Config struct {
 	// connection errors (default 2; 0 disables retries).
 	MaxRetries *int `json:"max_retries,omitempty"`
 	// RetryBaseMS and RetryMaxMS shape the exponential backoff (default 500
-	// and 8000).
-	RetryBaseMS int64 `json:"retry_base_ms,omitempty"`
-	RetryMaxMS  int64 `json:"retry_max_ms,omitempty"`
+	// and 8000; RetryMaxMS at least RetryBaseMS). Ptr(int64(0)) for both
+	// retries at once, with no backoff.
+	RetryBaseMS *int64 `json:"retry_base_ms,omitempty"`
+	RetryMaxMS  *int64 `json:"retry_max_ms,omitempty"`
 	// RetryAfterMaxMS is the longest retry-after honoured (default 60000;
 	// longer ones fall back to backoff).
 	RetryAfterMaxMS *int64 `json:"retry_after_max_ms,omitempty"`
@@ -70,8 +72,9 @@ type Config struct {
 	// consecutive failures (default 5; 0 disables the breaker).
 	BreakerFailures *int `json:"breaker_failures,omitempty"`
 	// BreakerCooldownMS is how long an open breaker stays open (default
-	// 30000).
-	BreakerCooldownMS int64 `json:"breaker_cooldown_ms,omitempty"`
+	// 30000; Ptr(int64(0)) lets the next request through at once as a
+	// probe).
+	BreakerCooldownMS *int64 `json:"breaker_cooldown_ms,omitempty"`
 
 	// IdleTTLMS is how long a client lingers after its last lease is
 	// released (default 30000; 0 drops it at once).
@@ -126,8 +129,9 @@ type Config struct {
 	// "ordered".
 	Routing string `json:"routing,omitempty"`
 	// DeploymentCooldownMS is how long a failing deployment is skipped
-	// (default 5000).
-	DeploymentCooldownMS int64 `json:"deployment_cooldown_ms,omitempty"`
+	// (default 5000; Ptr(int64(0)) skips it only for as long as a 429's
+	// retry-after says).
+	DeploymentCooldownMS *int64 `json:"deployment_cooldown_ms,omitempty"`
 }
 
 // Deployment is one entry of the "deployments" config key.
@@ -160,5 +164,5 @@ type SharedState struct {
 
 // Ptr returns a pointer to v, for the pointer fields of [Config]:
 //
-//	esp.Config{MaxRetries: esp.Ptr(0), VerifyTLS: esp.Ptr(false)}
+//	esp.Config{MaxRetries: esp.Ptr(0), VerifyTLS: esp.Ptr(false), PoolTimeoutMS: esp.Ptr[int64](0)}
 func Ptr[T any](v T) *T { return &v }

@@ -11,14 +11,6 @@ import (
 	"testing"
 )
 
-// Fields where 0 is a valid setting other than the default but the field is
-// no pointer, so Go cannot ask for 0. Kept for compatibility; new fields get
-// a pointer (the test below insists).
-var zeroNotSettable = map[string]bool{
-	"pool_timeout_ms": true, "retry_base_ms": true, "retry_max_ms": true,
-	"breaker_cooldown_ms": true, "deployment_cooldown_ms": true,
-}
-
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
 	fields := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
@@ -78,13 +70,14 @@ func checkFields(t *testing.T, where string, keys []ConfigKey, typ reflect.Type)
 		zeroMeaningful := false
 		switch k.Type {
 		case "integer":
-			zeroMeaningful = k.Min != nil && *k.Min <= 0 && def != "0"
+			// A default said in words ("`timeout_ms`") is no 0 either.
+			zeroMeaningful = k.Min != nil && *k.Min <= 0 && (def != "0" || k.DefaultDoc != "")
 		case "boolean":
 			zeroMeaningful = def == "true"
 		case "string":
 			zeroMeaningful = !k.NonEmpty && def != "null" && def != `""`
 		}
-		if zeroMeaningful && !pointer && !zeroNotSettable[path] {
+		if zeroMeaningful && !pointer {
 			t.Errorf("%s.%s: config key %q takes a zero value other than its default (%s): make the field a pointer", typ.Name(), f.Name, path, def)
 		}
 	}

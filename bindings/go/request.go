@@ -189,6 +189,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -323,7 +324,10 @@ func (c *Client) doBlocking(ctx context.Context, req *Request) (*Response, error
 	var sent C.int
 	var rc C.int
 	if ctx.Done() == nil {
-		l := layOut(req)
+		l, bad := layOut(req)
+		if bad != nil {
+			return nil, bad
+		}
 		rc = C.esp_go_send(c.handle, l.request(), l.body, &resp, view, &msg, &sent)
 		l.release()
 		runtime.KeepAlive(c) // the lease must outlive the request
@@ -478,8 +482,10 @@ func (l laidOut) release() {
 	}
 }
 
-// layOut lays req out for esp_go_submit or esp_go_request_copy.
-func layOut(req *Request) laidOut {
+// layOut lays req out for esp_go_submit or esp_go_request_copy. A string
+// holding a NUL byte is refused with [ErrInvalid] (C would read it only up to
+// the NUL and send the rest cut off), as libesp refuses CR or LF in a header.
+func layOut(req *Request) (laidOut, *Error) {
 	var flags uint32
 	if req.NoRetry {
 		flags |= C.ESP_REQ_NO_RETRY
@@ -497,7 +503,9 @@ func layOut(req *Request) laidOut {
 	offsets := 2 * headerCount * int(unsafe.Sizeof(C.size_t(0)))
 	bp := requestBuffers.Get().(*[]byte)
 	buf := append((*bp)[:0], make([]byte, fixed+offsets)...)
+	nul := false
 	put := func(s string) C.size_t {
+		nul = nul || strings.IndexByte(s, 0) >= 0
 		at := len(buf)
 		buf = append(append(buf, s...), 0)
 		return C.size_t(at)
@@ -518,6 +526,10 @@ func layOut(req *Request) laidOut {
 	}
 	*bp = buf
 	l := laidOut{buf: bp}
+	if nul {
+		l.release()
+		return laidOut{}, &Error{Code: CodeInvalid, Message: nulRefusal(req)}
+	}
 	*l.request() = C.esp_go_request{
 		timeout_ms:            C.int64_t(timeoutMillis(req.Timeout)),
 		connect_timeout_ms:    C.int64_t(timeoutMillis(req.ConnectTimeout)),
@@ -536,7 +548,30 @@ func layOut(req *Request) laidOut {
 	if len(req.Body) > 0 {
 		l.body = unsafe.Pointer(&req.Body[0])
 	}
-	return l
+	return l, nil
+}
+
+// nulRefusal names the string of req that holds a NUL, in libesp's own words
+// for a bad method, path or header name (request.cpp), where a NUL is one
+// more control character. A header value is not quoted: it may be a key.
+func nulRefusal(req *Request) string {
+	if strings.IndexByte(req.Method, 0) >= 0 {
+		return "method is not a valid HTTP method token"
+	}
+	if strings.IndexByte(req.Path, 0) >= 0 {
+		return "path contains white space or control characters"
+	}
+	for name, values := range req.Header {
+		if strings.IndexByte(name, 0) >= 0 {
+			return "header " + strconv.Quote(name) + " has an invalid name"
+		}
+		for _, v := range values {
+			if strings.IndexByte(v, 0) >= 0 {
+				return "header '" + name + "' value contains a NUL byte"
+			}
+		}
+	}
+	return "a string of the request contains a NUL byte"
 }
 
 // How submit hands a request to libesp.
@@ -548,7 +583,10 @@ const (
 // submit prepares or starts (its completion then reaching user) req as a
 // call on c, in one cgo call.
 func (c *Client) submit(how C.int, req *Request, user C.uintptr_t) (C.esp_call, *Error) {
-	l := layOut(req)
+	l, bad := layOut(req)
+	if bad != nil {
+		return 0, bad
+	}
 	defer l.release()
 	var call C.esp_call
 	var msg *C.char
@@ -563,14 +601,17 @@ func (c *Client) submit(how C.int, req *Request, user C.uintptr_t) (C.esp_call, 
 // newCRequest lays req out in one C allocation (the options, the header
 // array, the strings and the body) for a call that outlives a cgo call's
 // view of Go memory. The caller frees the result with C.free.
-func newCRequest(req *Request) *C.esp_request_opts {
-	l := layOut(req)
+func newCRequest(req *Request) (*C.esp_request_opts, *Error) {
+	l, bad := layOut(req)
+	if bad != nil {
+		return nil, bad
+	}
 	defer l.release()
 	opts := C.esp_go_request_copy(l.request(), C.size_t(len(*l.buf)), l.body)
 	if opts == nil {
 		panic("libesp: out of memory laying out a request") // as C.malloc does
 	}
-	return opts
+	return opts, nil
 }
 
 // timeoutMillis converts a timeout to libesp's milliseconds, rounding a

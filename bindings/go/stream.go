@@ -228,9 +228,12 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	if err := startDispatcher(); err != nil {
 		return nil, err
 	}
+	opts, bad := newCRequest(req)
+	if bad != nil {
+		return nil, bad
+	}
 	s := &streamCall{ctx: ctx, wake: make(chan struct{}, 1), id: uintptr(lastStreamID.Add(1))}
 	liveStreams.Store(s.id, s)
-	opts := newCRequest(req)
 	var msg *C.char
 	rc := C.esp_go_stream_start(c.handle, opts, C.uintptr_t(s.id), &s.stream, &msg)
 	C.free(unsafe.Pointer(opts)) // libesp copied the request

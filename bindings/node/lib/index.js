@@ -74,6 +74,25 @@ function timeoutField(value, name) {
 }
 
 /**
+ * Throws unless method, path and the flat headers are free of NUL: C would
+ * read a string only up to its NUL and send the rest cut off. Refused as
+ * libesp refuses CR or LF in a header (ESP_EINVAL, nothing sent), in its words
+ * for a bad method, path or header name; a header value is not quoted (it
+ * may be a key).
+ */
+function refuseNul(method, path, headers) {
+  const refuse = (message) => {
+    throw new errors.InvalidArgumentError(message, STATUS.ESP_EINVAL);
+  };
+  if (typeof method === 'string' && method.includes('\0')) refuse('method is not a valid HTTP method token');
+  if (path.includes('\0')) refuse('path contains white space or control characters');
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i].includes('\0')) refuse(`header ${JSON.stringify(headers[i])} has an invalid name`);
+    if (headers[i + 1].includes('\0')) refuse(`header '${headers[i]}' value contains a NUL byte`);
+  }
+}
+
+/**
  * The addon's arguments for a request description (see RequestOptions in index.d.ts).
  * @returns {{method: string|null, path: string, headers: string[], body: Buffer|null, timeoutMs: number,
  *   phaseTimeouts?: number[], flags: number}}
@@ -83,6 +102,7 @@ function encodeRequest(req) {
   const path = req.path ?? req.url;
   if (typeof path !== 'string') throw new TypeError('request options need a `path` (or `url`) string');
   const headers = flattenHeaders(req.headers);
+  refuseNul(req.method, path, headers);
   let body = toBuffer(req.body);
   if (req.json !== undefined) {
     body = Buffer.from(JSON.stringify(req.json));

@@ -1,7 +1,8 @@
 // A failure says whether the request may have reached the server
 // (esp_last_error_sent): `err.requestSent` on the binding's errors, on the
 // dispatcher's undici errors and on their EspError cause; and a path that is
-// not http(s) is refused by libesp before anything is sent.
+// not http(s) or a NUL in the method, path or a header is refused by libesp
+// or the binding before anything is sent.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { getClient, dispatcher, InvalidArgumentError } from '../lib/index.mjs';
@@ -64,4 +65,27 @@ test('client.request refuses a path that is not http(s) or relative, and sends n
     });
   }
   assert.deepEqual(await (await fetch(`${mock.url}/_mock/requests?key=${key}`)).json(), []);
+});
+
+test('a NUL in the method, path or a header is refused by request and stream, and nothing is sent', async () => {
+  const cases = [
+    ['method', { method: 'GET\0X', path: '/models' }, 'method is not a valid HTTP method token'],
+    ['path', { path: '/models\0/../admin' }, 'path contains white space or control characters'],
+    ['header name', { path: '/models', headers: { 'x-cut\0off': 'v' } }, 'header "x-cut\\u0000off" has an invalid name'],
+    ['header value', { path: '/models', headers: { 'x-secret': 'sk-abc\0def' } }, "header 'x-secret' value contains a NUL byte"],
+  ];
+  let n = 0;
+  for (const [what, req, message] of cases) {
+    for (const send of [(r) => client.request(r), (r) => client.stream(r).response]) {
+      const key = `nul-${process.pid}-${n++}`;
+      await assert.rejects(send({ ...req, headers: { ...req.headers, 'x-mock-key': key } }), (err) => {
+        assert.ok(err instanceof InvalidArgumentError, `NUL in the ${what}: ${err}`);
+        assert.equal(err.code, 'ESP_EINVAL');
+        assert.equal(err.message, message);
+        assert.equal(err.requestSent ?? false, false);
+        return true;
+      });
+      assert.deepEqual(await (await fetch(`${mock.url}/_mock/requests?key=${key}`)).json(), [], `NUL in the ${what}`);
+    }
+  }
 });

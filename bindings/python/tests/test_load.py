@@ -88,6 +88,12 @@ def test_ctypes_fallback_does_everything_cffi_does(mock):
             assert events[-1].data == "[DONE]"
             raw = client.stream("chat/completions", json={{**chat, "stream": True}}, raw=True).read()
             assert raw.endswith(b"[DONE]\\n\\n"), raw
+            try:  # the 0.2.0 fields of esp_request_opts reach libesp
+                client.request({mock.url("/echo")!r}, headers={{"x-mock-delay-ms": "600"}}, first_byte_timeout=0.2)
+            except esp.TimeoutError as exc:
+                assert exc.message.startswith("first-byte timeout"), exc
+            else:
+                raise AssertionError("no first-byte timeout")
 
             async def main():
                 reply = await client.arequest("chat/completions", json=chat)

@@ -180,8 +180,10 @@ def test_socket_options_are_set_on_the_sockets_the_transport_opens(mock, flavour
 def test_a_socket_option_the_kernel_refuses_is_a_connect_error_naming_it(mock, flavour):
     refused = (socket.IPPROTO_TCP, 54321, 1)
     with flavour.Client(transport=esp.HTTPTransport(socket_options=[refused])) as client:
-        with pytest.raises(flavour.ConnectError, match=r"socket option \[6, 54321, 1\] refused"):
+        with pytest.raises(flavour.ConnectError, match=r"socket option \[6, 54321, 1\] refused") as exc:
             client.get(mock.url("/echo"))
+    # libesp's own word: the config's fault, so never retried nor held against the origin.
+    assert isinstance(exc.value.__cause__, esp.ConfigError)
 
 
 def test_what_libesp_cannot_do_is_refused_up_front(flavour):

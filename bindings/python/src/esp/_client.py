@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json as _json
+import math
 import os
 import threading
 import weakref
@@ -19,7 +20,7 @@ from typing import Any
 
 from . import _native
 from ._aio import LoopClosed, current_port
-from ._errors import error_for
+from ._errors import InvalidArgumentError, error_for
 from ._native import AGAIN, END, MODE_EVENTS, MODE_RAW, RequestSpec
 from ._types import Headers, Response, ServerSentEvent
 
@@ -44,13 +45,39 @@ def _encode_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
     return [(str(name).encode("latin-1"), str(value).encode("latin-1")) for name, value in pairs]
 
 
-def _timeout_ms(timeout: float | None) -> int:
-    """Seconds -> the milliseconds esp_request_opts wants (0: client default)."""
+def _timeout_ms(timeout: float | None, name: str = "timeout") -> int:
+    """Seconds -> the milliseconds esp_request_opts wants (0: the client's,
+    ESP_NO_TIMEOUT for math.inf: none)."""
     if timeout is None:
         return 0
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+    if timeout == math.inf:
+        return _native.ESP_NO_TIMEOUT
+    if not timeout > 0:
+        raise ValueError(f"{name} must be positive seconds, math.inf or None, got {timeout!r}")
     return max(1, round(timeout * 1000))
+
+
+def _refuse(message: str) -> None:
+    raise InvalidArgumentError(InvalidArgumentError.status_code, message)
+
+
+def refuse_nul(spec: RequestSpec) -> RequestSpec:
+    """spec, unless one of its strings holds a NUL byte: C would read it only
+    up to the NUL and send the rest cut off. Refused as libesp refuses CR or
+    LF in a header (InvalidArgumentError, nothing sent), in libesp's words for
+    a bad method, path or header name; a header value is not quoted (it may
+    be a key)."""
+    nul = b"\0"
+    if spec.method is not None and nul in spec.method:
+        _refuse("method is not a valid HTTP method token")
+    if nul in spec.path:
+        _refuse("path contains white space or control characters")
+    for name, value in spec.headers:
+        if nul in name:
+            _refuse(f"header {name.decode('latin-1')!r} has an invalid name")
+        if nul in value:
+            _refuse(f"header '{name.decode('latin-1')}' value contains a NUL byte")
+    return spec
 
 
 def build_spec(
@@ -61,6 +88,8 @@ def build_spec(
     content: bytes | str | None = None,
     headers: HeadersArg = None,
     timeout: float | None = None,
+    first_byte_timeout: float | None = None,
+    idle_timeout: float | None = None,
     retry: bool = True,
     raw: bool = False,
 ) -> RequestSpec:
@@ -78,13 +107,17 @@ def build_spec(
     else:
         body = content
     flags = (0 if retry else _native.ESP_REQ_NO_RETRY) | (_native.ESP_REQ_STREAM_RAW if raw else 0)
-    return RequestSpec(
-        method=method.upper().encode("ascii") if method else None,
-        path=path.encode("utf-8"),
-        headers=encoded,
-        body=body,
-        timeout_ms=_timeout_ms(timeout),
-        flags=flags,
+    return refuse_nul(
+        RequestSpec(
+            method=method.upper().encode("ascii") if method else None,
+            path=path.encode("utf-8"),
+            headers=encoded,
+            body=body,
+            timeout_ms=_timeout_ms(timeout),
+            flags=flags,
+            first_byte_timeout_ms=_timeout_ms(first_byte_timeout, "first_byte_timeout"),
+            idle_timeout_ms=_timeout_ms(idle_timeout, "idle_timeout"),
+        )
     )
 
 
@@ -488,6 +521,8 @@ class Client:
         content: bytes | str | None = None,
         headers: HeadersArg = None,
         timeout: float | None = None,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
         retry: bool = True,
     ) -> Response:
         """Send a request and return the whole response, blocking this thread
@@ -498,12 +533,28 @@ class Client:
         serialized; ``content`` is sent as is (with content-type
         application/json unless ``headers`` says otherwise).
         ``timeout`` is the whole request in seconds (None: the config's
-        timeout_ms). ``retry=False`` sends it once whatever max_retries says.
+        timeout_ms). ``first_byte_timeout`` bounds the wait for the
+        response's status and headers, per attempt (None: the config's
+        first_byte_timeout_ms); ``idle_timeout`` bounds a silence inside the
+        body once the head is in (None: the config's idle_timeout_ms). Each
+        is seconds, ``math.inf`` for no limit, and fails with TimeoutError
+        saying which ("first-byte timeout", "idle timeout").
+        ``retry=False`` sends it once whatever max_retries says. A NUL byte in
+        the method, path or a header raises InvalidArgumentError, nothing
+        sent.
         Raises an EspError subclass on transport failures; HTTP error
         statuses are returned as responses.
         """
         spec = build_spec(
-            path, method=method, json=json, content=content, headers=headers, timeout=timeout, retry=retry
+            path,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            first_byte_timeout=first_byte_timeout,
+            idle_timeout=idle_timeout,
+            retry=retry,
         )
         return _native.backend().request(self._handle, spec)
 
@@ -516,6 +567,8 @@ class Client:
         content: bytes | str | None = None,
         headers: HeadersArg = None,
         timeout: float | None = None,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
         retry: bool = True,
         raw: bool = False,
     ) -> Stream:
@@ -532,6 +585,8 @@ class Client:
             content=content,
             headers=headers,
             timeout=timeout,
+            first_byte_timeout=first_byte_timeout,
+            idle_timeout=idle_timeout,
             retry=retry,
             raw=raw,
         )
@@ -546,13 +601,23 @@ class Client:
         content: bytes | str | None = None,
         headers: HeadersArg = None,
         timeout: float | None = None,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
         retry: bool = True,
     ) -> Response:
         """request() for asyncio and trio: never blocks the event loop and
         works on whichever loop awaits it. Cancelling the awaiting task
         cancels the transfer."""
         spec = build_spec(
-            path, method=method, json=json, content=content, headers=headers, timeout=timeout, retry=retry
+            path,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            first_byte_timeout=first_byte_timeout,
+            idle_timeout=idle_timeout,
+            retry=retry,
         )
         call = await start_call(self._handle, spec)
         return call.head.result()
@@ -566,6 +631,8 @@ class Client:
         content: bytes | str | None = None,
         headers: HeadersArg = None,
         timeout: float | None = None,
+        first_byte_timeout: float | None = None,
+        idle_timeout: float | None = None,
         retry: bool = True,
         raw: bool = False,
     ) -> AsyncStream:
@@ -578,6 +645,8 @@ class Client:
             content=content,
             headers=headers,
             timeout=timeout,
+            first_byte_timeout=first_byte_timeout,
+            idle_timeout=idle_timeout,
             retry=retry,
             raw=raw,
         )

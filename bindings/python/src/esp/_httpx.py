@@ -49,7 +49,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from . import _errors
-from ._client import AsyncStream, Client, Stream
+from ._client import AsyncStream, Client, Stream, refuse_nul
 from ._native import ESP_NO_TIMEOUT, ESP_REQ_STREAM_RAW, MODE_RAW, RequestSpec
 from ._types import Response
 
@@ -114,6 +114,8 @@ def _httpx_error_name(exc: _errors.EspError) -> str:
         return _timeout_error_name(exc.message)
     if isinstance(exc, _errors.InvalidArgumentError):
         return "UnsupportedProtocol" if "unsupported URL scheme" in exc.message else "LocalProtocolError"
+    if isinstance(exc, _errors.ConfigError) and "'socket_options'" in exc.message:
+        return "ConnectError"  # httpcore's, for a setsockopt that fails as it connects
     if isinstance(exc, _errors.ProtocolError):
         return "RemoteProtocolError"
     if isinstance(exc, (_errors.ConnectError, _errors.TLSError, _errors.CircuitOpenError, _errors.HandleError)):
@@ -276,7 +278,7 @@ def _spec(request: Any, body: bytes, configured: frozenset[str]) -> RequestSpec:
         for phase, key in _PHASE_CONFIG_KEYS.items()
         if phase in timeout and key not in configured
     }
-    return RequestSpec(
+    spec = RequestSpec(
         method=request.method.encode("ascii"),
         path=str(request.url).encode("utf-8"),
         headers=headers,
@@ -286,6 +288,10 @@ def _spec(request: Any, body: bytes, configured: frozenset[str]) -> RequestSpec:
         flags=ESP_REQ_STREAM_RAW,
         **phases,
     )
+    try:
+        return refuse_nul(spec)
+    except _errors.EspError as exc:
+        raise _httpx_error(exc, request) from exc
 
 
 # ---- httpx's transport arguments -> a libesp config ---------------------------

@@ -163,6 +163,8 @@ class RequestSpec(NamedTuple):
     read_timeout_ms: int = 0
     write_timeout_ms: int = 0
     pool_timeout_ms: int = 0
+    first_byte_timeout_ms: int = 0
+    idle_timeout_ms: int = 0
 
 
 class PendingResponse:
@@ -525,6 +527,8 @@ def _fill_timeouts(opts: Any, spec: RequestSpec) -> None:
     opts.read_timeout_ms = spec.read_timeout_ms
     opts.write_timeout_ms = spec.write_timeout_ms
     opts.pool_timeout_ms = spec.pool_timeout_ms
+    opts.first_byte_timeout_ms = spec.first_byte_timeout_ms
+    opts.idle_timeout_ms = spec.idle_timeout_ms
 
 
 # ---- ctypes fallback -----------------------------------------------------------
@@ -551,6 +555,8 @@ class _Opts(ctypes.Structure):
         ("read_timeout_ms", ctypes.c_int64),
         ("write_timeout_ms", ctypes.c_int64),
         ("pool_timeout_ms", ctypes.c_int64),
+        ("first_byte_timeout_ms", ctypes.c_int64),
+        ("idle_timeout_ms", ctypes.c_int64),
     ]
 
 
