@@ -14,6 +14,7 @@
 #include "esp.h"
 #include "log.h"
 #include "registry.h"
+#include "response.h"
 #include "streams.h"
 
 namespace esp {
@@ -28,9 +29,11 @@ void fork_prepare() {
   registry().lock_for_fork();
   calls().lock();
   streams().lock();
+  esp_response::lock_for_fork();
 }
 
 void fork_parent() {
+  esp_response::unlock_after_fork();
   streams().unlock();
   calls().unlock();
   registry().unlock_after_fork();
@@ -48,6 +51,7 @@ std::vector<std::shared_ptr<void>> &inherited() {
 
 void fork_child() {
   reset_logger_lock_after_fork();
+  esp_response::unlock_after_fork();
   // Calls and streams in flight belong to the parent: their handles are stale here.
   streams().unlock();
   calls().unlock();

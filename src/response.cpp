@@ -8,7 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
+#include <mutex>
 
 namespace esp {
 
@@ -159,21 +159,29 @@ bool esp_response::name_is(const Field &f, const char *lower_name, size_t len) c
   return f.name_len == len && std::memcmp(head_.get() + f.name_at, lower_name, len) == 0;
 }
 
-void esp_response::index_headers() const {
-  uint8_t state = index_state_.load(std::memory_order_acquire);
-  while (state != kIndexed) {
-    if (state == kRaw) {
-      if (index_state_.compare_exchange_weak(state, kIndexing, std::memory_order_acquire)) {
-        index_new_lines();
-        index_state_.store(kIndexed, std::memory_order_release);
-        return;
-      }
-    } else {  // another thread is indexing: a few hundred instructions
-      std::this_thread::yield();
-      state = index_state_.load(std::memory_order_acquire);
-    }
-  }
+namespace {
+
+// Indexing writes the head (names lowered and ended in place), so the first
+// reader of a response indexes it under this lock. Fork takes it too
+// (esp_response::lock_for_fork): a child never inherits a head half indexed
+// by a thread it does not have. Readers after the first take no lock.
+std::mutex &index_mu() {
+  static std::mutex *mu = new std::mutex;  // never destroyed: responses outlive static destructors
+  return *mu;
 }
+
+}  // namespace
+
+void esp_response::index_headers() const {
+  if (index_state_.load(std::memory_order_acquire) == kIndexed) return;
+  std::lock_guard<std::mutex> lock(index_mu());
+  if (index_state_.load(std::memory_order_relaxed) == kIndexed) return;
+  index_new_lines();
+  index_state_.store(kIndexed, std::memory_order_release);
+}
+
+void esp_response::lock_for_fork() { index_mu().lock(); }
+void esp_response::unlock_after_fork() { index_mu().unlock(); }
 
 void esp_response::index_new_lines() const {
   char *head = head_.get();

@@ -116,6 +116,9 @@ struct esp_response {
   // esp_response_free: keeps r as the thread's spare, with the capacity of
   // its head and body, unless these are large.
   static void recycle(esp_response *r);
+  // fork(): no head is being indexed while the process forks (lifecycle.cpp).
+  static void lock_for_fork();
+  static void unlock_after_fork();
 
  private:
   struct Field {
@@ -130,9 +133,9 @@ struct esp_response {
   size_t head_size_ = 0;
   size_t head_capacity_ = 0;
   bool mentions_should_retry_ = false;
-  // Raw lines wait to be indexed; one reader indexes them (kIndexing) while
-  // others wait. The members below change only then.
-  enum IndexState : uint8_t { kRaw, kIndexing, kIndexed };
+  // Raw lines wait to be indexed; the first reader indexes them under a
+  // process-wide lock while others wait on it. The members below change only then.
+  enum IndexState : uint8_t { kRaw, kIndexed };
   mutable std::atomic<uint8_t> index_state_{kIndexed};
   mutable size_t indexed_upto_ = 0;
   mutable std::vector<Field> fields_;
