@@ -307,7 +307,8 @@ TEST(Fleet, ADeploymentCooledDownByOneProcessIsCooledDownForAnother) {
       "\"shared_state\":{\"redis\":\"" + redis.url() + "\",\"namespace\":\"" + ns + "\"},\"deployments\":["
       "{\"base_url\":\"" + failing_server.http_base() + "/_faults/status=500/v1\",\"api_key\":\"sk-depA-SECRET\"},"
       "{\"base_url\":\"" + mock().http_base() + "/v1\",\"api_key\":\"sk-depB-SECRET\"}]}";
-  Worker first({cfg, "200", "1"});
+  // A second: at load the first (failed) attempt alone can take 200 ms.
+  Worker first({cfg, "1000", "1"});
   const std::string out = first.wait();
   ASSERT_EQ(first.exit_code, 0) << out;
   EXPECT_GT(parse(out).ok, 1) << out;  // failed over to B, and stayed there
