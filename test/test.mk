@@ -1,5 +1,5 @@
 # C test suite (GoogleTest against the bundled mock server) and checks.
-.PHONY: gtest-dev test-faults
+.PHONY: gtest-dev test-faults test-build
 TEST_SRCS := $(wildcard test/c/*.cpp)
 # test_units.cpp reaches into these; the shared library hides their symbols,
 # so the test binary built against it compiles them in.
@@ -13,8 +13,16 @@ gtest-dev:
 	  $(SUDO) apt-get update -q >/dev/null 2>&1 || true; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libgtest-dev >/dev/null; }
 
-$(B)/esp_tests: $(TEST_SRCS) $(wildcard test/c/*.h) $(B)/libesp.so $(B)/fleet_worker | gtest-dev
-	$(CXX) $(TEST_CXXFLAGS) -o $@ $(TEST_SRCS) $(TEST_UNITS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS) -ldl
+# One object per file, so that `make -j2 test-build` compiles them two at a time.
+TEST_OBJS := $(TEST_SRCS:test/c/%.cpp=$(B)/test-obj/%.o) $(TEST_UNITS:src/%.cpp=$(B)/test-obj/units/%.o)
+$(B)/test-obj/%.o: test/c/%.cpp $(wildcard test/c/*.h) $(wildcard src/*.h) include/esp.h | gtest-dev deps
+	@mkdir -p $(@D)
+	$(CXX) $(TEST_CXXFLAGS) -c $< -o $@
+$(B)/test-obj/units/%.o: src/%.cpp $(wildcard src/*.h) include/esp.h | deps
+	@mkdir -p $(@D)
+	$(CXX) $(TEST_CXXFLAGS) -c $< -o $@
+$(B)/esp_tests: $(TEST_OBJS) $(B)/libesp.so $(B)/fleet_worker
+	$(CXX) -o $@ $(TEST_OBJS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS) -ldl
 
 # One process of a fleet (the fleet tests and `make bench SCEN=fleet` run several).
 $(B)/fleet_worker: test/fleet/worker.c include/esp.h $(B)/libesp.so
@@ -43,6 +51,9 @@ test-c: $(B)/esp_tests redis-tool
 FAULT_SRCS := $(wildcard test/faults/*.cpp)
 $(B)/esp_faults: $(FAULT_SRCS) $(wildcard test/faults/*.h) $(wildcard test/c/*.h) $(B)/libesp.so | gtest-dev
 	$(CXX) $(TEST_CXXFLAGS) -Itest/faults -o $@ $(FAULT_SRCS) -L$(B) -lesp -Wl,-rpath,$(CURDIR)/$(B) $(GTEST_LIBS)
+
+# The C test programs, built (CI: `make -j2 lib test-build` before `make test`).
+test-build: $(B)/esp_tests $(B)/esp_faults $(B)/fleet_worker
 
 test-faults: $(B)/esp_faults
 	ESP_ROOT=$(CURDIR) $(B)/esp_faults $(GTEST_ARGS)
