@@ -25,10 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Message kinds: a call's completion goes to its JS callback, a stream's
- * ready to the instance's stream-ready function. */
-enum { MSG_COMPLETE = 1, MSG_READY = 2 };
-
 typedef struct Call Call;
 typedef struct StreamReader StreamReader;
 typedef struct Message Message;
@@ -46,7 +42,7 @@ typedef struct Instance {
   napi_threadsafe_function tsfn;
   size_t referenced_calls;   /* JS thread only: calls and waiting streams keeping it ref'd */
   StreamReader *streams;     /* JS thread only: open streams, closed at exit */
-  napi_ref stream_ready;     /* JS function (id) => void, for MSG_READY */
+  napi_ref stream_ready;     /* JS function (id) => void, for a ready  */
 } Instance;
 
 /* One asynchronous call. Freed on the JS thread after its completion was
@@ -65,7 +61,7 @@ struct StreamReader {
   Instance *instance;
   StreamReader *prev, *next; /* in instance->streams while open */
   esp_stream handle;
-  uint32_t id;               /* what MSG_READY hands to JS */
+  uint32_t id;               /* what a ready hands to JS */
   int open;
   int waiting;               /* JS waits for ready: keeps the process alive */
 };
@@ -80,15 +76,14 @@ typedef struct HeaderList {
 
 struct Message {
   Message *next;             /* in instance->done_head, under lock       */
-  int kind;
   Instance *instance;
-  Call *call;                /* NULL for MSG_READY                       */
-  uint32_t stream_id;        /* MSG_READY                                */
-  int status;                /* MSG_COMPLETE: ESP_OK or a negative code  */
-  int sent;                  /* MSG_COMPLETE: esp_last_error_sent()      */
-  esp_response *response;    /* MSG_COMPLETE: may be NULL                */
+  Call *call;                /* a completion's call; NULL for a ready    */
+  uint32_t stream_id;        /* a stream's ready                         */
+  int status;                /* completion: ESP_OK or a negative code    */
+  int sent;                  /* completion: esp_last_error_sent()        */
+  esp_response *response;    /* completion: may be NULL                  */
   size_t len;                /* bytes in data                            */
-  char data[];               /* MSG_COMPLETE: esp_last_error() text      */
+  char data[];               /* completion: esp_last_error() text        */
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -168,10 +163,11 @@ static char *read_string(napi_env env, napi_value value) {
   return s;
 }
 
-static Message *message_new(int kind, Call *call, size_t extra) {
+/* A call's completion (call set) goes to its JS callback, a stream's ready
+ * (call NULL) to the instance's stream-ready function. */
+static Message *message_new(Call *call, size_t extra) {
   Message *m = calloc(1, sizeof(Message) + extra);
   if (m) {
-    m->kind = kind;
     m->call = call;
     m->instance = call ? call->instance : NULL;
   }
@@ -241,7 +237,7 @@ static int queue_completion(Message *m) {
 /* libesp has news for a stream's reader: wake JS, which reads it itself. */
 static void on_stream_ready(void *user) {
   StreamReader *r = user;
-  Message *m = message_new(MSG_READY, NULL, 0);
+  Message *m = message_new(NULL, 0);
   if (!m) return;
   m->instance = r->instance;
   m->stream_id = r->id;
@@ -253,7 +249,7 @@ static void on_complete(void *user, int status, esp_response *resp) {
   Instance *inst = call->instance;
   const char *detail = status < 0 ? esp_last_error() : "";
   size_t len = strlen(detail);
-  Message *m = message_new(MSG_COMPLETE, call, len + 1);
+  Message *m = message_new(call, len + 1);
   if (m) {
     m->status = status;
     m->sent = status < 0 ? esp_last_error_sent() : 0;
@@ -726,7 +722,7 @@ static StreamReader *read_stream(napi_env env, napi_value value) {
   return data;
 }
 
-/* onStreamReady(fn: (id: number) => void): where MSG_READY goes. */
+/* onStreamReady(fn: (id: number) => void): where a stream's ready goes. */
 static napi_value js_on_stream_ready(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
