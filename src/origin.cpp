@@ -30,7 +30,31 @@ int64_t slot_limit(const Origin &o, bool multiplexable, int64_t max_connections)
 
 }  // namespace
 
-SlotGrant take_slot(Origin &o, bool multiplexable, int64_t max_connections, int64_t now_us) {
+namespace {
+
+// The shard whose connection an HTTP/1.1 slot uses: this shard's idle one,
+// else another shard's idle one, else a new one here (fewer than
+// max_connections exist: fewer slots than that are taken). A new one only
+// when none is idle keeps the connections to the peak of requests in flight.
+int take_token(Origin &o, int shard) {
+  if (o.tokens_idle[shard] > 0) {
+    --o.tokens_idle[shard];
+    return shard;
+  }
+  for (int s = 0; s < kMaxShards; ++s) {
+    if (o.tokens_idle[s] > 0) {
+      --o.tokens_idle[s];
+      return s;
+    }
+  }
+  ++o.tokens_owned;
+  return shard;
+}
+
+}  // namespace
+
+SlotGrant take_slot(Origin &o, bool multiplexable, int64_t max_connections, int64_t now_us, int shard, int *token) {
+  *token = -1;
   SlotGrant grant = o.active < slot_limit(o, multiplexable, max_connections) ? SlotGrant::kGranted : SlotGrant::kWait;
   if (grant == SlotGrant::kWait && shares_connections(o, multiplexable) &&
       o.sockets_open.load(std::memory_order_relaxed) < max_connections &&
@@ -39,13 +63,16 @@ SlotGrant take_slot(Origin &o, bool multiplexable, int64_t max_connections, int6
     ++o.openers;
     o.last_opener_us = now_us;
   }
-  if (grant != SlotGrant::kWait) ++o.active;
+  if (grant == SlotGrant::kWait) return grant;
+  ++o.active;
+  if (!shares_connections(o, multiplexable)) *token = take_token(o, shard);
   return grant;
 }
 
-void give_back_slot(Origin &o, bool holds_slot, bool opening) {
+void give_back_slot(Origin &o, bool holds_slot, bool opening, int token) {
   if (opening) --o.openers;
   if (holds_slot) --o.active;
+  if (token >= 0) ++o.tokens_idle[token];
 }
 
 void opener_connected(Origin &o, int64_t took_us) {

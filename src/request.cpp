@@ -268,7 +268,6 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
   Origin *origin = engine->origin(spec.origin_key, spec.origin_label);
   auto t = std::make_shared<Transfer>(std::move(client), std::move(spec), std::move(sink));
   t->routed = std::move(routed);
-  t->watcher = engine.get();
   t->engine = std::move(engine);
   t->origin = origin;
   return t;

@@ -459,7 +459,10 @@ void Transfer::complete(int status, const std::string &error) {
 
 void Transfer::give_up_probe() {
   if (!is_probe) return;
-  breaker_probe_done(origin->breaker);
+  {
+    std::lock_guard<std::mutex> lock(origin->mu);
+    breaker_probe_done(origin->breaker);
+  }
   if (fleet_probe) client->shared->breaker_probe_released(origin->label);
   is_probe = fleet_probe = false;
 }

@@ -19,6 +19,7 @@
 namespace esp {
 
 class Engine;
+class Shard;
 class Transfer;
 
 // Where a transfer's results go: a waiting caller, user callbacks, or a
@@ -161,6 +162,9 @@ class Transfer {
 
   // Bookkeeping of the engine (driver thread only).
   std::shared_ptr<Engine> engine;  // the engine that carries it, kept while the transfer lives
+  // The shard whose driver has it now: set before it is submitted, changed
+  // only by that driver when it hands the transfer to another shard.
+  std::atomic<Shard *> shard{nullptr};
   // The engine's own reference while it drives the transfer (from start to
   // finish), and its place in the engine's list of those (no allocation).
   std::shared_ptr<Transfer> held;
@@ -170,10 +174,15 @@ class Transfer {
   Origin *origin = nullptr;
   EasySlot *slot = nullptr;  // the handle of the running attempt
   CURL *easy = nullptr;      // and its libcurl handle (slot->easy)
+  // Its slot (Origin::mu guards these four: another shard's driver grants
+  // a waiting transfer the slot it freed).
   bool holds_slot = false;
+  bool slot_granted = false;  // by another shard, not taken up yet by its own
+  bool in_waiting = false;    // in its origin's queue and still waiting
+  int slot_token = -1;        // the shard whose HTTP/1.1 connection token it has
   bool is_probe = false;       // the half-open breaker's single probe
   bool fleet_probe = false;    // and the fleet's (shared_state), its outcome not yet published
-  bool opening = false;        // admitted to open a new HTTP/2 connection, not up yet
+  bool opening = false;        // admitted to open a new HTTP/2 connection, not up yet (under Origin::mu)
   bool user_paused = false;
   bool reader_paused = false;  // the write callback returned PAUSE
   bool finished = false;

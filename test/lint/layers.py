@@ -19,6 +19,7 @@ LAYERS = [
     ["registry", "router"],
     ["engines"],
     ["engine"],
+    ["shard"],
     ["client", "origin", "sockets", "transfer", "breaker", "retry", "ratelimit", "deployments", "shared_state", "usage",
      "trust_store"],
     ["config", "config_schema", "metrics", "log", "sse", "status", "handles", "clock", "response", "url"],
