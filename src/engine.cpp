@@ -68,7 +68,10 @@ Origin *Engine::origin(const std::string &key, const std::string &label) {
 Shard &Engine::place(Transfer &t, bool sync) {
   Origin &o = *t.origin;
   if (shards_.size() == 1) return *shards_[0];
-  if (shares_connections(o, t.spec.multiplexable)) return *shards_[static_cast<size_t>(o.home_shard)];
+  // A rate-limited client's requests take their turns in the order they
+  // were made: one shard reserves them all.
+  if (shares_connections(o, t.spec.multiplexable) || t.client->limiter)
+    return *shards_[static_cast<size_t>(o.home_shard)];
   std::lock_guard<std::mutex> lock(o.mu);
   Shard *best = nullptr;
   int best_rank = -1;
@@ -87,6 +90,7 @@ Shard &Engine::place(Transfer &t, bool sync) {
 
 void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
   Shard &s = place(*t, true);
+  t->ticket = tickets_.fetch_add(1, std::memory_order_relaxed);
   t->watcher = &s;
   t->shard.store(&s);
   s.run_sync(t);
@@ -94,6 +98,7 @@ void Engine::run_sync(const std::shared_ptr<Transfer> &t) {
 
 void Engine::submit(const std::shared_ptr<Transfer> &t) {
   Shard &s = place(*t, false);
+  t->ticket = tickets_.fetch_add(1, std::memory_order_relaxed);
   t->watcher = &s;
   t->shard.store(&s);
   s.submit(t);

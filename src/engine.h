@@ -4,6 +4,7 @@
 // Callers see one engine; it places each transfer on a shard.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -58,11 +59,12 @@ class Engine {
 
  private:
   // The shard t starts on: its origin's home shard for shared (HTTP/2)
-  // connections; else one with an idle connection to the origin, then
+  // connections and for rate-limited clients; else one with an idle connection to the origin, then
   // (sync) one with nothing to do, then the least busy.
   Shard &place(Transfer &t, bool sync);
 
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> tickets_{0};
   std::mutex origins_mu_;
   std::map<std::string, std::unique_ptr<Origin>> origins_;
 };

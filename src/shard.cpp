@@ -465,7 +465,12 @@ void Shard::try_slot(const std::shared_ptr<Transfer> &t) {
     t->holds_slot = admit;
     if (!admit) {
       t->in_waiting = true;
-      o.waiting.push_back(t);
+      // A first attempt behind those submitted before it (they may have
+      // reached their shards later); a retry at the back.
+      auto at = o.waiting.end();
+      if (t->attempts == 0)
+        while (at != o.waiting.begin() && (*(at - 1))->ticket > t->ticket) --at;
+      o.waiting.insert(at, t);
       if (o.openers > 0) opener_due = o.last_opener_us + opener_grace_us(o);
     }
   }

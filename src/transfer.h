@@ -165,6 +165,9 @@ class Transfer {
   // The shard whose driver has it now: set before it is submitted, changed
   // only by that driver when it hands the transfer to another shard.
   std::atomic<Shard *> shard{nullptr};
+  // Its place in the order of submission to the engine: a queue for a slot
+  // serves first attempts in this order whichever shard they reached first.
+  uint64_t ticket = 0;
   // The engine's own reference while it drives the transfer (from start to
   // finish), and its place in the engine's list of those (no allocation).
   std::shared_ptr<Transfer> held;

@@ -1,0 +1,190 @@
+// An engine's shards (one I/O thread each) under one pool limit: the work
+// spreads over them while max_connections, the FIFO queue, the breaker and
+// the per-origin stats stay those of one origin.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "helpers.h"
+
+namespace {
+
+// Sets ESP_IO_THREADS for the engine the test starts afresh, and leaves
+// the next test a fresh engine (no open breaker) with the previous value.
+struct IoThreads {
+  explicit IoThreads(const char *n) {
+    if (const char *old = std::getenv("ESP_IO_THREADS")) saved = old, had = true;
+    setenv("ESP_IO_THREADS", n, 1);
+    esp_shutdown(5000);
+  }
+  ~IoThreads() {
+    if (had)
+      setenv("ESP_IO_THREADS", saved.c_str(), 1);
+    else
+      unsetenv("ESP_IO_THREADS");
+    esp_shutdown(5000);
+  }
+  std::string saved;
+  bool had = false;
+};
+
+// Async calls that record the order and the thread of their completions.
+struct Batch {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> order;  // call index, as completed
+  std::vector<int> statuses;
+  std::set<std::thread::id> threads;
+  int done = 0;
+
+  struct Slot {
+    Batch *batch;
+    int index;
+  };
+  std::vector<Slot> slots;
+
+  static void on_complete(void *u, int status, esp_response *r) {
+    auto *slot = static_cast<Slot *>(u);
+    Batch &b = *slot->batch;
+    esp_response_free(r);
+    std::lock_guard<std::mutex> lock(b.mu);
+    b.order.push_back(slot->index);
+    b.statuses.push_back(status);
+    b.threads.insert(std::this_thread::get_id());
+    ++b.done;
+    b.cv.notify_all();
+  }
+
+  // Starts n calls to path with these headers, one after another.
+  void start(esp_client c, int n, const char *path, std::vector<esp_header> headers) {
+    slots.resize(static_cast<size_t>(n));
+    esp_callbacks cb;
+    std::memset(&cb, 0, sizeof cb);
+    cb.struct_size = sizeof cb;
+    cb.on_complete = on_complete;
+    for (int i = 0; i < n; ++i) {
+      slots[static_cast<size_t>(i)] = {this, i};
+      esp_request_opts o = opts(path, nullptr, &headers);
+      esp_call call = 0;
+      ASSERT_EQ(esp_request_async(c, &o, &cb, &slots[static_cast<size_t>(i)], &call), ESP_OK) << esp_last_error();
+    }
+  }
+  bool wait(int n, int ms = 20000) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return done == n; });
+  }
+  int ok() const {
+    int n = 0;
+    for (int s : statuses) n += s == ESP_OK;
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST(Shards, CallsRunOnEveryShardsThread) {
+  IoThreads two("2");
+  Lease lease(mock().config("\"http2\":false"));
+  Batch b;
+  b.start(lease.handle, 64, "models", {{"x-mock-delay-ms", "30"}});
+  ASSERT_TRUE(b.wait(64));
+  EXPECT_EQ(b.ok(), 64);
+  EXPECT_EQ(b.threads.size(), 2u);  // one I/O thread would run every callback
+}
+
+TEST(Shards, OneConnectionServesTheQueueInOrderAcrossShards) {
+  IoThreads two("2");
+  long before = mock().stat("connections");
+  Lease lease(mock().config("\"http2\":false,\"max_connections\":1"));
+  // The slot is taken (the server has the request): every call below waits.
+  const long served = mock().stat("requests");
+  Batch blocker;
+  blocker.start(lease.handle, 1, "models", {{"x-mock-delay-ms", "300"}});
+  for (int spin = 0; spin < 2000 && mock().stat("requests") == served; ++spin)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Batch b;
+  b.start(lease.handle, 24, "models", {{"x-mock-delay-ms", "2"}});
+  ASSERT_TRUE(b.wait(24));
+  ASSERT_TRUE(blocker.wait(1));
+  EXPECT_EQ(b.ok(), 24);
+  std::vector<int> fifo(24);
+  for (int i = 0; i < 24; ++i) fifo[static_cast<size_t>(i)] = i;
+  EXPECT_EQ(b.order, fifo);  // first come, first served, whichever shard each call reached
+  EXPECT_EQ(mock().stat("connections") - before, 1);
+  EXPECT_GT(json_number(client_stats(lease.handle), {"client", "queued_peak"}), 0);
+}
+
+// Connections to an HTTP/1.1 origin stay within max_connections as the server
+// counts them: a shard never opens one while another shard has one idle.
+TEST(Shards, ConnectionsStayWithinMaxConnectionsAsTheServerSeesThem) {
+  IoThreads two("2");
+  long before = mock().stat("connections");
+  Lease lease(mock().config("\"http2\":false,\"max_connections\":3"));
+  for (int round = 0; round < 3; ++round) {
+    Batch b;
+    b.start(lease.handle, 30, "models", {{"x-mock-delay-ms", round == 1 ? "1" : "15"}});
+    ASSERT_TRUE(b.wait(30));
+    EXPECT_EQ(b.ok(), 30);
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 5; ++j) ok += get(lease.handle, "models").status == 200;
+    });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(ok.load(), 30);
+  EXPECT_LE(mock().stat("connections") - before, 3);
+  EXPECT_LE(mock().stat("open_connections"), 3);
+  EXPECT_LE(stat({"sockets_open"}), 3);
+}
+
+TEST(Shards, TheBreakerCountsFailuresOnceForTheOrigin) {
+  IoThreads two("2");
+  Lease lease(mock().config("\"http2\":false,\"max_retries\":0,\"breaker_failures\":4,\"breaker_cooldown_ms\":60000"));
+  Batch b;
+  b.start(lease.handle, 4, "models", {{"x-mock-status", "500"}, {"x-mock-delay-ms", "50"}});
+  ASSERT_TRUE(b.wait(4));
+  EXPECT_EQ(b.threads.size(), 2u);  // the failures were split between the shards
+  Result r = get(lease.handle, "models");
+  EXPECT_EQ(r.rc, ESP_ECIRCUIT) << r.error;
+  EXPECT_NE(r.error.find("after 4 consecutive failures"), std::string::npos) << r.error;
+}
+
+TEST(Shards, StatsShowTheOriginOnceWithEveryShardsRequests) {
+  IoThreads two("2");
+  Lease lease(mock().config("\"http2\":false"));
+  Batch b;
+  b.start(lease.handle, 40, "models", {{"x-mock-delay-ms", "20"}});
+  ASSERT_TRUE(b.wait(40));
+  EXPECT_EQ(b.threads.size(), 2u);
+  EXPECT_EQ(json_number(client_stats(lease.handle), {"origin_stats", "requests"}), 40);
+  cJSON *root = cJSON_Parse(process_stats().c_str());
+  ASSERT_NE(root, nullptr);
+  int entries = 0;
+  cJSON *o = nullptr;
+  cJSON_ArrayForEach(o, cJSON_GetObjectItem(root, "origins")) {
+    const cJSON *label = cJSON_GetObjectItem(o, "origin");
+    if (cJSON_IsString(label) && mock().http_base() == label->valuestring) {
+      ++entries;
+      EXPECT_EQ(cJSON_GetObjectItem(o, "requests")->valuedouble, 40);
+    }
+  }
+  cJSON_Delete(root);
+  EXPECT_EQ(entries, 1);
+  char *text = nullptr;
+  ASSERT_EQ(esp_metrics_prometheus(&text), ESP_OK);
+  std::string prom(text);
+  esp_free(text);
+  const std::string labels = "{origin=\"" + mock().http_base() + "\"";
+  size_t lines = 0;
+  for (size_t at = prom.find("esp_origin_breaker_state" + labels); at != std::string::npos;
+       at = prom.find("esp_origin_breaker_state" + labels, at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 1u) << prom;
+  EXPECT_NE(prom.find("esp_origin_requests_total" + labels + ",outcome=\"ok\"} 40\n"), std::string::npos) << prom;
+}
