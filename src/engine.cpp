@@ -73,13 +73,15 @@ Shard &Engine::place(Transfer &t, bool sync) {
   if (shares_connections(o, t.spec.multiplexable) || t.client->limiter)
     return *shards_[static_cast<size_t>(o.home_shard)];
   std::lock_guard<std::mutex> lock(o.mu);
+  const Shard *caller = Shard::current();  // a callback starting the next request
   Shard *best = nullptr;
   int best_rank = -1;
   for (size_t i = 0; i < shards_.size(); ++i) {
     Shard &s = *shards_[i];
     // An idle connection here: no new one and no hand-over to the shard
-    // that has one; nothing to do here: the caller drives it itself.
-    const int rank = (o.tokens_idle[i] > 0 ? 2 : 0) + (sync && s.idle() ? 1 : 0);
+    // that has one; nothing to do here: the caller drives it itself; the
+    // calling I/O thread's own shard: no wake-up of another thread.
+    const int rank = (o.tokens_idle[i] > 0 ? 2 : 0) + (sync && s.idle() ? 1 : 0) + (&s == caller ? 1 : 0);
     if (rank > best_rank || (rank == best_rank && s.load() < best->load())) {
       best = &s;
       best_rank = rank;

@@ -44,6 +44,8 @@ int64_t probe_lease_ms(const Transfer &t, int64_t now) {
 
 bool Shard::on_io_thread() { return t_io_engine != nullptr; }
 
+const Shard *Shard::current() { return t_io_engine; }
+
 Shard::Shard(int index) : index_(index) {
   multi_ = curl_multi_init();
   share_ = curl_share_init();

@@ -74,6 +74,8 @@ class Shard final : public ConnectionWatcher {
 
   // True on any engine's I/O thread: blocking calls are refused there.
   static bool on_io_thread();
+  // The shard whose I/O thread this is (nullptr on any other thread).
+  static const Shard *current();
 
  private:
   struct Command {
