@@ -131,7 +131,7 @@ inline constexpr ConfigKey kClientKeys[] = {
     text("client_cert", nullptr, "client certificate (PEM)").with(kNonEmpty).derived("none"),
     text("client_key", nullptr, "client key (PEM); needs `client_cert`").with(kNonEmpty).derived("none"),
     text("proxy", nullptr, "proxy URL").with(kNonEmpty).derived("none"),
-    boolean("isolate", false, "own connections (and I/O thread), shared with no other config"),
+    boolean("isolate", false, "own connections (and I/O threads), shared with no other config"),
     compound("socket_options", KeyType::kArray, "[]", "`[[level, option, value], ...]` (integers, at most 32): `setsockopt` on every socket the client opens, after libcurl's own (so `[6, 1, 0]` turns TCP_NODELAY off); implies `isolate`, since a pooled connection goes to any client of its engine. An option the kernel refuses ends the request with `ESP_ECONFIG` naming it: nothing sent, no retry, no circuit-breaker failure (it is the config's fault, not the origin's)"),
     integer("max_response_bytes", int64_t{64} << 20, 1, int64_t{1} << 40, "bytes", "`ESP_ETOOLARGE` past it"),
     integer("slow_request_ms", 10000, 0, kDay, "ms", "requests slower than this are logged (`slow_request`)"),
