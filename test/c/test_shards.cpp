@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -187,4 +188,42 @@ TEST(Shards, StatsShowTheOriginOnceWithEveryShardsRequests) {
     ++lines;
   EXPECT_EQ(lines, 1u) << prom;
   EXPECT_NE(prom.find("esp_origin_requests_total" + labels + ",outcome=\"ok\"} 40\n"), std::string::npos) << prom;
+}
+
+namespace {
+
+// The threads that logged a new connection (the thread driving the multi).
+struct ConnectionLog {
+  std::mutex mu;
+  std::vector<std::thread::id> openers;
+  static void log(void *user, int, const char *line) {
+    if (!std::strstr(line, "event=connection_opened")) return;
+    auto *c = static_cast<ConnectionLog *>(user);
+    std::lock_guard<std::mutex> lock(c->mu);
+    c->openers.push_back(std::this_thread::get_id());
+  }
+};
+
+}  // namespace
+
+// A synchronous request drives a shard itself (no hop to an I/O thread)
+// when one has nothing to do, even while another shard is busy.
+TEST(Shards, ASyncRequestIsDrivenByItsCallerOnAnIdleShard) {
+  IoThreads two("2");
+  Lease lease(mock().config("\"http2\":false"));
+  ConnectionLog seen;
+  ASSERT_EQ(esp_set_logger(ConnectionLog::log, &seen, ESP_LOG_DEBUG), ESP_OK);
+  Batch busy;  // one shard busy on the only connection for 400 ms
+  busy.start(lease.handle, 1, "models", {{"x-mock-delay-ms", "400"}});
+  const long served = mock().stat("requests");
+  for (int spin = 0; spin < 2000 && mock().stat("requests") == served; ++spin)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Result r = get(lease.handle, "models");
+  ASSERT_TRUE(busy.wait(1));
+  esp_set_logger(nullptr, nullptr, 0);
+  EXPECT_EQ(r.status, 200);
+  std::lock_guard<std::mutex> lock(seen.mu);
+  ASSERT_EQ(seen.openers.size(), 2u);
+  EXPECT_NE(seen.openers[0], std::this_thread::get_id());  // the async call's, on an I/O thread
+  EXPECT_EQ(seen.openers[1], std::this_thread::get_id());  // this request's, on this thread
 }
