@@ -74,7 +74,7 @@ Shard &Engine::place(Transfer &t, bool sync) {
     return *shards_[static_cast<size_t>(o.home_shard)];
   std::lock_guard<std::mutex> lock(o.mu);
   const Shard *caller = Shard::current();  // a callback starting the next request
-  Shard *best = nullptr;
+  Shard *best = shards_[0].get();
   int best_rank = -1;
   for (size_t i = 0; i < shards_.size(); ++i) {
     Shard &s = *shards_[i];
