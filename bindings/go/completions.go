@@ -113,6 +113,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -142,30 +143,56 @@ func startDispatcher() error {
 }
 
 // dispatch completes queued calls for the life of the process.
+//
+// It reads the eventfd inside one RawConn.Read that never returns: the
+// callback drains the counter and the queue and asks to wait again. An
+// eventfd read takes the whole counter, so after one that read something the
+// descriptor is known empty and the next write is a new edge for Go's
+// (edge-triggered) netpoller: the read that would only find EAGAIN before
+// each park, a syscall per wake-up, is not made. (A new File.Read would be
+// needed for every wake-up, and it forgets the edges seen before it starts.)
 func dispatch(events *os.File) {
 	batch := (*[completionBatch]C.esp_go_done)(C.malloc(C.size_t(unsafe.Sizeof(C.esp_go_done{})) * completionBatch))
+	raw, err := events.SyscallConn()
+	if err != nil {
+		panic("libesp: the completion eventfd: " + err.Error())
+	}
 	var counter [8]byte
-	for {
-		if _, err := events.Read(counter[:]); err != nil {
+	err = raw.Read(func(fd uintptr) bool {
+		_, err := syscall.Read(int(fd), counter[:])
+		for err == syscall.EINTR {
+			_, err = syscall.Read(int(fd), counter[:])
+		}
+		switch err {
+		case nil:
+			completeQueued(batch)
+		case syscall.EAGAIN: // nothing yet: park until the next write
+		default:
 			panic("libesp: reading the completion eventfd: " + err.Error())
 		}
-		for {
-			n := int(C.esp_go_take_done(&batch[0], completionBatch))
-			for _, done := range batch[:n] {
-				if done.ready != 0 {
-					wakeStream(uintptr(done.user))
-					continue
-				}
-				var err *Error
-				if done.status < 0 {
-					err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
-					C.free(unsafe.Pointer(done.msg))
-				}
-				callsInFlight.take(uintptr(done.user)).complete(err, done.resp)
+		return false
+	})
+	panic("libesp: waiting on the completion eventfd: " + err.Error())
+}
+
+// completeQueued completes (or wakes the readers of) everything queued.
+func completeQueued(batch *[completionBatch]C.esp_go_done) {
+	for {
+		n := int(C.esp_go_take_done(&batch[0], completionBatch))
+		for _, done := range batch[:n] {
+			if done.ready != 0 {
+				wakeStream(uintptr(done.user))
+				continue
 			}
-			if n < completionBatch {
-				break
+			var err *Error
+			if done.status < 0 {
+				err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
+				C.free(unsafe.Pointer(done.msg))
 			}
+			callsInFlight.take(uintptr(done.user)).complete(err, done.resp)
+		}
+		if n < completionBatch {
+			return
 		}
 	}
 }
