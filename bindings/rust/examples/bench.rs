@@ -190,14 +190,13 @@ fn main() {
 
 fn report(scenarios: &[Scenario], runs: &[Vec<(Run, Run)>]) {
     println!(
-        "\n{:<24} {:>11} {:>12} {:>7}  {:<32} {:>14}  {}",
+        "\n{:<24} {:>11} {:>12} {:>7}  {:<32} {:>14}  switches/req e/r",
         "scenario",
         "libesp rps",
         "reqwest rps",
         "ratio",
         "ratio per round",
-        "CPU us/req e/r",
-        "switches/req e/r"
+        "CPU us/req e/r"
     );
     let mut rows = Vec::new();
     for (scenario, runs) in scenarios.iter().zip(runs) {
