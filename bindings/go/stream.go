@@ -207,7 +207,6 @@ type streamCall struct {
 	// Read by next only (a Stream is not for concurrent use).
 	queued   []Event // taken from libesp; those from read on are not yet returned
 	read     int
-	armed    bool   // the last take ended in ESP_EAGAIN, which armed libesp's ready
 	lastType string // the last event type and id, reused while they repeat
 	lastID   string
 
@@ -296,15 +295,6 @@ func (s *streamCall) next() (Event, bool) {
 			s.read++
 			return ev, true
 		}
-		if s.armed {
-			// Nothing arrived since the take that armed ready, or ready has
-			// signalled it: wait for that rather than look again (a cgo call
-			// per event that only finds ESP_EAGAIN).
-			s.armed = false
-			if !s.isClosed() {
-				<-s.wake
-			}
-		}
 		rc, msg, sent := s.take()
 		failed := rc < 0 && rc != C.ESP_EAGAIN
 		if failed {
@@ -312,7 +302,6 @@ func (s *streamCall) next() (Event, bool) {
 		}
 		switch {
 		case s.read < len(s.queued):
-			s.armed = rc == C.ESP_EAGAIN
 			continue
 		case rc == C.ESP_EAGAIN && !s.isClosed():
 			<-s.wake
