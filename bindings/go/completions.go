@@ -1,7 +1,7 @@
 package esp
 
-// Completions of asynchronous calls ([Client.Do] past the first in flight)
-// and readiness of streams, handed from libesp's I/O thread to Go in batches.
+// Completions of asynchronous calls ([Client.Do] past the first in flight),
+// handed from libesp's I/O thread to Go in batches.
 //
 // A cgo callback from a thread Go did not create must acquire a P to run Go
 // code; when every P is busy (GOMAXPROCS goroutines working, the common case
@@ -10,8 +10,8 @@ package esp
 // appends the completion to a C queue and, only when the queue was empty,
 // writes an eventfd. One dispatcher goroutine, parked in Go's netpoller on
 // that eventfd, takes every queued completion in one cgo call and completes
-// them (or wakes the stream readers): one wake-up carries as many as arrived
-// meanwhile.
+// them: one wake-up carries as many as arrived meanwhile. (Streams wake their
+// readers through an eventfd of their own: stream.go.)
 
 /*
 #include <stdint.h>
@@ -22,14 +22,12 @@ package esp
 #include <sys/eventfd.h>
 #include <esp.h>
 
-// Exported from callbacks.go: the direct paths, used only when the queue
-// cannot grow (out of memory), so no completion or wake-up is ever lost.
+// Exported from callbacks.go: the direct path, used only when the queue
+// cannot grow (out of memory), so no completion is ever lost.
 extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
-extern void espGoReady(uintptr_t user);
 
 typedef struct {
-	uintptr_t user; // the call's id in callsInFlight, or the stream's id when ready
-	int ready;      // a stream has news for its reader (no status, no response)
+	uintptr_t user; // the call's id in callsInFlight
 	int status;
 	int sent;             // esp_last_error_sent() of a failure
 	esp_response *resp;   // the Go side's to convert and free
@@ -76,19 +74,12 @@ static int esp_go_queue(esp_go_done done) {
 // libesp sets esp_last_error() and esp_last_error_sent() to the call's
 // failure before on_complete; both are copied here, on the I/O thread.
 static void esp_go_on_complete(void *user, int status, esp_response *resp) {
-	esp_go_done done = {(uintptr_t)user, 0, status, status < 0 ? esp_last_error_sent() : 0, resp,
+	esp_go_done done = {(uintptr_t)user, status, status < 0 ? esp_last_error_sent() : 0, resp,
 	                    status < 0 ? strdup(esp_last_error()) : NULL};
 	if (!esp_go_queue(done)) {
 		free(done.msg);
 		espGoComplete(done.user, status, resp, status < 0 ? (char *)esp_last_error() : NULL, done.sent);
 	}
-}
-
-// The ready callback of every stream (stream.go). A ready lost to a full
-// memory would leave a reader waiting, so it then wakes the reader directly.
-void esp_go_on_ready(void *user) {
-	esp_go_done done = {(uintptr_t)user, 1, 0, 0, NULL, NULL};
-	if (!esp_go_queue(done)) espGoReady((uintptr_t)user);
 }
 
 // esp_go_take_done moves up to max queued completions into out and returns
@@ -175,15 +166,11 @@ func dispatch(events *os.File) {
 	panic("libesp: waiting on the completion eventfd: " + err.Error())
 }
 
-// completeQueued completes (or wakes the readers of) everything queued.
+// completeQueued completes everything queued.
 func completeQueued(batch *[completionBatch]C.esp_go_done) {
 	for {
 		n := int(C.esp_go_take_done(&batch[0], completionBatch))
 		for _, done := range batch[:n] {
-			if done.ready != 0 {
-				wakeStream(uintptr(done.user))
-				continue
-			}
 			var err *Error
 			if done.status < 0 {
 				err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
