@@ -27,6 +27,17 @@ test('an in-flight call keeps the process alive, and an idle one exits on its ow
   assert.equal(stdout.trim(), 'status 200');
 });
 
+test('a fetch whose streamed body is left unread does not keep the process alive', async () => {
+  const started = Date.now();
+  const { stdout } = await run(process.execPath, [path.join(fixtures, 'unread-fetch.cjs')], {
+    env: childEnv(),
+    timeout: 30000,
+  });
+  assert.equal(stdout.trim(), 'status 200');
+  // The body takes 50 s to stream; exiting means nothing waited for it.
+  assert.ok(Date.now() - started < 25000, `exited after ${Date.now() - started} ms`);
+});
+
 test('a client dropped without close() is released by the FinalizationRegistry', async () => {
   const { stdout } = await run(process.execPath, ['--expose-gc', path.join(fixtures, 'forgotten-lease.cjs')], {
     env: childEnv(),
