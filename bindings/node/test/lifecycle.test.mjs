@@ -50,6 +50,30 @@ test('a client dropped without close() is released by the FinalizationRegistry',
   assert.deepEqual(releases, [0, 0]);
 });
 
+test('terminating a Worker mid-stream closes its streams and leaves the process healthy', async () => {
+  const worker = new Worker(path.join(fixtures, 'worker-streams.mjs'), {
+    workerData: { baseURL: mock.baseURL, streams: 20 },
+  });
+  const flowing = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  assert.equal(flowing, 20);
+  await worker.terminate();
+  let open = Infinity;
+  for (let i = 0; i < 100 && open > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    open = stats().streams_open;
+  }
+  assert.equal(open, 0);
+  const client = getClient(mock.config());
+  try {
+    assert.equal((await client.request({ path: '/models' })).status, 200);
+  } finally {
+    client.close();
+  }
+});
+
 test('terminating a Worker with calls in flight cancels them and leaves the process healthy', async () => {
   const worker = new Worker(path.join(fixtures, 'worker-calls.mjs'), {
     workerData: { baseURL: mock.baseURL, url: mock.url, calls: 50 },
