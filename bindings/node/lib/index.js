@@ -191,6 +191,29 @@ class EspResponse {
   }
 }
 
+/**
+ * A streamed response's status and headers. The Headers object is made when
+ * first read: a live stream keeps this for its whole life, and most readers
+ * never look at the headers.
+ */
+class StreamHead {
+  #joined;
+  #headers = null;
+
+  /** @param {{status: number, headers: string, httpVersion: number}} head the addon's head */
+  constructor(head) {
+    this.status = head.status;
+    this.httpVersion = head.httpVersion;
+    this.#joined = head.headers;
+  }
+
+  /** @returns {Headers} */
+  get headers() {
+    this.#headers ??= headersFromFlat(this.#joined);
+    return this.#headers;
+  }
+}
+
 /** Closes the NativeStream of a stream object that was garbage-collected unfinished. */
 const forgottenStreams = new FinalizationRegistry((stream) => stream.close());
 
@@ -245,7 +268,7 @@ class EventStream {
     }
     if (head instanceof Error) throw head;
     this.#head = head;
-    return { status: head.status, headers: headersFromFlat(head.headers), httpVersion: head.httpVersion };
+    return new StreamHead(head);
   }
 
   /** @returns {AsyncIterator<SseEvent | Buffer>} */
