@@ -16,7 +16,7 @@
 # with apt-get on first use. Suppression files live in test/sanitizers/ and
 # explain every entry.
 
-.PHONY: hardening hardening-ci hardening-tools fuzz-tools lint-tools lint-layers coverage test-asan test-tsan build-asan build-tsan test-valgrind \
+.PHONY: hardening hardening-ci hardening-deps hardening-build hardening-tools fuzz-tools lint-tools lint-layers coverage test-asan test-tsan build-asan build-tsan test-valgrind \
   build-valgrind fuzz fuzz-build fuzz-replay check-abi update-abi lint lint-tidy lint-cppcheck lint-config-table config-table
 
 HARDENING_HDRS := include/esp.h $(wildcard src/*.h) $(wildcard test/c/*.h)
@@ -347,6 +347,18 @@ coverage: $(B)/cov/esp_tests
 
 # ---- everything -----------------------------------------------------------------------
 hardening: check-header check-abi lint test-sanitize test-valgrind coverage fuzz
+
+# Every Debian package the hardening steps use. CI installs them before
+# anything runs side by side: two apt-get runs at once fail on dpkg's lock.
+hardening-deps: hardening-tools lint-tools
+	$(call need_tool,valgrind,valgrind)
+	$(call need_tool,lcov,lcov)
+
+# The hardening programs and clang-tidy's verdicts, made ahead of time. CI
+# makes them niced while `make test` and test-packages run: those suites
+# mostly wait, and nice 19 yields the cores whenever a suite wants them.
+# hardening-ci then finds them up to date and only runs them.
+hardening-build: build-asan build-tsan build-valgrind $(B)/cov/esp_tests fuzz-build lint-tidy
 
 # What CI runs, one step after the other (builds use -j from the caller);
 # prints the wall time of each step.

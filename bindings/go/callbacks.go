@@ -1,6 +1,6 @@
 package esp
 
-// The direct entry points of libesp's I/O thread into Go, the fallback of
+// The direct entry point of libesp's I/O thread into Go, the fallback of
 // completions.go's queue when it cannot grow. This file only exports: a cgo
 // file with //export may declare but not define C functions in its
 // preamble, so the C trampolines that call these live in completions.go.
@@ -19,14 +19,6 @@ type completer interface {
 	// complete gets the call's outcome; on failure err carries libesp's
 	// detail (msg is only valid during the callback).
 	complete(err *Error, resp *C.esp_response)
-}
-
-// espGoReady wakes a stream's reader directly on the I/O thread;
-// completions.go uses it only when its queue cannot grow.
-//
-//export espGoReady
-func espGoReady(user C.uintptr_t) {
-	wakeStream(uintptr(user))
 }
 
 // espGoComplete completes a call directly on the I/O thread; completions.go

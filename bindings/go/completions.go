@@ -1,7 +1,7 @@
 package esp
 
-// Completions of asynchronous calls ([Client.Do] past the first in flight)
-// and readiness of streams, handed from libesp's I/O thread to Go in batches.
+// Completions of asynchronous calls ([Client.Do] past the first in flight),
+// handed from libesp's I/O thread to Go in batches.
 //
 // A cgo callback from a thread Go did not create must acquire a P to run Go
 // code; when every P is busy (GOMAXPROCS goroutines working, the common case
@@ -10,8 +10,8 @@ package esp
 // appends the completion to a C queue and, only when the queue was empty,
 // writes an eventfd. One dispatcher goroutine, parked in Go's netpoller on
 // that eventfd, takes every queued completion in one cgo call and completes
-// them (or wakes the stream readers): one wake-up carries as many as arrived
-// meanwhile.
+// them: one wake-up carries as many as arrived meanwhile. (Streams wake their
+// readers through an eventfd of their own: stream.go.)
 
 /*
 #include <stdint.h>
@@ -22,14 +22,12 @@ package esp
 #include <sys/eventfd.h>
 #include <esp.h>
 
-// Exported from callbacks.go: the direct paths, used only when the queue
-// cannot grow (out of memory), so no completion or wake-up is ever lost.
+// Exported from callbacks.go: the direct path, used only when the queue
+// cannot grow (out of memory), so no completion is ever lost.
 extern void espGoComplete(uintptr_t user, int status, esp_response *resp, char *msg, int sent);
-extern void espGoReady(uintptr_t user);
 
 typedef struct {
-	uintptr_t user; // the call's id in callsInFlight, or the stream's id when ready
-	int ready;      // a stream has news for its reader (no status, no response)
+	uintptr_t user; // the call's id in callsInFlight
 	int status;
 	int sent;             // esp_last_error_sent() of a failure
 	esp_response *resp;   // the Go side's to convert and free
@@ -76,19 +74,12 @@ static int esp_go_queue(esp_go_done done) {
 // libesp sets esp_last_error() and esp_last_error_sent() to the call's
 // failure before on_complete; both are copied here, on the I/O thread.
 static void esp_go_on_complete(void *user, int status, esp_response *resp) {
-	esp_go_done done = {(uintptr_t)user, 0, status, status < 0 ? esp_last_error_sent() : 0, resp,
+	esp_go_done done = {(uintptr_t)user, status, status < 0 ? esp_last_error_sent() : 0, resp,
 	                    status < 0 ? strdup(esp_last_error()) : NULL};
 	if (!esp_go_queue(done)) {
 		free(done.msg);
 		espGoComplete(done.user, status, resp, status < 0 ? (char *)esp_last_error() : NULL, done.sent);
 	}
-}
-
-// The ready callback of every stream (stream.go). A ready lost to a full
-// memory would leave a reader waiting, so it then wakes the reader directly.
-void esp_go_on_ready(void *user) {
-	esp_go_done done = {(uintptr_t)user, 1, 0, 0, NULL, NULL};
-	if (!esp_go_queue(done)) espGoReady((uintptr_t)user);
 }
 
 // esp_go_take_done moves up to max queued completions into out and returns
@@ -113,6 +104,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -142,30 +134,52 @@ func startDispatcher() error {
 }
 
 // dispatch completes queued calls for the life of the process.
+//
+// It reads the eventfd inside one RawConn.Read that never returns: the
+// callback drains the counter and the queue and asks to wait again. An
+// eventfd read takes the whole counter, so after one that read something the
+// descriptor is known empty and the next write is a new edge for Go's
+// (edge-triggered) netpoller: the read that would only find EAGAIN before
+// each park, a syscall per wake-up, is not made. (A new File.Read would be
+// needed for every wake-up, and it forgets the edges seen before it starts.)
 func dispatch(events *os.File) {
 	batch := (*[completionBatch]C.esp_go_done)(C.malloc(C.size_t(unsafe.Sizeof(C.esp_go_done{})) * completionBatch))
+	raw, err := events.SyscallConn()
+	if err != nil {
+		panic("libesp: the completion eventfd: " + err.Error())
+	}
 	var counter [8]byte
-	for {
-		if _, err := events.Read(counter[:]); err != nil {
+	err = raw.Read(func(fd uintptr) bool {
+		_, err := syscall.Read(int(fd), counter[:])
+		for err == syscall.EINTR {
+			_, err = syscall.Read(int(fd), counter[:])
+		}
+		switch err {
+		case nil:
+			completeQueued(batch)
+		case syscall.EAGAIN: // nothing yet: park until the next write
+		default:
 			panic("libesp: reading the completion eventfd: " + err.Error())
 		}
-		for {
-			n := int(C.esp_go_take_done(&batch[0], completionBatch))
-			for _, done := range batch[:n] {
-				if done.ready != 0 {
-					wakeStream(uintptr(done.user))
-					continue
-				}
-				var err *Error
-				if done.status < 0 {
-					err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
-					C.free(unsafe.Pointer(done.msg))
-				}
-				callsInFlight.take(uintptr(done.user)).complete(err, done.resp)
+		return false
+	})
+	panic("libesp: waiting on the completion eventfd: " + err.Error())
+}
+
+// completeQueued completes everything queued.
+func completeQueued(batch *[completionBatch]C.esp_go_done) {
+	for {
+		n := int(C.esp_go_take_done(&batch[0], completionBatch))
+		for _, done := range batch[:n] {
+			var err *Error
+			if done.status < 0 {
+				err = &Error{Code: Code(done.status), Message: C.GoString(done.msg), RequestSent: done.sent != 0}
+				C.free(unsafe.Pointer(done.msg))
 			}
-			if n < completionBatch {
-				break
-			}
+			callsInFlight.take(uintptr(done.user)).complete(err, done.resp)
+		}
+		if n < completionBatch {
+			return
 		}
 	}
 }

@@ -4,16 +4,28 @@ package esp
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <esp.h>
 
-// Defined in completions.go: queues the wake-up for the dispatcher
-// goroutine; the user pointer is the stream's id in liveStreams.
-extern void esp_go_on_ready(void *user);
+// The ready callback of every stream: the user pointer is the stream's
+// eventfd, which its reader waits on in Go's netpoller. libesp never calls
+// ready once esp_stream_close has returned, and the descriptor is closed
+// only after that.
+static void esp_go_on_ready(void *user) {
+	uint64_t one = 1;
+	// Cannot fail short of a closed descriptor: the counter saturates only
+	// after 2^64 - 2 writes nobody read.
+	ssize_t written = write((int)(intptr_t)user, &one, sizeof one);
+	(void)written;
+}
+
+static int esp_go_stream_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 // Each shim copies esp_last_error() in the cgo call that failed (see esp.go).
 static int esp_go_stream_start(esp_client client, const esp_request_opts *req,
-                               uintptr_t user, esp_stream *out, char **err) {
-	int rc = esp_stream_start(client, req, esp_go_on_ready, (void *)user, out);
+                               int ready_fd, esp_stream *out, char **err) {
+	int rc = esp_stream_start(client, req, esp_go_on_ready, (void *)(intptr_t)ready_fd, out);
 	if (rc < 0) *err = strdup(esp_last_error());
 	return rc;
 }
@@ -98,9 +110,10 @@ import "C"
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -108,9 +121,12 @@ import (
 // Streams are libesp's non-blocking stream reader (esp_stream_start): C
 // buffers the body, pauses the transfer while the reader is behind by the
 // client's stream_buffer_bytes and decides between SSE events and raw
-// chunks. Go only waits: libesp's ready callback wakes the reading
-// goroutine, which then takes items with esp_stream_next(s, 0). A waiting
-// Next is a parked goroutine holding no OS thread.
+// chunks. Go only waits: libesp's ready callback writes the stream's own
+// eventfd, on which the reading goroutine is parked in Go's netpoller (as a
+// net/http reader is on its socket), and the reader then takes items with
+// esp_stream_next(s, 0). A waiting Next is a parked goroutine holding no OS
+// thread. (Through completions.go's dispatcher, every paced event cost two
+// goroutine wake-ups, the dispatcher's and the reader's.)
 
 // Event is one item of a [Stream]: a Server-Sent Event, or a raw body chunk
 // when the response is not text/event-stream or [Request.Raw] is set.
@@ -198,11 +214,10 @@ func (s *Stream) Close() error {
 // [Client.Transport] body.
 type streamCall struct {
 	ctx        context.Context
-	stopCancel func() bool   // unregisters the ctx cancellation; under mu
-	stream     C.esp_stream  // valid until close
-	id         uintptr       // ready's way back here: its key in liveStreams until close
-	wake       chan struct{} // capacity 1: libesp's ready callback ran
-	head       *Response     // status and headers
+	stopCancel func() bool  // unregisters the ctx cancellation; under mu
+	stream     C.esp_stream // valid until close
+	ready      *os.File     // the eventfd libesp's ready callback writes; closed by close
+	head       *Response    // status and headers
 
 	// Read by next only (a Stream is not for concurrent use).
 	queued   []Event // taken from libesp; those from read on are not yet returned
@@ -225,21 +240,24 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	if ctx.Err() != nil {
 		return nil, contextError(ctx, ErrCancelled)
 	}
-	if err := startDispatcher(); err != nil {
-		return nil, err
-	}
 	opts, bad := newCRequest(req)
 	if bad != nil {
 		return nil, bad
 	}
-	s := &streamCall{ctx: ctx, wake: make(chan struct{}, 1), id: uintptr(lastStreamID.Add(1))}
-	liveStreams.Store(s.id, s)
+	fd, err := C.esp_go_stream_eventfd()
+	if fd < 0 {
+		C.free(unsafe.Pointer(opts))
+		return nil, &Error{Code: Code(C.ESP_EINTERNAL),
+			Message: fmt.Sprintf("cannot create the stream's eventfd: %v", err)}
+	}
+	// Non-blocking, so a waiting reader parks in the netpoller, not a thread.
+	s := &streamCall{ctx: ctx, ready: os.NewFile(uintptr(fd), "libesp-stream")}
 	var msg *C.char
-	rc := C.esp_go_stream_start(c.handle, opts, C.uintptr_t(s.id), &s.stream, &msg)
+	rc := C.esp_go_stream_start(c.handle, opts, fd, &s.stream, &msg)
 	C.free(unsafe.Pointer(opts)) // libesp copied the request
 	runtime.KeepAlive(c)         // the lease must outlive the start
 	if rc < 0 {
-		liveStreams.Delete(s.id) // refused: ready never runs
+		s.ready.Close() // refused: ready never runs
 		return nil, newError(rc, msg)
 	}
 	stopCancel := context.AfterFunc(ctx, s.close)
@@ -263,8 +281,15 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 			s.close()
 			return nil, err
 		}
-		<-s.wake
+		s.waitReady()
 	}
+}
+
+// waitReady parks until libesp's ready callback ran or close closed the
+// eventfd (the read then fails, and the caller finds the stream closed).
+func (s *streamCall) waitReady() {
+	var counter [8]byte
+	_, _ = s.ready.Read(counter[:])
 }
 
 // takeBatch bounds the items one cgo call takes (see esp_go_stream_take);
@@ -304,7 +329,7 @@ func (s *streamCall) next() (Event, bool) {
 		case s.read < len(s.queued):
 			continue
 		case rc == C.ESP_EAGAIN && !s.isClosed():
-			<-s.wake
+			s.waitReady()
 		case rc == 0:
 			return Event{}, false
 		default:
@@ -428,7 +453,7 @@ func (s *streamCall) failure() error {
 
 // close cancels the transfer if it is unfinished and wakes a waiting reader.
 // Once esp_stream_close has returned, ready never runs again, so the handle
-// can go.
+// and the eventfd can go (closing it ends a reader's wait on it).
 func (s *streamCall) close() {
 	s.mu.Lock()
 	if s.closed {
@@ -444,29 +469,5 @@ func (s *streamCall) close() {
 	s.calling.Lock()
 	C.esp_stream_close(s.stream)
 	s.calling.Unlock()
-	liveStreams.Delete(s.id)
-	s.signal()
-}
-
-// liveStreams maps the id each stream hands libesp as its user pointer to
-// the stream, from start to close. Ids are never reused, so a wake-up still
-// queued for a stream closed meanwhile finds nothing and is dropped.
-var (
-	liveStreams  sync.Map
-	lastStreamID atomic.Uintptr
-)
-
-// wakeStream wakes the reader of stream id, if it is still open.
-func wakeStream(id uintptr) {
-	if s, ok := liveStreams.Load(id); ok {
-		s.(*streamCall).signal()
-	}
-}
-
-// signal wakes a reader waiting in next without ever blocking the I/O thread.
-func (s *streamCall) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.ready.Close()
 }

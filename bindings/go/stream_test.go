@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -270,4 +271,55 @@ func TestForgottenStreamIsCancelledByGC(t *testing.T) {
 		t.Fatalf("%d streams open, want the forgotten one", n)
 	}
 	waitFor(t, "the forgotten stream to be closed", func() bool { return *readStats(t).StreamsOpen == 0 })
+}
+
+// eventfdCount counts this process's eventfd descriptors.
+func eventfdCount(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "anon_inode:[eventfd]" {
+			n++
+		}
+	}
+	return n
+}
+
+// Each live stream's reader waits on a descriptor of its own; it must go with
+// the stream (at Close, after the body ended or not) and never outlive a
+// refused start, or a gateway's descriptors would run out stream by stream.
+func TestStreamWakeDescriptorsGoWithTheirStreams(t *testing.T) {
+	c := newClient(t, mockConfig())
+	if resp, err := c.Do(background, &Request{Path: "models"}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("warm-up: %v", err) // the engine and its own descriptors exist before counting
+	}
+	before := eventfdCount(t)
+	streams := make([]*Stream, 10)
+	for i := range streams {
+		streams[i] = openChatStream(t, background, c, false, "X-Mock-Events", "3")
+	}
+	if during := eventfdCount(t); during < before+len(streams) {
+		t.Fatalf("%d eventfds with %d streams open, %d before", during, len(streams), before)
+	}
+	for streams[0].Next() { // one read to its end, the others closed mid-body
+	}
+	if err := streams[0].Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		s.Close()
+	}
+	for range 20 {
+		if _, err := c.Stream(background, &Request{Path: "ftp://example.com/x"}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("a stream to ftp:// started: %v", err)
+		}
+	}
+	// Other tests' streams may still be closing (their GC cleanups): fewer is fine, more is a leak.
+	if after := eventfdCount(t); after > before {
+		t.Fatalf("%d eventfds after every stream closed, %d before", after, before)
+	}
 }

@@ -1,7 +1,9 @@
 //! libesp vs reqwest on a loopback HTTP/1.1 server: sequential and at
 //! concurrency 64, blocking and async (tokio). Prints, per scenario, the
 //! median requests per second of each, the median of the per-round ratios
-//! libesp / reqwest (above 1: libesp is faster) and the client CPU per request.
+//! libesp / reqwest (above 1: libesp is faster), the client CPU per request
+//! and the client's context switches per request (each a thread that waited
+//! or was preempted: the thread hops a request costs).
 //!
 //!     make -C bindings/rust bench            # or: cargo run --release --example bench
 //!     BENCH_REQUESTS=50000 BENCH_ROUNDS=7 cargo run --release --example bench
@@ -38,11 +40,12 @@ struct Scenario<'a> {
     reqwest: Box<dyn FnMut() + 'a>,
 }
 
-/// Wall-clock rate and client CPU of one timed run.
+/// Wall-clock rate, client CPU and context switches of one timed run.
 #[derive(Clone, Copy)]
 struct Run {
     rps: f64,
     cpu_us_per_req: f64,
+    switches_per_req: f64,
 }
 
 fn main() {
@@ -187,7 +190,7 @@ fn main() {
 
 fn report(scenarios: &[Scenario], runs: &[Vec<(Run, Run)>]) {
     println!(
-        "\n{:<24} {:>11} {:>12} {:>7}  {:<32} {:>14}",
+        "\n{:<24} {:>11} {:>12} {:>7}  {:<32} {:>14}  switches/req e/r",
         "scenario",
         "libesp rps",
         "reqwest rps",
@@ -202,34 +205,50 @@ fn report(scenarios: &[Scenario], runs: &[Vec<(Run, Run)>]) {
         let reqwest_rps = median(runs.iter().map(|(_, r)| r.rps).collect());
         let esp_cpu = median(runs.iter().map(|(e, _)| e.cpu_us_per_req).collect());
         let reqwest_cpu = median(runs.iter().map(|(_, r)| r.cpu_us_per_req).collect());
+        let esp_switches = median(runs.iter().map(|(e, _)| e.switches_per_req).collect());
+        let reqwest_switches = median(runs.iter().map(|(_, r)| r.switches_per_req).collect());
         let ratio = median(ratios.clone());
         let per_round: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "{:<24} {esp_rps:>11.0} {reqwest_rps:>12.0} {ratio:>6.2}x  {:<32} {:>6.1} / {:<6.1}",
+            "{:<24} {esp_rps:>11.0} {reqwest_rps:>12.0} {ratio:>6.2}x  {:<32} {:>6.1} / {:<6.1}  {:.2} / {:.2}",
             scenario.name,
             per_round.join(" "),
             esp_cpu,
-            reqwest_cpu
+            reqwest_cpu,
+            esp_switches,
+            reqwest_switches
         );
         rows.push(serde_json::json!({
             "scenario": scenario.name, "esp_rps": esp_rps, "peer_rps": reqwest_rps,
             "ratio": ratio, "ratios": ratios, "esp_cpu_us": esp_cpu, "peer_cpu_us": reqwest_cpu,
+            "esp_switches": esp_switches, "peer_switches": reqwest_switches,
         }));
     }
     println!("RESULT {}", serde_json::json!({"peer": "reqwest", "rows": rows}));
 }
 
 fn timed(count: usize, run: &mut dyn FnMut()) -> Run {
-    let (start, cpu) = (Instant::now(), process_cpu_seconds());
+    let (start, cpu, switches) = (Instant::now(), process_cpu_seconds(), context_switches());
     run();
-    let (secs, cpu) = (
+    let (secs, cpu, switches) = (
         start.elapsed().as_secs_f64(),
         process_cpu_seconds() - cpu,
+        context_switches() - switches,
     );
     Run {
         rps: count as f64 / secs,
         cpu_us_per_req: cpu * 1e6 / count as f64,
+        switches_per_req: switches as f64 / count as f64,
     }
+}
+
+/// Context switches of every thread of this process, voluntary (a thread
+/// waiting) and involuntary (preempted), ended threads included.
+fn context_switches() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_nvcsw + usage.ru_nivcsw
 }
 
 /// User + system time of every thread of this process (the server is not in it).
