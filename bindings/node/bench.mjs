@@ -9,7 +9,7 @@ import { getClient } from './lib/index.mjs';
 import { startMock } from './test/mock.mjs';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const CONCURRENCY = 64;
 
 const mock = await startMock();
@@ -33,10 +33,10 @@ const pairs = [
 ];
 
 /**
- * Requests per second of `count` calls of `fn`, `concurrency` at a time, and
- * this process's CPU time per request (every thread: libesp's I/O thread too).
+ * `count` calls of `fn`, `concurrency` at a time: the wall time they took and
+ * this process's CPU time (every thread: libesp's I/O thread too).
  */
-async function rate(fn, count, concurrency) {
+async function block(fn, count, concurrency) {
   let started = 0;
   const worker = async () => {
     while (started < count) {
@@ -46,9 +46,9 @@ async function rate(fn, count, concurrency) {
   };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   const cpu = process.cpuUsage(cpu0);
-  return { perSecond: count / ((performance.now() - t0) / 1000), cpuMicros: (cpu.user + cpu.system) / count };
+  return { ms: performance.now() - t0, cpu: cpu.user + cpu.system };
 }
 
 const median = (xs) => {
@@ -56,22 +56,43 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-// Rounds are interleaved: each runs every contender once at each concurrency
-// (the order rotating from round to round), so a burst of load from elsewhere
-// on a small shared machine hits every contender of a round alike; a ratio is
-// taken within a round, then the median over rounds.
+// Each round gives every contender REQUESTS requests at each concurrency, cut
+// into blocks that take turns (the order rotating from block to block), so
+// every contender of a round meets the same load from elsewhere on a small
+// shared machine at the same moments: a burst lands on all of them, not on
+// whichever ran then. A ratio is taken within a round, then the median over
+// rounds; CPU per request is the client's (steadier than the wall clock).
+const BLOCKS = { sequential: 10, concurrent: 4 };
 const names = Object.keys(contenders);
 const runs = Object.fromEntries(names.map((name) => [name, { sequential: [], concurrent: [] }]));
-for (const fn of Object.values(contenders)) await rate(fn, 500, CONCURRENCY); // warm up connections and JIT
+// Warm-up: connections, and the JIT at both concurrencies.
+for (const fn of Object.values(contenders)) {
+  await block(fn, 500, CONCURRENCY);
+  await block(fn, 200, 1);
+}
+let turn = 0;
 for (let round = 0; round < ROUNDS; round++) {
-  for (let k = 0; k < names.length; k++) {
-    const name = names[(k + round) % names.length];
-    runs[name].sequential.push(await rate(contenders[name], REQUESTS, 1));
-    runs[name].concurrent.push(await rate(contenders[name], REQUESTS, CONCURRENCY));
+  for (const [mode, concurrency] of [['sequential', 1], ['concurrent', CONCURRENCY]]) {
+    const blocks = BLOCKS[mode];
+    const total = Object.fromEntries(names.map((name) => [name, { ms: 0, cpu: 0, count: 0 }]));
+    for (let b = 0; b < blocks; b++) {
+      const count = Math.floor(REQUESTS / blocks) + (b < REQUESTS % blocks ? 1 : 0);
+      turn++;
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(k + turn) % names.length];
+        const r = await block(contenders[name], count, concurrency);
+        total[name].ms += r.ms;
+        total[name].cpu += r.cpu;
+        total[name].count += count;
+      }
+    }
+    for (const [name, t] of Object.entries(total)) {
+      runs[name][mode].push({ perSecond: t.count / (t.ms / 1000), cpuMicros: t.cpu / t.count });
+    }
   }
 }
 
-console.log(`median of ${ROUNDS} interleaved rounds of ${REQUESTS} requests, GET /v1/models on loopback (compare ratios, not absolutes)\n`);
+console.log(`median of ${ROUNDS} rounds of ${REQUESTS} requests per contender (blocks taking turns), GET /v1/models on loopback (compare ratios, not absolutes)\n`);
 const columns = ['seq req/s', 'seq cpu us', `c=${CONCURRENCY} req/s`, `c=${CONCURRENCY} cpu us`];
 console.log('contender'.padEnd(20), ...columns.map((c) => c.padStart(13)));
 for (const [name, { sequential: s, concurrent: c }] of Object.entries(runs)) {

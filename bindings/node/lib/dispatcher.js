@@ -10,6 +10,7 @@ const { STATUS_CODES } = require('node:http');
 const native = require('./native');
 const { errorFromStatus } = require('./errors');
 const { NativeStream, CLOSED } = require('./native-stream');
+const { headerList } = require('./headers');
 const {
   ClientClosedError,
   ClientDestroyedError,
@@ -279,7 +280,7 @@ class DispatchedCall {
   /** The head, then each chunk while the handler wants more, then the end. */
   async #deliver() {
     const head = this.#checked(await this.#stream.head(), false);
-    const rawHeaders = head.headers.map((text) => Buffer.from(text, 'latin1'));
+    const rawHeaders = headerList(head.headers).map((text) => Buffer.from(text, 'latin1'));
     this.#handler.onResponseStarted?.();
     let more = this.#handler.onHeaders(head.status, rawHeaders, () => this.#resume(), STATUS_CODES[head.status] ?? '');
     for (;;) {

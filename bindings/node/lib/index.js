@@ -10,14 +10,13 @@ const errors = require('./errors');
 const { Dispatcher, dispatcher } = require('./dispatcher');
 const { install, uninstall } = require('./install');
 const { NativeStream, CLOSED, AGAIN } = require('./native-stream');
+const { headersFromFlat, flattenHeaders } = require('./headers');
+const { espFetch } = require('./fetch');
 
 const { STATUS, AbortError, HttpStatusError, errorFromStatus } = errors;
 
-// esp.h ESP_REQ_* flags.
+// esp.h ESP_REQ_NO_RETRY.
 const FLAG_NO_RETRY = 0x1;
-const FLAG_STREAM_RAW = 0x2;
-// Statuses whose Response must have a null body (fetch spec).
-const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /** Throws the EspError for a negative status from the addon; returns the value otherwise. */
 function check(result) {
@@ -30,26 +29,6 @@ function check(result) {
 /** The rejection for a call cancelled by `signal`: an AbortError carrying signal.reason. */
 function abortError(signal) {
   return new AbortError('the call was aborted', STATUS.ESP_ECANCELLED, { cause: signal.reason });
-}
-
-/** A Headers object from the addon's flat [name, value, ...] list, or its "name\0value\0..." text. */
-function headersFromFlat(flat) {
-  if (typeof flat === 'string') flat = flat.split('\0', -1).slice(0, -1);
-  const headers = new Headers();
-  for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
-  return headers;
-}
-
-/** [name, value, ...] from a Headers, an iterable of pairs or a plain object. */
-function flattenHeaders(headers) {
-  const flat = [];
-  if (headers == null) return flat;
-  const pairs = typeof headers[Symbol.iterator] === 'function' ? headers : Object.entries(headers);
-  for (const [name, value] of pairs) {
-    if (value === undefined || value === null) continue;
-    flat.push(String(name), String(value));
-  }
-  return flat;
 }
 
 /** A Buffer view of a request body (string, Buffer, typed array, ArrayBuffer), or null. */
@@ -212,6 +191,29 @@ class EspResponse {
   }
 }
 
+/**
+ * A streamed response's status and headers. The Headers object is made when
+ * first read: a live stream keeps this for its whole life, and most readers
+ * never look at the headers.
+ */
+class StreamHead {
+  #joined;
+  #headers = null;
+
+  /** @param {{status: number, headers: string, httpVersion: number}} head the addon's head */
+  constructor(head) {
+    this.status = head.status;
+    this.httpVersion = head.httpVersion;
+    this.#joined = head.headers;
+  }
+
+  /** @returns {Headers} */
+  get headers() {
+    this.#headers ??= headersFromFlat(this.#joined);
+    return this.#headers;
+  }
+}
+
 /** Closes the NativeStream of a stream object that was garbage-collected unfinished. */
 const forgottenStreams = new FinalizationRegistry((stream) => stream.close());
 
@@ -266,7 +268,7 @@ class EventStream {
     }
     if (head instanceof Error) throw head;
     this.#head = head;
-    return { status: head.status, headers: headersFromFlat(head.headers), httpVersion: head.httpVersion };
+    return new StreamHead(head);
   }
 
   /** @returns {AsyncIterator<SseEvent | Buffer>} */
@@ -370,76 +372,7 @@ class Client {
    * maxRetries: 0 so that one layer retries.
    * @type {typeof fetch}
    */
-  fetch = (input, init) => this.#fetch(input, init);
-
-  async #fetch(input, init) {
-    // Request normalizes every form of input and init (URL, headers, body, signal).
-    const request = new Request(input, init?.body != null && init.duplex === undefined ? { ...init, duplex: 'half' } : init);
-    const { signal } = request;
-    // fetch sends only http(s) to the network; anything else is a network error, never a relative path.
-    const { protocol } = new URL(request.url);
-    if (protocol !== 'http:' && protocol !== 'https:') {
-      const detail = `unsupported URL scheme '${protocol.slice(0, -1)}' (only http and https)`;
-      throw new TypeError('fetch failed', { cause: new errors.InvalidArgumentError(detail, STATUS.ESP_EINVAL) });
-    }
-    const body = request.body === null ? null : Buffer.from(await request.arrayBuffer());
-    const encoded = {
-      method: request.method,
-      path: request.url,
-      headers: flattenHeaders(request.headers),
-      body,
-      timeoutMs: 0,
-      flags: FLAG_STREAM_RAW,
-    };
-    if (signal.aborted) throw signal.reason;
-    let stream;
-    try {
-      stream = new NativeStream(this.#handle, encoded);
-    } catch (error) {
-      throw new TypeError('fetch failed', { cause: error });
-    }
-    const onAbort = () => stream.close();
-    signal.addEventListener('abort', onAbort, { once: true });
-    // fetch rejects an aborted call with signal.reason, like undici does.
-    const failed = (error) => (signal.aborted ? signal.reason : error);
-    const head = await stream.head();
-    if (head === CLOSED) throw signal.reason;
-    if (head instanceof Error) {
-      stream.close();
-      throw new TypeError('fetch failed', { cause: failed(head) });
-    }
-    const { status } = head;
-    if (status < 200 || status > 599) {
-      // Response cannot represent it (fetch never exposes 1xx heads).
-      stream.close();
-      throw new TypeError('fetch failed', { cause: new RangeError(`unusable HTTP status ${status}`) });
-    }
-    const finish = () => {
-      signal.removeEventListener('abort', onAbort);
-      stream.close();
-    };
-    const hasBody = request.method !== 'HEAD' && !NULL_BODY_STATUSES.has(status);
-    if (!hasBody) finish();
-    // highWaterMark 0: nothing is read ahead here; libesp holds the body.
-    const responseBody = hasBody
-      ? new ReadableStream(
-          {
-            pull: async (controller) => {
-              const item = await stream.next();
-              if (Buffer.isBuffer(item)) return controller.enqueue(new Uint8Array(item.buffer, item.byteOffset, item.length));
-              finish();
-              if (item === null) controller.close();
-              else controller.error(item === CLOSED ? signal.reason : failed(item));
-            },
-            cancel: finish,
-          },
-          { highWaterMark: 0 },
-        )
-      : null;
-    const response = new Response(responseBody, { status, headers: headersFromFlat(head.headers) });
-    Object.defineProperty(response, 'url', { value: request.url });
-    return response;
-  }
+  fetch = (input, init) => espFetch(this.#handle, input, init);
 
   /** This client's stats (origins, requests, connections, latency), parsed from libesp's JSON. */
   stats() {

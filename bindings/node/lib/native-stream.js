@@ -94,6 +94,17 @@ class NativeStream {
     return typeof result === 'number' ? NativeStream.#error(result) : result;
   }
 
+  /**
+   * nextNow() for a reader that will not wait if nothing is there: its AGAIN
+   * does not keep the process alive (as an unread body must not).
+   */
+  peek() {
+    if (this.closed) return CLOSED;
+    const result = native.streamNext(this.#stream, false);
+    if (result === STATUS.ESP_EAGAIN) return AGAIN;
+    return typeof result === 'number' ? NativeStream.#error(result) : result;
+  }
+
   wake() {
     const wake = this.#wake;
     this.#wake = null;

@@ -270,49 +270,10 @@ static void on_complete(void *user, int status, esp_response *resp) {
 
 /* ---- JS thread: messages -> JS values ----------------------------------------- */
 
-/* Header bytes are Latin-1 on the wire (RFC 9110), as in undici. */
-static napi_value make_header_string(napi_env env, const char *s) {
-  napi_value out;
-  napi_create_string_latin1(env, s, strlen(s), &out);
-  return out;
-}
-
 static void free_response(napi_env env, void *data, void *hint) {
   (void)env;
   (void)data;
   esp_response_free(hint);
-}
-
-/* {status, headers: [name, value, ...], body?: Buffer, attempts, httpVersion};
- * takes ownership of resp (the body Buffer borrows its memory, zero-copy). */
-static napi_value response_object(napi_env env, esp_response *resp) {
-  napi_value obj, headers, body;
-  napi_create_object(env, &obj);
-  napi_set_named_property(env, obj, "status", make_int(env, esp_response_status(resp)));
-  napi_set_named_property(env, obj, "attempts", make_int(env, esp_response_attempts(resp)));
-  napi_set_named_property(env, obj, "httpVersion", make_int(env, esp_response_http_version(resp)));
-  size_t count = esp_response_header_count(resp);
-  napi_create_array_with_length(env, count * 2, &headers);
-  for (size_t i = 0; i < count; i++) {
-    const char *name = "", *value = "";
-    esp_response_header_at(resp, i, &name, &value);
-    napi_set_element(env, headers, (uint32_t)(2 * i), make_header_string(env, name));
-    napi_set_element(env, headers, (uint32_t)(2 * i + 1), make_header_string(env, value));
-  }
-  napi_set_named_property(env, obj, "headers", headers);
-  size_t len = 0;
-  const void *bytes = esp_response_body(resp, &len);
-  if (bytes && len > 0 &&
-      napi_create_external_buffer(env, len, (void *)bytes, free_response, resp, &body) == napi_ok) {
-    napi_set_named_property(env, obj, "body", body);
-    return obj;
-  }
-  if (bytes && len > 0) { /* external buffers not allowed here: copy */
-    napi_create_buffer_copy(env, len, bytes, NULL, &body);
-    napi_set_named_property(env, obj, "body", body);
-  }
-  esp_response_free(resp);
-  return obj;
 }
 
 /* A body for JS: a small one copied into an ArrayBuffer (JS wraps it in a
@@ -368,6 +329,19 @@ static napi_value joined_headers(napi_env env, const esp_response *resp) {
   napi_create_string_latin1(env, text, total, &out);
   if (text != small) free(text);
   return out;
+}
+
+/* A stream's head for JS, {status, headers: "name\0value\0...", attempts,
+ * httpVersion}; frees head. */
+static napi_value head_object(napi_env env, esp_response *head) {
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "status", make_int(env, esp_response_status(head)));
+  napi_set_named_property(env, obj, "headers", joined_headers(env, head));
+  napi_set_named_property(env, obj, "attempts", make_int(env, esp_response_attempts(head)));
+  napi_set_named_property(env, obj, "httpVersion", make_int(env, esp_response_http_version(head)));
+  esp_response_free(head);
+  return obj;
 }
 
 /* A call's completion as the arguments of its JS callback:
@@ -785,8 +759,8 @@ static napi_value js_stream_start(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* streamHead(stream) -> {status, headers, attempts, httpVersion} | negative
- * status (ESP_EAGAIN: not yet; ready will say) */
+/* streamHead(stream) -> {status, headers ("name\0value\0..."), attempts,
+ * httpVersion} | negative status (ESP_EAGAIN: not yet; ready will say) */
 static napi_value js_stream_head(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -796,22 +770,26 @@ static napi_value js_stream_head(napi_env env, napi_callback_info info) {
   esp_response *head = NULL;
   int rc = r->open ? esp_stream_head(r->handle, &head) : ESP_ECANCELLED;
   set_waiting(env, r, rc == ESP_EAGAIN);
-  return rc < 0 ? make_int(env, rc) : response_object(env, head);
+  return rc < 0 ? make_int(env, rc) : head_object(env, head);
 }
 
-/* streamNext(stream) -> Buffer (a raw chunk) | {event, data, id, retry} (an
- * SSE event) | string (the data of an event of type "message" with no id or
- * retry: most events, and one JS value instead of an object built through
- * N-API) | null (the end) | negative status (ESP_EAGAIN: nothing yet) */
+/* streamNext(stream, wait = true) -> Buffer (a raw chunk) | {event, data,
+ * id, retry} (an SSE event) | string (the data of an event of type "message"
+ * with no id or retry: most events, and one JS value instead of an object
+ * built through N-API) | null (the end) | negative status (ESP_EAGAIN:
+ * nothing yet; with wait false the caller will not wait for the ready, so
+ * the process is not kept alive for it) */
 static napi_value js_stream_next(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
+  size_t argc = 2;
+  napi_value argv[2], out;
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   StreamReader *r = read_stream(env, argv[0]);
   if (!r) return NULL;
+  bool wait = true;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &wait);
   esp_stream_item item = ESP_STREAM_ITEM_INIT;
   int rc = r->open ? esp_stream_next(r->handle, 0, &item) : ESP_ECANCELLED;
-  set_waiting(env, r, rc == ESP_EAGAIN);
+  set_waiting(env, r, wait && rc == ESP_EAGAIN);
   if (rc < 0) return make_int(env, rc);
   if (rc == 0) {
     napi_get_null(env, &out);

@@ -146,3 +146,66 @@ test('a HEAD response has a null body', async () => {
   assert.equal(res.status, 200);
   assert.equal(res.body, null);
 });
+
+test('a plain call sends what a Request would: URL objects, bytes, string bodies typed text/plain', async () => {
+  const echoOf = async (input, init) => (await client.fetch(input, init)).json();
+  const typed = await echoOf(new URL(`${mock.url}/echo`), { method: 'POST', body: 'hi' });
+  assert.equal(typed.headers['content-type'], 'text/plain;charset=UTF-8');
+  assert.equal(typed.body, 'hi');
+  const own = await echoOf(`${mock.url}/echo`, { method: 'PUT', headers: [['Content-Type', 'text/x-own']], body: 'hi' });
+  assert.equal(own.method, 'PUT');
+  assert.equal(own.headers['content-type'], 'text/x-own');
+  const bytes = await echoOf(`${mock.url}/echo`, { method: 'POST', body: new TextEncoder().encode('raw') });
+  assert.equal(bytes.body, 'raw');
+  // Spellings and members only Request understands still go through it.
+  assert.equal((await echoOf(`${mock.url}/echo`, { method: 'post', body: 'x', cache: 'no-store' })).method, 'POST');
+  const form = await echoOf(`${mock.url}/echo`, { method: 'POST', body: new URLSearchParams({ a: '1' }) });
+  assert.equal(form.headers['content-type'], 'application/x-www-form-urlencoded;charset=UTF-8');
+  assert.equal(form.body, 'a=1');
+});
+
+test('what Request refuses, fetch rejects with its TypeError before sending', async () => {
+  const before = (await mock.stats()).requests;
+  await assert.rejects(client.fetch(`${mock.url}/echo`, { body: 'x' }), TypeError); // GET with a body
+  await assert.rejects(client.fetch(`http://user:pw@127.0.0.1:${mock.httpPort}/echo`), TypeError);
+  await assert.rejects(client.fetch('/relative'), TypeError);
+  await assert.rejects(client.fetch(`${mock.url}/echo`, { headers: { 'bad name': 'x' } }), TypeError);
+  assert.equal((await mock.stats()).requests, before);
+});
+
+test('a whole body reads once, like any Response body', async () => {
+  const res = await client.fetch(`${mock.baseURL}/models`);
+  assert.ok(res instanceof Response);
+  assert.equal(res.url, `${mock.baseURL}/models`);
+  assert.equal(res.bodyUsed, false);
+  const copy = res.clone();
+  assert.equal(copy.url, res.url);
+  const parsed = await res.json();
+  assert.equal(parsed.object, 'list');
+  assert.equal(res.bodyUsed, true);
+  await assert.rejects(res.text(), TypeError);
+  assert.throws(() => res.clone(), TypeError);
+  assert.deepEqual(JSON.parse(await copy.text()), parsed);
+  const blob = await (await client.fetch(`${mock.baseURL}/models`)).blob();
+  assert.match(blob.type, /application\/json/);
+  assert.deepEqual(JSON.parse(await blob.text()), parsed);
+});
+
+test('a whole body is also a ReadableStream for whoever asks for one', async () => {
+  const res = await client.fetch(`${mock.baseURL}/models`);
+  const chunks = [];
+  for await (const chunk of res.body) chunks.push(chunk);
+  assert.equal(JSON.parse(Buffer.concat(chunks).toString()).object, 'list');
+  assert.equal(res.bodyUsed, true);
+  await assert.rejects(res.arrayBuffer(), TypeError);
+});
+
+test('a whole body decodes as the fetch spec says (UTF-8, a leading BOM dropped)', async () => {
+  const { WholeResponse } = await import('../lib/whole-response.js');
+  const bytes = Buffer.from('\uFEFF{"k":"\u00e9"}');
+  for (const read of ['text', 'json', 'arrayBuffer', 'bytes']) {
+    const ours = await new WholeResponse(bytes, { status: 200 }, 'http://x/')[read]();
+    const theirs = await new Response(bytes, { status: 200 })[read]();
+    assert.deepEqual(ours, theirs, read);
+  }
+});

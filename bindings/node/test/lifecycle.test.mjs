@@ -27,6 +27,17 @@ test('an in-flight call keeps the process alive, and an idle one exits on its ow
   assert.equal(stdout.trim(), 'status 200');
 });
 
+test('a fetch whose streamed body is left unread does not keep the process alive', async () => {
+  const started = Date.now();
+  const { stdout } = await run(process.execPath, [path.join(fixtures, 'unread-fetch.cjs')], {
+    env: childEnv(),
+    timeout: 30000,
+  });
+  assert.equal(stdout.trim(), 'status 200');
+  // The body takes 50 s to stream; exiting means nothing waited for it.
+  assert.ok(Date.now() - started < 25000, `exited after ${Date.now() - started} ms`);
+});
+
 test('a client dropped without close() is released by the FinalizationRegistry', async () => {
   const { stdout } = await run(process.execPath, ['--expose-gc', path.join(fixtures, 'forgotten-lease.cjs')], {
     env: childEnv(),
@@ -37,6 +48,30 @@ test('a client dropped without close() is released by the FinalizationRegistry',
   // One release by close(), one by the registry; both of live leases (ESP_OK),
   // and no second release of the closed client.
   assert.deepEqual(releases, [0, 0]);
+});
+
+test('terminating a Worker mid-stream closes its streams and leaves the process healthy', async () => {
+  const worker = new Worker(path.join(fixtures, 'worker-streams.mjs'), {
+    workerData: { baseURL: mock.baseURL, streams: 20 },
+  });
+  const flowing = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  assert.equal(flowing, 20);
+  await worker.terminate();
+  let open = Infinity;
+  for (let i = 0; i < 100 && open > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    open = stats().streams_open;
+  }
+  assert.equal(open, 0);
+  const client = getClient(mock.config());
+  try {
+    assert.equal((await client.request({ path: '/models' })).status, 200);
+  } finally {
+    client.close();
+  }
 });
 
 test('terminating a Worker with calls in flight cancels them and leaves the process healthy', async () => {

@@ -187,6 +187,8 @@ class _StreamWaker:
     pauses the transfer while the reader is behind and decides between SSE
     events and raw chunks; this only waits."""
 
+    __slots__ = ("port", "_lock", "_waiter", "_news")
+
     def __init__(self, port: Any) -> None:
         self.port = port
         self._lock = threading.Lock()
@@ -377,13 +379,16 @@ class AsyncStream:
     stream_buffer_bytes (1 MiB) behind.
     """
 
+    # Thousands may be live at once: no per-instance dict.
+    __slots__ = ("_client", "_spec", "_handle", "_item", "_waker", "_head", "_finalizer", "__weakref__")
+
     def __init__(self, client: Client, spec: RequestSpec, mode: int) -> None:
         # The Client itself, not just its handle: the request is sent later,
         # and the lease must still be held then.
         self._client = client
         if mode == MODE_RAW:
             spec = spec._replace(flags=spec.flags | _native.ESP_REQ_STREAM_RAW)
-        self._spec = spec
+        self._spec: RequestSpec | None = spec  # dropped once sent: it may hold a large body
         self._handle = 0
         self._item: Any = None
         self._waker: _StreamWaker | None = None
@@ -396,11 +401,13 @@ class AsyncStream:
             backend = _native.backend()
             waker = _StreamWaker(current_port())
             stream_id = _dispatcher.register(_dispatcher.streams, waker)
+            assert self._spec is not None
             try:
                 self._handle, self._item = backend.stream_start(self._client.handle, self._spec, stream_id)
             except BaseException:
                 _dispatcher.streams.pop(stream_id, None)
                 raise
+            self._spec = None
             self._waker = waker
             self._finalizer = weakref.finalize(self, _close_stream, backend, self._handle, stream_id)
         if self._head is None:

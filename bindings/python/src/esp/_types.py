@@ -15,15 +15,24 @@ class Headers(Mapping[str, str]):
     does); ``multi_items()`` keeps them apart, in arrival order.
     """
 
-    __slots__ = ("_items", "_joined")
+    __slots__ = ("_items", "_by_name")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._items = items
-        joined: dict[str, str] = {}
-        for name, value in items:
-            key = name.lower()
-            joined[key] = f"{joined[key]}, {value}" if key in joined else value
-        self._joined = joined
+        # Built on first lookup: a live stream keeps its head for its whole
+        # life, and most callers never look at the headers.
+        self._by_name: dict[str, str] | None = None
+
+    @property
+    def _joined(self) -> dict[str, str]:
+        joined = self._by_name
+        if joined is None:
+            joined = {}
+            for name, value in self._items:
+                key = name.lower()
+                joined[key] = f"{joined[key]}, {value}" if key in joined else value
+            self._by_name = joined
+        return joined
 
     def __getitem__(self, name: str) -> str:
         return self._joined[name.lower()]
