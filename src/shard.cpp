@@ -145,20 +145,28 @@ void Shard::run_sync(const std::shared_ptr<Transfer> &t) {
     lock.lock();
     leader_driving_ = false;
     drive_mu_.unlock();
-    if (live_ > 0 || !commands_.empty() || stopping_) io_cv_.notify_one();
+    const bool notify = live_ > 0 || !commands_.empty() || stopping_;
+    lock.unlock();
+    notify_idle_driver(notify);
   } else {
     commands_.push_back({Command::kSubmit, t});
-    wake_driver_locked();
+    const bool notify = wake_driver_locked();
+    lock.unlock();
+    notify_idle_driver(notify);
   }
 }
 
 void Shard::submit(const std::shared_ptr<Transfer> &t) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
-  t->count_accepted();
-  load_.store(++live_, std::memory_order_relaxed);
-  commands_.push_back({Command::kSubmit, t});
-  wake_driver_locked();
+  bool notify;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+    t->count_accepted();
+    load_.store(++live_, std::memory_order_relaxed);
+    commands_.push_back({Command::kSubmit, t});
+    notify = wake_driver_locked();
+  }
+  notify_idle_driver(notify);
 }
 
 void Shard::cancel(const std::shared_ptr<Transfer> &t) {
@@ -174,25 +182,38 @@ void Shard::set_paused(const std::shared_ptr<Transfer> &t, bool paused) {
 void Shard::slot_granted(const std::shared_ptr<Transfer> &t) { post({Command::kGranted, t}); }
 
 bool Shard::post(Command cmd) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) return false;  // everything completes with ESP_ESHUTDOWN anyway
-  if (cmd.kind == Command::kAdopt || cmd.kind == Command::kAdoptStart) load_.store(++live_, std::memory_order_relaxed);
-  commands_.push_back(std::move(cmd));
-  wake_driver_locked();
+  bool notify;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;  // everything completes with ESP_ESHUTDOWN anyway
+    if (cmd.kind == Command::kAdopt || cmd.kind == Command::kAdoptStart) load_.store(++live_, std::memory_order_relaxed);
+    commands_.push_back(std::move(cmd));
+    notify = wake_driver_locked();
+  }
+  notify_idle_driver(notify);
   return true;
 }
 
-void Shard::wake_driver_locked() {
+bool Shard::wake_driver_locked() {
   // From a callback on this engine's own I/O thread the driver is awake
   // already and takes the command on its next round: no wake-up syscall.
-  if (t_io_engine == this && io_driving_) return;
+  if (t_io_engine == this && io_driving_) return false;
   if (io_driving_ || leader_driving_) {
-    if (wake_pending_) return;
-    wake_pending_ = true;
-    wake();
-  } else {
-    io_cv_.notify_one();
+    // Under mu_, with stopping_ false: stop() closes the eventfd only after
+    // it has set stopping_, so this never writes to a reused descriptor.
+    if (!wake_pending_) {
+      wake_pending_ = true;
+      wake();
+    }
+    return false;
   }
+  return true;
+}
+
+void Shard::notify_idle_driver(bool needed) {
+  // After mu_ is released: a thread woken while the poster still held it
+  // would only block on it and be woken a second time.
+  if (needed) io_cv_.notify_one();
 }
 
 void Shard::wake() {

@@ -95,7 +95,11 @@ class Shard final : public ConnectionWatcher {
   void adopt(const std::shared_ptr<Transfer> &t, Command::Kind kind);
   // t holds its slot: runs the attempt here, or on the shard of its token.
   void run_admitted(const std::shared_ptr<Transfer> &t);
-  void wake_driver_locked();
+  // A command was queued (under mu_): wakes a driver in epoll_wait now;
+  // true when an idle I/O thread must be notified, which the caller does
+  // with notify_idle_driver once it has released mu_.
+  bool wake_driver_locked();
+  void notify_idle_driver(bool needed);
   // Interrupts the driver's epoll_wait (any thread).
   void wake();
   // One round of driving: commands, wait for ready sockets or a timer, hand
