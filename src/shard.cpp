@@ -136,8 +136,9 @@ void Shard::run_sync(const std::shared_ptr<Transfer> &t) {
     lock.unlock();
     start(t);
     for (;;) {
-      // Done, or handed to another shard (the one with an idle connection).
-      if (t->finished || t->shard.load() != this) break;
+      // Handed to another shard (the one with an idle connection), or done.
+      // The shard first: once t is another's, its driver writes `finished`.
+      if (t->shard.load() != this || t->finished) break;
       drive_once(t.get());
       std::lock_guard<std::mutex> check(mu_);
       if (!commands_.empty() || stopping_) break;  // hand the multi to the I/O thread
@@ -283,7 +284,7 @@ void Shard::drive_once(Transfer *leader) {
   // a command its callback posted may be too): this round waits for nothing.
   if (curl_timer_us_ && now_us() >= curl_timer_us_) run_curl_timer();
   const bool ended = collect_done();
-  if (!(leader && (leader->finished || leader->shard.load() != this))) {
+  if (!(leader && (leader->shard.load() != this || leader->finished))) {
     struct epoll_event ready[kEventsPerWait];
     const int n = ::epoll_wait(epoll_fd_, ready, kEventsPerWait, ended ? 0 : static_cast<int>(poll_timeout_ms()));
     for (int i = 0; i < n; ++i) {
@@ -335,11 +336,11 @@ void Shard::handle_commands(std::deque<Command> &cmds) {
         start(c.transfer);
         break;
       case Command::kCancel:
-        if (!t->finished && t->held && t->shard.load() == this)
+        if (t->shard.load() == this && !t->finished && t->held)
           finish(t, ESP_ECANCELLED, "cancelled by esp_call_cancel");
         break;
       case Command::kGranted: {
-        if (t->finished || !t->held || t->shard.load() != this) break;  // finish gave the slot back
+        if (t->shard.load() != this || t->finished || !t->held) break;  // finish gave the slot back
         Origin &o = *t->origin;
         {
           std::lock_guard<std::mutex> lock(o.mu);
@@ -355,7 +356,7 @@ void Shard::handle_commands(std::deque<Command> &cmds) {
         break;
       case Command::kPause:
       case Command::kResume:
-        if (t->finished || t->shard.load() != this) break;  // the adopting shard reads pause_requested
+        if (t->shard.load() != this || t->finished) break;  // the adopting shard reads pause_requested
         t->user_paused = c.kind == Command::kPause;
         if (t->easy) {
           if (!t->user_paused) t->reader_paused = false;
