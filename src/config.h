@@ -106,11 +106,17 @@ struct ClientConfig {
   std::string default_query;   // e.g. "api-version=2024-10-21" for azure
   std::string canonical;       // identity of the client: contains secrets, never printed
   std::string base_origin;     // "https://api.openai.com:443"
-  std::string transport_key;   // what decides whether two configs may share connections
+  std::string transport_key;   // what decides whether two configs may share TLS connections
   std::string base_origin_key; // origin_key(base_origin), computed once: most requests go there
 
-  // The key of the engine's Origin for requests to `origin` with this config's transport.
-  std::string origin_key(const std::string &origin) const { return origin + "|" + transport_key; }
+  // The key of the engine's Origin for requests to `origin` with this
+  // config's transport. libcurl reuses a plain-HTTP connection for any
+  // config with the same proxy (TLS settings do not apply, and http2 means
+  // HTTP/2 over TLS only), so those configs must share one Origin: its
+  // connection tokens count what the shards' caches really hold.
+  std::string origin_key(const std::string &origin) const {
+    return origin + "|" + (origin.compare(0, 8, "https://") == 0 ? transport_key : "plain|" + proxy);
+  }
 
   // May a request to `origin` ("scheme://host:port") carry the credentials?
   bool trusts(const std::string &origin) const;

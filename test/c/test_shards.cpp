@@ -190,6 +190,32 @@ TEST(Shards, StatsShowTheOriginOnceWithEveryShardsRequests) {
   EXPECT_NE(prom.find("esp_origin_requests_total" + labels + ",outcome=\"ok\"} 40\n"), std::string::npos) << prom;
 }
 
+// libcurl reuses a plain-HTTP connection for any client with the same proxy
+// (http2 and the TLS settings do not apply to it), so such clients share one
+// origin and its connection tokens: else one shard lent another client's
+// idle connections while another shard opened new ones, past the peak in
+// flight (Pool.ManyThreadsShareOneClientSafely, 1 run in 15).
+TEST(Shards, PlainHttpClientsThatDifferOnlyInHttp2ShareTheOrigin) {
+  IoThreads two("2");
+  Lease h1(mock().config("\"http2\":false"));
+  Lease h2(mock().config("\"verify_tls\":false"));
+  ASSERT_EQ(get(h1.handle, "models").status, 200);
+  ASSERT_EQ(get(h2.handle, "models").status, 200);
+  cJSON *root = cJSON_Parse(process_stats().c_str());
+  ASSERT_NE(root, nullptr);
+  int entries = 0;
+  cJSON *o = nullptr;
+  cJSON_ArrayForEach(o, cJSON_GetObjectItem(root, "origins")) {
+    const cJSON *label = cJSON_GetObjectItem(o, "origin");
+    if (!cJSON_IsString(label) || mock().http_base() != label->valuestring) continue;
+    ++entries;
+    EXPECT_EQ(cJSON_GetObjectItem(o, "requests")->valuedouble, 2);
+    EXPECT_EQ(cJSON_GetObjectItem(o, "connections_opened")->valuedouble, 1);
+  }
+  cJSON_Delete(root);
+  EXPECT_EQ(entries, 1);
+}
+
 namespace {
 
 // The threads that logged a new connection (the thread driving the multi).
