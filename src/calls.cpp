@@ -31,6 +31,8 @@ class CallbackSink : public Sink {
     return n;
   }
 
+  bool streams_body() const override { return cb_.on_data || cb_.on_event; }
+
   void complete(Transfer &t, int status, std::unique_ptr<esp_response> resp, const std::string &error) override {
     calls().remove(t.call_handle);  // cancel from now on: ESP_EHANDLE
     // on_complete may read esp_last_error() and esp_last_error_sent()

@@ -69,8 +69,9 @@ Shard &Engine::place(Transfer &t, bool sync) {
   Origin &o = *t.origin;
   if (shards_.size() == 1) return *shards_[0];
   // A rate-limited client's requests take their turns in the order they
-  // were made: one shard reserves them all.
-  if (shares_connections(o, t.spec.multiplexable) || t.client->limiter)
+  // were made: one shard reserves them all. Streams share one too
+  // (Sink::streams_body), which leaves the other shards to requests.
+  if (shares_connections(o, t.spec.multiplexable) || t.client->limiter || t.sink->streams_body())
     return *shards_[static_cast<size_t>(o.home_shard)];
   std::lock_guard<std::mutex> lock(o.mu);
   const Shard *caller = Shard::current();  // a callback starting the next request

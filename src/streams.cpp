@@ -85,6 +85,7 @@ class StreamSink : public Sink {
   }
 
   long read_buffer_bytes() const override { return st_->raw ? CURL_MAX_WRITE_SIZE : kEventReadBytes; }
+  bool streams_body() const override { return true; }
 
   void replay(Transfer &, const std::string &b) override {
     std::unique_lock<std::mutex> lock(st_->mu);
