@@ -23,7 +23,7 @@ int configured_shards() {
     char *end = nullptr;
     const long n = std::strtol(env, &end, 10);
     if (end != env && *end == '\0' && n >= 1 && n <= kMaxShards) return static_cast<int>(n);
-    log_event(ESP_LOG_WARN, "bad_io_threads", {{"ESP_IO_THREADS", env}, {"expected", "1..16"}});
+    log_event(ESP_LOG_WARN, "bad_io_threads", {{"ESP_IO_THREADS", env}, {"expected", "1.." + std::to_string(kMaxShards)}});
   }
   const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   return static_cast<int>(std::min<long>(std::max<long>(cores, 1), 4));

@@ -170,13 +170,11 @@ void Shard::submit(const std::shared_ptr<Transfer> &t) {
   notify_idle_driver(notify);
 }
 
-void Shard::cancel(const std::shared_ptr<Transfer> &t) {
-  t->cancel_requested.store(true);
-  post({Command::kCancel, t});
-}
+// Engine::cancel and Engine::set_paused set the transfer's flag first: a
+// transfer not placed yet reads it when it starts.
+void Shard::cancel(const std::shared_ptr<Transfer> &t) { post({Command::kCancel, t}); }
 
 void Shard::set_paused(const std::shared_ptr<Transfer> &t, bool paused) {
-  t->pause_requested.store(paused);
   post({paused ? Command::kPause : Command::kResume, t});
 }
 
