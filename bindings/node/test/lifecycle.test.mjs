@@ -50,52 +50,51 @@ test('a client dropped without close() is released by the FinalizationRegistry',
   assert.deepEqual(releases, [0, 0]);
 });
 
-test('terminating a Worker mid-stream closes its streams and leaves the process healthy', async () => {
-  const worker = new Worker(path.join(fixtures, 'worker-streams.mjs'), {
-    workerData: { baseURL: mock.baseURL, streams: 20 },
-  });
-  const flowing = await new Promise((resolve, reject) => {
+// The Worker's first message: what it reports once its work is under way.
+function firstMessage(worker) {
+  return new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  assert.equal(flowing, 20);
-  await worker.terminate();
-  let open = Infinity;
-  for (let i = 0; i < 100 && open > 0; i++) {
+}
+
+// Polls a process-wide counter until it reaches 0 (at most 2 s); returns its last value.
+async function drained(counter) {
+  let value = Infinity;
+  for (let i = 0; i < 100 && value > 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 20));
-    open = stats().streams_open;
+    value = stats()[counter];
   }
-  assert.equal(open, 0);
+  return value;
+}
+
+async function processStillServes() {
   const client = getClient(mock.config());
   try {
     assert.equal((await client.request({ path: '/models' })).status, 200);
   } finally {
     client.close();
   }
+}
+
+test('terminating a Worker mid-stream closes its streams and leaves the process healthy', async () => {
+  const worker = new Worker(path.join(fixtures, 'worker-streams.mjs'), {
+    workerData: { baseURL: mock.baseURL, streams: 20 },
+  });
+  assert.equal(await firstMessage(worker), 20);
+  await worker.terminate();
+  assert.equal(await drained('streams_open'), 0);
+  await processStillServes();
 });
 
 test('terminating a Worker with calls in flight cancels them and leaves the process healthy', async () => {
   const worker = new Worker(path.join(fixtures, 'worker-calls.mjs'), {
     workerData: { baseURL: mock.baseURL, url: mock.url, calls: 50 },
   });
-  const arrived = await new Promise((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  assert.equal(arrived, 50, 'the server holds all 50 calls');
+  assert.equal(await firstMessage(worker), 50, 'the server holds all 50 calls');
   assert.equal(stats().in_flight, 50);
   await worker.terminate();
   // The Worker's addon instance cancelled its 50 hanging calls at teardown.
-  let inFlight = Infinity;
-  for (let i = 0; i < 100 && inFlight > 0; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    inFlight = stats().in_flight;
-  }
-  assert.equal(inFlight, 0);
-  const client = getClient(mock.config());
-  try {
-    assert.equal((await client.request({ path: '/models' })).status, 200);
-  } finally {
-    client.close();
-  }
+  assert.equal(await drained('in_flight'), 0);
+  await processStillServes();
 });
