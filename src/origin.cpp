@@ -23,6 +23,10 @@ namespace {
 
 int64_t slot_limit(const Origin &o, bool multiplexable, int64_t max_connections) {
   if (!shares_connections(o, multiplexable)) return max_connections;
+  // Streams only once the server is known to speak HTTP/2 (ALPN on the
+  // first connection, else its first head): admitted as streams to one
+  // that refuses h2, each would open a connection past max_connections.
+  if (!o.multiplexed) return 0;
   // An opener's connection takes streams only once it is up.
   int64_t ready = o.sockets_open.load(std::memory_order_relaxed) - o.openers;
   return std::min<int64_t>(std::max<int64_t>(ready, 0), max_connections) * kStreamsPerConnection;
@@ -67,6 +71,12 @@ SlotGrant take_slot(Origin &o, bool multiplexable, int64_t max_connections, int6
   ++o.active;
   if (!shares_connections(o, multiplexable)) *token = take_token(o, shard);
   return grant;
+}
+
+int token_of_connection(Origin &o, bool multiplexable, bool connected, int token, int shard) {
+  if (token >= 0 || !connected || shares_connections(o, multiplexable)) return token;
+  ++o.tokens_owned;
+  return shard;
 }
 
 void give_back_slot(Origin &o, bool holds_slot, bool opening, int token) {

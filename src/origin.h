@@ -84,6 +84,11 @@ bool shares_connections(const Origin &o, bool multiplexable);
 // the shard the transfer must run on (its own, or one with an idle
 // connection); -1 for shared (HTTP/2) connections. Under o.mu.
 SlotGrant take_slot(Origin &o, bool multiplexable, int64_t max_connections, int64_t now_us, int shard, int *token);
+// The token of the connection a transfer ran on: `token`, or for one admitted
+// as an HTTP/2 stream (none) to an origin since found HTTP/1.1-only that
+// reached a connection, a new one of `shard`: that connection is one of the
+// origin's. Under o.mu.
+int token_of_connection(Origin &o, bool multiplexable, bool connected, int token, int shard);
 // Gives back what take_slot granted (an opener that never connected
 // included; the token's connection is idle again). Under o.mu.
 void give_back_slot(Origin &o, bool holds_slot, bool opening, int token);

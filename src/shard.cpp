@@ -706,7 +706,9 @@ void Shard::release_slot(Transfer *t) {
     // on another shard takes it in between.
     std::lock_guard<std::mutex> lock(o.mu);
     const bool held = t->holds_slot;
-    give_back_slot(o, held, t->opening, t->slot_token);
+    const int token = held ? token_of_connection(o, t->spec.multiplexable, t->sent_us != 0, t->slot_token, index_)
+                           : t->slot_token;
+    give_back_slot(o, held, t->opening, token);
     t->opening = t->holds_slot = t->slot_granted = t->in_waiting = false;
     t->slot_token = -1;
     if (held) grant_waiting_locked(o, now_us(), granted);

@@ -2,6 +2,7 @@
 // attempt ended (named by what happened), whether to try again.
 #include "transfer.h"
 
+#include <openssl/ssl.h>
 #include <strings.h>
 #include <sys/socket.h>
 
@@ -270,6 +271,32 @@ size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
   return taken;
 }
 
+namespace {
+
+// The protocol the server chose by ALPN on e's connection, read from its TLS
+// session once connected: false when unknown (a TLS backend other than
+// OpenSSL's; then the first head tells).
+bool alpn_chose_h2(CURL *e, bool *h2) {
+  const struct curl_tlssessioninfo *tls = nullptr;
+  if (curl_easy_getinfo(e, CURLINFO_TLS_SSL_PTR, &tls) != CURLE_OK || !tls || tls->backend != CURLSSLBACKEND_OPENSSL ||
+      !tls->internals)
+    return false;
+  const unsigned char *proto = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(static_cast<SSL *>(tls->internals), &proto, &len);
+  *h2 = len == 2 && std::memcmp(proto, "h2", 2) == 0;
+  return true;
+}
+
+}  // namespace
+
+void Transfer::learn_protocol() {
+  if (!origin || !spec.multiplexable || origin->multiplexed || origin->http1_only) return;
+  bool h2 = false;
+  if (!alpn_chose_h2(easy, &h2)) return;
+  (h2 ? origin->multiplexed : origin->http1_only) = true;
+}
+
 int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
   Transfer &t = *static_cast<EasySlot *>(self)->transfer;
   if (++t.sends > 1) {
@@ -282,6 +309,9 @@ int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
     return CURL_PREREQFUNC_ABORT;
   }
   t.sent_us = now_us();
+  // Known before the waiters are admitted (connection_ready): as HTTP/2
+  // streams they would each open a connection to a server that refuses h2.
+  t.learn_protocol();
   if (t.watcher) {
     t.watcher->connection_in_use(t, local_port);
     t.watcher->connection_ready(t);  // connected: an opener's waiters may use it

@@ -252,6 +252,9 @@ class Transfer {
   // Which limit made libcurl report CURLE_OPERATION_TIMEDOUT.
   TimeoutKind libcurl_timeout_kind(int64_t now) const;
   void headers_complete();
+  // A multiplexable transfer's connection is up: the origin learns from
+  // ALPN whether it speaks HTTP/2, if it did not know yet.
+  void learn_protocol();
   // Reports the usage of the response, correcting the token reservation.
   void settle_usage();
 };

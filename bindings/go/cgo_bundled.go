@@ -12,7 +12,7 @@ package esp
 /*
 #cgo CPPFLAGS: -I${SRCDIR}/../../include
 #cgo CXXFLAGS: -std=c++17 -fvisibility=hidden
-#cgo pkg-config: libcurl libcjson libcrypto hiredis
+#cgo pkg-config: libcurl libcjson libcrypto libssl hiredis
 #cgo LDFLAGS: -lstdc++ -lm
 */
 import "C"

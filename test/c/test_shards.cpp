@@ -255,3 +255,32 @@ TEST(Shards, ASyncRequestIsDrivenByItsCallerOnAnIdleShard) {
   EXPECT_NE(seen.openers[0], std::this_thread::get_id());  // the async call's, on an I/O thread
   EXPECT_EQ(seen.openers[1], std::this_thread::get_id());  // this request's, on this thread
 }
+
+// A TLS origin is taken for HTTP/2 until it answers: the first calls to one
+// that refuses h2 by ALPN (nginx without http2) are admitted as multiplexed
+// streams, before the origin is known to be HTTP/1.1-only. Still the server
+// sees no more than max_connections, across both shards, in that first burst
+// and after it.
+TEST(Shards, FirstCallsToAnOriginThatRefusesHttp2StayWithinMaxConnections) {
+  IoThreads two("2");
+  MockServer h1_only({"--tls-http1-only"});
+  Lease lease(h1_only.tls_config("\"max_connections\":3"));
+  for (int round = 0; round < 2; ++round) {
+    Batch b;
+    b.start(lease.handle, 40, "models", {{"x-mock-delay-ms", "20"}});
+    ASSERT_TRUE(b.wait(40));
+    EXPECT_EQ(b.ok(), 40);
+    EXPECT_LE(h1_only.stat("connections"), 3) << "round " << round;
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 5; ++j) ok += get(lease.handle, "models").status == 200;
+    });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(ok.load(), 30);
+  EXPECT_LE(h1_only.stat("connections"), 3);
+  EXPECT_LE(h1_only.stat("open_connections"), 3);
+  EXPECT_LE(stat({"sockets_open"}), 3);
+}

@@ -13,6 +13,7 @@
 
 const http = require('http');
 const http2 = require('http2');
+const https = require('https');
 const net = require('net');
 const crypto = require('crypto');
 const fs = require('fs');
@@ -24,7 +25,7 @@ const util = require('util');
 
 function usage(msg) {
   process.stderr.write(`mock server: ${msg}\n` +
-    'usage: node server.js [--port N] [--tls-port N] [--host ADDR] [--close-after-response]\n' +
+    'usage: node server.js [--port N] [--tls-port N] [--host ADDR] [--close-after-response] [--tls-http1-only]\n' +
     '                      [--idle-close-ms N] [--verbose] [--no-stdin-watch]\n' +
     '                      [--rpm N] [--tpm N] [--rl-window-ms N] [--rl-headers openai|anthropic|both|none]\n');
   process.exit(2);
@@ -32,7 +33,7 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const o = { port: 0, tlsPort: 0, host: '127.0.0.1', verbose: false,
-              closeAfterResponse: false, idleCloseMs: 0, stdinWatch: true,
+              closeAfterResponse: false, tlsHttp1Only: false, idleCloseMs: 0, stdinWatch: true,
               rpm: 0, tpm: 0, rlWindowMs: 60000, rlHeaders: 'both' };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i], v;
@@ -52,6 +53,7 @@ function parseArgs(argv) {
       case '--tls-port': o.tlsPort = int(); break;
       case '--host': o.host = value(); break;
       case '--close-after-response': o.closeAfterResponse = true; break;
+      case '--tls-http1-only': o.tlsHttp1Only = true; break;
       case '--idle-close-ms': o.idleCloseMs = int(); break;
       case '--verbose': case '-v': o.verbose = true; break;
       case '--no-stdin-watch': o.stdinWatch = false; break;
@@ -1022,7 +1024,27 @@ function proxyConnect(req, sock, head) {
   up.on('close', () => sock.destroy());
 }
 
+// --tls-http1-only: a server that refuses h2 by ALPN (nginx without http2 on
+// its TLS listener); http2's server always offers h2, so this is https's.
+function createTlsHttp1Server() {
+  const server = https.createServer({
+    cert: fs.readFileSync(path.join(CERT_DIR, 'server.pem')),
+    key: fs.readFileSync(path.join(CERT_DIR, 'server-key.pem')),
+    ALPNProtocols: ['http/1.1'],
+    noDelay: true,
+  });
+  configureHttp1(server);
+  let port = 0;
+  server.once('listening', () => { port = server.address().port; });
+  server.on('connection', (sock) => trackConnection(sock, port, 'https'));
+  server.on('request', (req, res) => handleRequest(req, res, port, 'https'));
+  server.on('tlsClientError', (e) => log(`tls client error: ${e.code || e.message}`));
+  server.on('clientError', (e, sock) => { log(`https client error: ${e.code || e.message}`); sock.destroy(); });
+  return server;
+}
+
 function createTlsServer() {
+  if (opts.tlsHttp1Only) return createTlsHttp1Server();
   const server = http2.createSecureServer({
     allowHTTP1: true,
     cert: fs.readFileSync(path.join(CERT_DIR, 'server.pem')),
