@@ -1,6 +1,8 @@
 // An engine's shards (one I/O thread each) under one pool limit: the work
 // spreads over them while max_connections, the FIFO queue, the breaker and
 // the per-origin stats stay those of one origin.
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -283,4 +285,75 @@ TEST(Shards, FirstCallsToAnOriginThatRefusesHttp2StayWithinMaxConnections) {
   EXPECT_LE(h1_only.stat("connections"), 3);
   EXPECT_LE(h1_only.stat("open_connections"), 3);
   EXPECT_LE(stat({"sockets_open"}), 3);
+}
+
+namespace {
+
+// The threads that logged a fail-over and the opening of a connection to
+// one origin.
+struct HandOverLog {
+  std::string origin;  // "origin=https://localhost:PORT"
+  std::mutex mu;
+  std::vector<std::thread::id> failovers, opened;
+  static void log(void *user, int, const char *line) {
+    auto *h = static_cast<HandOverLog *>(user);
+    const bool failover = std::strstr(line, "event=failover") != nullptr;
+    const bool opened = std::strstr(line, "event=connection_opened") && std::strstr(line, h->origin.c_str());
+    if (!failover && !opened) return;
+    std::lock_guard<std::mutex> lock(h->mu);
+    (failover ? h->failovers : h->opened).push_back(std::this_thread::get_id());
+  }
+};
+
+}  // namespace
+
+// A deployment fail-over onto an HTTP/2 origin whose home is the other
+// shard hands the transfer over (kAdoptStart) between its attempts: the call
+// succeeds once, each server saw the request once (the failed attempt was
+// answered and retry-safe), and the stats count one request, one fail-over.
+// The origin's home is a hash of its key: the CA path is spelt anew (same
+// file) until the first attempt's shard and the origin's home differ.
+TEST(Shards, AFailOverOntoAnHttp2OriginOfTheOtherShardIsHandedOver) {
+  IoThreads two("2");
+  MockServer h2;
+  const std::string dir = h2.ca_file.substr(0, h2.ca_file.rfind('/'));
+  const std::string file = h2.ca_file.substr(h2.ca_file.rfind('/') + 1);
+  std::string spelt = dir + "/";
+  bool handed_over = false;
+  for (int attempt = 0; attempt < 16 && !handed_over; ++attempt, spelt += "./") {
+    HandOverLog seen;
+    seen.origin = "origin=" + h2.https_base();
+    const std::string failing = mock().http_base() + "/_faults/status=500/v1";
+    const std::string config =
+        "{\"deployments\":[{\"base_url\":\"" + failing + "\",\"api_key\":\"sk-A-SECRET\"},{\"base_url\":\"" +
+        h2.https_base() + "/v1\",\"api_key\":\"sk-B-SECRET\"}],\"routing\":\"ordered\",\"breaker_failures\":0," +
+        "\"max_retries\":2,\"retry_base_ms\":10,\"ca_file\":\"" + spelt + file + "\"}";
+    Lease lease(config);
+    ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
+    const std::string key = "handover-" + std::to_string(getpid()) + "-" + std::to_string(attempt);
+    ASSERT_EQ(esp_set_logger(HandOverLog::log, &seen, ESP_LOG_DEBUG), ESP_OK);
+    Result r = post(lease.handle, "chat/completions", kChat, {{"x-mock-key", key.c_str()}});
+    esp_set_logger(nullptr, nullptr, 0);
+    ASSERT_EQ(r.rc, ESP_OK) << r.error;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.attempts, 2);
+    EXPECT_EQ(r.http_version, 20);
+    std::string seen_by_failing = mock().control("/_mock/requests?key=" + key);
+    std::string seen_by_h2 = h2.control("/_mock/requests?key=" + key);
+    cJSON *a = cJSON_Parse(seen_by_failing.c_str()), *b = cJSON_Parse(seen_by_h2.c_str());
+    EXPECT_EQ(cJSON_GetArraySize(a), 1) << seen_by_failing;
+    EXPECT_EQ(cJSON_GetArraySize(b), 1) << seen_by_h2;
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    EXPECT_EQ(deployment_stat(lease.handle, 0, "failures"), 1);
+    EXPECT_EQ(deployment_stat(lease.handle, 0, "failovers"), 1);
+    EXPECT_EQ(deployment_stat(lease.handle, 1, "picked"), 1);
+    EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "requests"}), 1);
+    EXPECT_EQ(json_number(client_stats(lease.handle), {"client", "outcomes", "ok"}), 1);
+    std::lock_guard<std::mutex> lock(seen.mu);
+    ASSERT_EQ(seen.failovers.size(), 1u);
+    ASSERT_EQ(seen.opened.size(), 1u);
+    handed_over = seen.failovers[0] != seen.opened[0];
+  }
+  EXPECT_TRUE(handed_over) << "no spelling of the CA path put the HTTP/2 origin's home on the other shard";
 }
