@@ -46,7 +46,19 @@ bool Shard::on_io_thread() { return t_io_engine != nullptr; }
 
 const Shard *Shard::current() { return t_io_engine; }
 
-Shard::Shard(int index) : index_(index) {
+Shard::Shard(int index) : index_(index) {}
+
+// On first use, not with the engine: an idle process holds one shard's
+// thread and four descriptors (epoll set, eventfd, libcurl's wake-up pair),
+// not every shard's. Under start_mu_, which stop() and fork also take.
+bool Shard::ensure_started() {
+  if (started_.load(std::memory_order_acquire)) return true;
+  std::lock_guard<std::mutex> starting(start_mu_);
+  if (started_.load(std::memory_order_relaxed)) return true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
+  }
   multi_ = curl_multi_init();
   share_ = curl_share_init();
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -60,7 +72,11 @@ Shard::Shard(int index) : index_(index) {
     curl_share_cleanup(share_);
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
     if (wake_fd_ >= 0) ::close(wake_fd_);
-    fail(ESP_ENOMEM, "could not create the curl multi handle and its epoll set");
+    multi_ = nullptr;
+    share_ = nullptr;
+    epoll_fd_ = wake_fd_ = -1;
+    fail(ESP_ENOMEM, "could not create I/O thread " + std::to_string(index_) +
+                         "'s curl multi handle and epoll set (out of memory or descriptors)");
   }
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Shard::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
@@ -75,18 +91,22 @@ Shard::Shard(int index) : index_(index) {
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_MULTIPLEX));
   curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS, static_cast<long>(kStreamsPerConnection));
   io_ = std::thread(&Shard::io_loop, this);
+  started_.store(true, std::memory_order_release);
+  return true;
 }
 
 Shard::~Shard() { stop(); }
 
 bool Shard::stop(int64_t timeout_ms) {
   {
+    std::lock_guard<std::mutex> starting(start_mu_);
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
       stopping_ = true;
-      wake();
+      if (started_.load(std::memory_order_relaxed)) wake();
       io_cv_.notify_all();
     }
+    if (!started_.load(std::memory_order_relaxed)) return true;  // never used: nothing to end
   }
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -125,8 +145,9 @@ bool Shard::stop(int64_t timeout_ms) {
 // ---- entry points from caller threads ---------------------------------------
 
 void Shard::run_sync(const std::shared_ptr<Transfer> &t) {
+  const bool started = ensure_started();
   std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+  if (stopping_ || !started) fail(ESP_ESHUTDOWN, "the library is shutting down");
   // Counted under mu_ with stopping_ false: a stop() that follows completes
   // it before it returns, so nothing is left counted in flight after it.
   t->count_accepted();
@@ -158,10 +179,11 @@ void Shard::run_sync(const std::shared_ptr<Transfer> &t) {
 }
 
 void Shard::submit(const std::shared_ptr<Transfer> &t) {
+  const bool started = ensure_started();
   bool notify;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) fail(ESP_ESHUTDOWN, "the library is shutting down");
+    if (stopping_ || !started) fail(ESP_ESHUTDOWN, "the library is shutting down");
     t->count_accepted();
     load_.store(++live_, std::memory_order_relaxed);
     commands_.push_back({Command::kSubmit, t});
@@ -181,6 +203,13 @@ void Shard::set_paused(const std::shared_ptr<Transfer> &t, bool paused) {
 void Shard::slot_granted(const std::shared_ptr<Transfer> &t) { post({Command::kGranted, t}); }
 
 bool Shard::post(Command cmd) {
+  // A hand-over may start a shard from an I/O thread: no exception there.
+  try {
+    if (!ensure_started()) return false;
+  } catch (const Error &e) {
+    log_event(ESP_LOG_ERROR, "io_thread_start_failed", {{"error", e.what()}});
+    return false;
+  }
   bool notify;
   {
     std::lock_guard<std::mutex> lock(mu_);

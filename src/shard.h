@@ -63,8 +63,15 @@ class Shard final : public ConnectionWatcher {
   // In a forked child: close the inherited sockets without a word on them
   // (no TLS close_notify on the parent's connections).
   void close_inherited_sockets();
-  void lock_for_fork() { sockets_.lock(); }
-  void unlock_after_fork() { sockets_.unlock(); }
+  // A child never inherits a shard half started.
+  void lock_for_fork() {
+    start_mu_.lock();
+    sockets_.lock();
+  }
+  void unlock_after_fork() {
+    sockets_.unlock();
+    start_mu_.unlock();
+  }
 
   // An opener's connection is up: its origin may admit more (driver only).
   void connection_ready(Transfer &t) override;
@@ -86,8 +93,12 @@ class Shard final : public ConnectionWatcher {
     std::shared_ptr<Transfer> transfer;
   };
 
+  // Creates the multi, its epoll set and eventfd, and the I/O thread, on
+  // the shard's first use. False once stopping; throws when out of
+  // resources.
+  bool ensure_started();
   void io_loop();
-  // False (and nothing queued) once the shard is stopping.
+  // False (and nothing queued) once the shard is stopping, or it could not start.
   bool post(Command cmd);
   // Hands t (owned here) over to shard `to`: kAdopt or kAdoptStart there.
   // Completes it with ESP_ESHUTDOWN when `to` is stopping.
@@ -176,6 +187,8 @@ class Shard final : public ConnectionWatcher {
 
  private:
   const int index_;
+  std::mutex start_mu_;  // taken before mu_; held by ensure_started, stop and fork
+  std::atomic<bool> started_{false};
   std::atomic<size_t> load_{0};  // live_, readable without mu_
   std::unordered_map<Origin *, std::unique_ptr<SocketOwner>> socket_owners_;  // driver only
 

@@ -1,6 +1,7 @@
 // An engine's shards (one I/O thread each) under one pool limit: the work
 // spreads over them while max_connections, the FIFO queue, the breaker and
 // the per-origin stats stay those of one origin.
+#include <dirent.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -356,4 +357,39 @@ TEST(Shards, AFailOverOntoAnHttp2OriginOfTheOtherShardIsHandedOver) {
     handed_over = seen.failovers[0] != seen.opened[0];
   }
   EXPECT_TRUE(handed_over) << "no spelling of the CA path put the HTTP/2 origin's home on the other shard";
+}
+
+namespace {
+
+size_t entries_of(const char *dir) {
+  size_t n = 0;
+  if (DIR *d = opendir(dir)) {
+    while (readdir(d)) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+}  // namespace
+
+// A shard starts its I/O thread and descriptors (epoll set, eventfd,
+// libcurl's wake-up pair) on first use: sequential requests use one, so an
+// engine of four holds one thread and four descriptors, not four and 16.
+TEST(Shards, OnlyTheShardsInUseHoldAThreadAndDescriptors) {
+  IoThreads four("4");
+  Lease lease(mock().config("\"http2\":false"));
+  const size_t fds = entries_of("/proc/self/fd"), threads = entries_of("/proc/self/task");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(get(lease.handle, "models").status, 200);
+  EXPECT_EQ(entries_of("/proc/self/task") - threads, 1u);
+  EXPECT_EQ(entries_of("/proc/self/fd") - fds, 4u + 1u);  // one shard's, and the connection
+  // Work in flight spreads over the others, which start then (another
+  // origin: this one's idle connection would draw every call to its shard).
+  Lease other("{\"base_url\":\"http://localhost:" + std::to_string(mock().http_port) +
+              "/v1\",\"api_key\":\"sk-test-SECRET\",\"http2\":false}");
+  ASSERT_EQ(other.rc, ESP_OK) << esp_last_error();
+  Batch b;
+  b.start(other.handle, 64, "models", {{"x-mock-delay-ms", "30"}});
+  ASSERT_TRUE(b.wait(64));
+  EXPECT_EQ(b.ok(), 64);
+  EXPECT_GT(b.threads.size(), 1u);
 }

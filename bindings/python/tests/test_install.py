@@ -16,6 +16,8 @@ import httpx2
 import pytest
 
 import esp
+from descriptors import ENV as IO_THREADS_ENV
+from descriptors import LIBESP_OWN
 from mockserver import ESP_ROOT
 
 PER_ROW = ESP_ROOT / "examples" / "python" / "per_row.py"
@@ -153,11 +155,7 @@ def test_an_unchanged_program_collapses_to_the_shared_pool_under_esp_run(mock, m
     assert plain["ok"] == rows and not plain["on_libesp"]
     assert plain_server["connections"] >= rows * 0.9  # httpx: a pool per client
 
-    # libesp's own descriptors: an epoll set, an eventfd and libcurl's wake-up
-    # pair per I/O thread (ESP_IO_THREADS pins their number here).
-    io_threads = 2
-    shards = {"ESP_IO_THREADS": str(io_threads)}
-    ours, server = _per_row(mock, "-m", "esp.run", mode=mode, rows=rows, extra_env=shards)
+    ours, server = _per_row(mock, "-m", "esp.run", mode=mode, rows=rows, extra_env=IO_THREADS_ENV)
     assert ours["on_libesp"] and ours["ok"] == rows, ours["failures"]
     assert server["connections"] <= (1 if mode == "sync" else 10)  # HTTP/1.1: at most one per request in flight
     assert ours["resource_warnings"] == 0
@@ -165,11 +163,11 @@ def test_an_unchanged_program_collapses_to_the_shared_pool_under_esp_run(mock, m
     # event loop's own few (with the binding's eventfd for an asyncio loop's
     # completions); httpx's peak grows with the rows instead.
     in_flight = 1 if mode == "sync" else 10
-    own = (4 if mode == "sync" else 5) + 4 * io_threads
+    own = (4 if mode == "sync" else 5) + LIBESP_OWN
     assert ours["fds_peak"] <= ours["fds_before"] + in_flight + own
 
     multiplexed, server = _per_row(
-        mock, "-m", "esp.run", mode=mode, rows=rows, extra_env={"ESP_INSTALL_CONFIG": '{"http2": true}', **shards}
+        mock, "-m", "esp.run", mode=mode, rows=rows, extra_env={"ESP_INSTALL_CONFIG": '{"http2": true}', **IO_THREADS_ENV}
     )
     assert multiplexed["ok"] == rows and server["connections"] == 1
     assert multiplexed["fds_peak"] <= multiplexed["fds_before"] + own

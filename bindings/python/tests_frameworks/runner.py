@@ -13,11 +13,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from descriptors import ENV as IO_THREADS_ENV  # tests/ is on the path (conftest.py, measure.py)
+
 HERE = Path(__file__).resolve().parent
-# libesp's I/O threads in every scenario process, pinned so that the
-# descriptor bounds do not depend on the machine's cores: each thread holds
-# 4 (an epoll set, an eventfd, libcurl's wake-up pair).
-IO_THREADS = 2
 #: A run still going after this long is reported as hung.
 RUN_TIMEOUT_S = 300
 
@@ -54,7 +52,7 @@ def run_scenario(
     try:
         result = subprocess.run(
             command,
-            env=dict(os.environ, SSL_CERT_FILE=mock.ca_file, ESP_IO_THREADS=str(IO_THREADS)),
+            env=dict(os.environ, SSL_CERT_FILE=mock.ca_file, **IO_THREADS_ENV),
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT_S,

@@ -8,7 +8,8 @@ leaks between frameworks."""
 from __future__ import annotations
 
 import pytest
-from runner import IO_THREADS, run_scenario
+from descriptors import LIBESP_OWN
+from runner import run_scenario
 from scenarios import FRAMEWORKS
 
 ROWS = 200
@@ -24,6 +25,5 @@ def test_per_row_pattern_on_libesp(mock, framework, mode):
     assert seen["resource_warnings"] == 0
     assert seen["event_loop_closed"] == 0
     # Flat: libesp's threads' own and the two connections, whatever the rows.
-    libesp_own = 4 * IO_THREADS
-    assert seen["fds_peak"] <= seen["fds_before"] + libesp_own + 6, seen
-    assert seen["fds_after"] <= seen["fds_before"] + libesp_own + 2, seen
+    assert seen["fds_peak"] <= seen["fds_before"] + LIBESP_OWN + 6, seen
+    assert seen["fds_after"] <= seen["fds_before"] + LIBESP_OWN + 2, seen
