@@ -191,6 +191,28 @@ test('a whole body reads once, like any Response body', async () => {
   assert.deepEqual(JSON.parse(await blob.text()), parsed);
 });
 
+// Code handed our response may call Response's own methods on it (unbound,
+// or after an instanceof check): they read the same body, once.
+test("Response's own methods called on a fetched response read its body", async () => {
+  const url = `${mock.baseURL}/models`;
+  const res = await client.fetch(url);
+  assert.ok(res instanceof Response);
+  const parsed = JSON.parse(await Response.prototype.text.call(res));
+  assert.equal(parsed.object, 'list');
+  assert.equal(res.bodyUsed, true);
+  await assert.rejects(res.json(), TypeError);
+
+  const read = await client.fetch(url);
+  assert.deepEqual(await read.json(), parsed);
+  assert.equal(Object.getOwnPropertyDescriptor(Response.prototype, 'bodyUsed').get.call(read), true);
+  await assert.rejects(Response.prototype.arrayBuffer.call(read), TypeError);
+
+  const cloned = await client.fetch(url);
+  const copy = Response.prototype.clone.call(cloned);
+  assert.deepEqual(await Response.prototype.json.call(cloned), parsed);
+  assert.deepEqual(JSON.parse(await copy.text()), parsed);
+});
+
 test('a whole body is also a ReadableStream for whoever asks for one', async () => {
   const res = await client.fetch(`${mock.baseURL}/models`);
   const chunks = [];
