@@ -331,7 +331,8 @@ TEST(Shards, AFailOverOntoAnHttp2OriginOfTheOtherShardIsHandedOver) {
         "\"max_retries\":2,\"retry_base_ms\":10,\"ca_file\":\"" + spelt + file + "\"}";
     Lease lease(config);
     ASSERT_EQ(lease.rc, ESP_OK) << esp_last_error();
-    const std::string key = "handover-" + std::to_string(getpid()) + "-" + std::to_string(attempt);
+    static std::atomic<int> calls{0};  // a key of its own in every run (--gtest_repeat)
+    const std::string key = "handover-" + std::to_string(getpid()) + "-" + std::to_string(calls++);
     ASSERT_EQ(esp_set_logger(HandOverLog::log, &seen, ESP_LOG_DEBUG), ESP_OK);
     Result r = post(lease.handle, "chat/completions", kChat, {{"x-mock-key", key.c_str()}});
     esp_set_logger(nullptr, nullptr, 0);
