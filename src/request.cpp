@@ -90,7 +90,8 @@ bool is_absolute(const char *path) {
 }
 
 bool is_idempotent(const std::string &method) {
-  for (const char *m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+  if (method == "GET") return true;  // nearly every request: one compare, not six
+  for (const char *m : {"HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
     if (method == m) return true;
   return false;
 }
@@ -128,16 +129,16 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   const bool absolute = is_absolute(path);
   if (absolute) {
     spec.url = path;
-    spec.origin_label = origin_of(spec.url);
-    spec.origin_key = cfg.origin_key(spec.origin_label);
+    spec.own_origin_label = origin_of(spec.url);
+    spec.own_origin_key = cfg.origin_key(spec.own_origin_label);
   } else {
     // One allocation for the whole URL, the default query included.
     spec.url.reserve(cfg.base_url.size() + 2 + static_cast<size_t>(path_end - path) + cfg.default_query.size());
     spec.url = cfg.base_url;
     if (*path && *path != '/' && *path != '?') spec.url += '/';
     spec.url.append(path, path_end);
-    spec.origin_label = cfg.base_origin;
-    spec.origin_key = cfg.base_origin_key;
+    spec.config_origin_label = &cfg.base_origin;
+    spec.config_origin_key = &cfg.base_origin_key;
   }
   if (!cfg.default_query.empty() && spec.url.find(cfg.default_query.substr(0, cfg.default_query.find('=') + 1)) == std::string::npos)
     spec.url += (spec.url.find('?') == std::string::npos ? '?' : '&') + cfg.default_query;
@@ -154,7 +155,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.retry_allowed = !(req.flags & ESP_REQ_NO_RETRY) && cfg.max_retries > 0;
   // The client's credentials go to its own origin (and the ones its config
   // trusts): another origin gets the default headers without them.
-  const bool trusted = !absolute || cfg.trusts(spec.origin_label);
+  const bool trusted = !absolute || cfg.trusts(spec.origin_label());
   const HeaderList &defaults = trusted ? cfg.default_headers : cfg.public_headers;
   // The request's own lines first; then the client's shared default lines,
   // unless the request overrides one of them (then its own full copy).
@@ -204,7 +205,7 @@ RequestSpec build_request(const Client &client, const esp_request_opts &req) {
   spec.pool_timeout_ms =
       timeout_field(req.pool_timeout_ms, cfg.effective_pool_timeout_ms(), "pool_timeout_ms");
   spec.flags = req.flags;
-  spec.multiplexable = cfg.http2 && spec.origin_label.compare(0, 8, "https://") == 0;
+  spec.multiplexable = cfg.http2 && spec.origin_label().compare(0, 8, "https://") == 0;
   if (list.list) spec.headers = list.release();
   return spec;
 }
@@ -265,7 +266,7 @@ std::shared_ptr<Transfer> make_transfer(uint64_t lease, const esp_request_opts &
       throw;
     }
   }
-  Origin *origin = engine->origin(spec.origin_key, spec.origin_label);
+  Origin *origin = engine->origin(spec.origin_key(), spec.origin_label());
   auto t = std::make_shared<Transfer>(std::move(client), std::move(spec), std::move(sink));
   t->routed = std::move(routed);
   t->engine = std::move(engine);

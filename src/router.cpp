@@ -255,7 +255,7 @@ bool Routed::move_to(Transfer &t, const Router::Choice &next, Router::End left, 
   release_spec_headers(t.spec);
   t.spec = std::move(spec);
   t.client = next.client;
-  t.origin = t.engine->origin(t.spec.origin_key, t.spec.origin_label);
+  t.origin = t.engine->origin(t.spec.origin_key(), t.spec.origin_label());
   for (Counters *c : {&t.client->stats, &t.origin->stats}) {
     c->add(c->requests);
     c->in_flight.fetch_add(1, std::memory_order_relaxed);

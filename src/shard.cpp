@@ -777,7 +777,7 @@ void Shard::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std
     t->sink->head(*t);
     if (!t->retry_body.empty()) t->sink->replay(*t, t->retry_body);
   }
-  finish(t, status, t->last_error);
+  finish(t, status, t->last_error, true);
 }
 
 void Shard::breaker_record(Transfer *t, bool failure) {
@@ -810,11 +810,11 @@ void Shard::breaker_record(Transfer *t, bool failure) {
   }
 }
 
-void Shard::finish(Transfer *t, int status, const std::string &error) {
+void Shard::finish(Transfer *t, int status, const std::string &error, bool slot_released) {
   if (!t->held) return;
   std::shared_ptr<Transfer> keep = disown(t);
   detach_easy(t, false);
-  release_slot(t);
+  if (!slot_released) release_slot(t);
   leave_queue(t);
   if (t->rate_reserved) {  // never sent: the budget goes back
     t->client->limiter->cancel(t->rate);

@@ -149,7 +149,9 @@ class Shard final : public ConnectionWatcher {
   Shard &sibling(int index) const;
   // Takes t's handle out of the multi, back to the pool.
   void detach_easy(Transfer *t, bool completed_ok);
-  void finish(Transfer *t, int status, const std::string &error);
+  // slot_released: the caller gave t's slot back already (an attempt's end), so no second
+  // pass under the origin's lock; no other shard writes t's slot fields once it is not waiting.
+  void finish(Transfer *t, int status, const std::string &error, bool slot_released = false);
   void breaker_record(Transfer *t, bool failure);
   // Finds the transfers whose timer is due, then fires each (fire_timer):
   // firing may finish transfers, so it never runs inside the scan.

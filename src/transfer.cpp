@@ -305,7 +305,7 @@ int Transfer::on_prereq(void *self, char *, char *, int, int local_port) {
     t.silent_resend = true;
     t.client->stats.add(t.client->stats.silent_resends);
     if (t.origin) t.origin->stats.add(t.origin->stats.silent_resends);
-    log_event(ESP_LOG_WARN, "silent_resend_refused", {{"origin", t.spec.origin_label}, {"method", t.spec.method}});
+    log_event(ESP_LOG_WARN, "silent_resend_refused", {{"origin", t.spec.origin_label()}, {"method", t.spec.method}});
     return CURL_PREREQFUNC_ABORT;
   }
   t.sent_us = now_us();
@@ -360,7 +360,7 @@ int Transfer::finish_attempt(CURLcode code, int64_t now) {
     c->add(c->bytes_received, static_cast<uint64_t>(down));
   }
   if (connected && connects == 0 && log_enabled(ESP_LOG_DEBUG))
-    log_event(ESP_LOG_DEBUG, "connection_reused", {{"origin", spec.origin_label}});
+    log_event(ESP_LOG_DEBUG, "connection_reused", {{"origin", spec.origin_label()}});
   Counters &cs = client->stats;
   if (first_byte_us) {
     cs.first_byte.record_us(first_byte_us - attempt_start_us);
@@ -477,7 +477,7 @@ void Transfer::complete(int status, const std::string &error) {
   if (client->config.slow_request_ms > 0 && elapsed_ms >= client->config.slow_request_ms &&
       log_enabled(ESP_LOG_INFO))
     log_event(ESP_LOG_INFO, "slow_request",
-              {{"client", client->label}, {"origin", spec.origin_label}, {"method", spec.method},
+              {{"client", client->label}, {"origin", spec.origin_label()}, {"method", spec.method},
                {"ms", std::to_string(elapsed_ms)}, {"attempts", std::to_string(attempts)}});
   if (resp) resp->attempts = attempts;
   if (client->limiter && status == ESP_OK) settle_usage();

@@ -81,8 +81,15 @@ constexpr int64_t kNever = INT64_MAX / 4;
 struct RequestSpec {
   std::string method;
   std::string url;
-  std::string origin_key;  // origin + transport settings
-  std::string origin_label;  // "scheme://host:port"
+  // The origin's key (origin + transport settings) and label ("scheme://host:port"): for a path
+  // relative to base_url the client config's own strings, which the transfer's client keeps alive
+  // (no copy per request); for an absolute URL the spec's.
+  const std::string &origin_key() const { return config_origin_key ? *config_origin_key : own_origin_key; }
+  const std::string &origin_label() const { return config_origin_label ? *config_origin_label : own_origin_label; }
+  const std::string *config_origin_key = nullptr;
+  const std::string *config_origin_label = nullptr;
+  std::string own_origin_key;
+  std::string own_origin_label;
   struct curl_slist *headers = nullptr;  // owned, up to shared_tail
   struct curl_slist *shared_tail = nullptr;  // the client's default lines, when the list ends in them
   std::string body;
