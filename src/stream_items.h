@@ -1,6 +1,6 @@
 // The items a pulled stream holds for its reader, in arrival order: a ring
 // that keeps its slots, so a paced stream (one item in, one out) allocates
-// nothing per event and an idle stream holds no block.
+// nothing per event and holds two slots, not a deque's 512-byte block.
 #pragma once
 
 #include <cstddef>
