@@ -5,7 +5,6 @@
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,23 +13,16 @@
 #include "esp.h"
 #include "handles.h"
 #include "sse.h"
+#include "stream_items.h"
 #include "transfer.h"
 
 namespace esp {
-
-struct StreamItem {
-  int kind = ESP_ITEM_CHUNK;
-  std::string event;
-  std::string data;  // event data, or the chunk
-  std::string id;
-  int64_t retry_ms = -1;
-};
 
 struct StreamState {
   std::mutex mu;
   std::condition_variable cv;
   std::unique_ptr<esp_response> head;  // status and headers, once in
-  std::deque<StreamItem> items;
+  StreamItems items;
   size_t buffered = 0;      // bytes of items not yet read
   size_t high_water = 0;    // pause the transfer at this many (stream_buffer_bytes)
   size_t low_water = 0;     // resume it at this many or fewer (stream_resume_bytes)

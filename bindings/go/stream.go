@@ -8,24 +8,46 @@ package esp
 #include <sys/eventfd.h>
 #include <esp.h>
 
-// The ready callback of every stream: the user pointer is the stream's
-// eventfd, which its reader waits on in Go's netpoller. libesp never calls
-// ready once esp_stream_close has returned, and the descriptor is closed
-// only after that.
+// A stream's wake-up, in C memory because libesp keeps the pointer: the
+// eventfd its reader parks on in Go's netpoller, and whether ready ran since
+// the reader last looked. The reader reads `rang`, never the descriptor: Go's
+// netpoller watches it edge-triggered, and every eventfd write is an edge
+// whether or not the counter was read, so a paced event costs the reader no
+// read(2) (it cost two: one that took the counter, one that found it empty
+// before parking).
+typedef struct {
+	int fd;
+	uint32_t rang;
+} esp_go_waker;
+
+// The ready callback of every stream. libesp never calls it once
+// esp_stream_close has returned, and the waker is freed only after that.
 static void esp_go_on_ready(void *user) {
+	esp_go_waker *w = user;
+	__atomic_store_n(&w->rang, 1, __ATOMIC_RELEASE);  // before the edge that wakes the reader
 	uint64_t one = 1;
 	// Cannot fail short of a closed descriptor: the counter saturates only
-	// after 2^64 - 2 writes nobody read.
-	ssize_t written = write((int)(intptr_t)user, &one, sizeof one);
+	// after 2^64 - 2 writes.
+	ssize_t written = write(w->fd, &one, sizeof one);
 	(void)written;
 }
 
-static int esp_go_stream_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+static esp_go_waker *esp_go_stream_waker(void) {
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0) return NULL;
+	esp_go_waker *w = calloc(1, sizeof *w);
+	if (!w) {
+		close(fd);
+		return NULL;
+	}
+	w->fd = fd;
+	return w;
+}
 
 // Each shim copies esp_last_error() in the cgo call that failed (see esp.go).
 static int esp_go_stream_start(esp_client client, const esp_request_opts *req,
-                               int ready_fd, esp_stream *out, char **err) {
-	int rc = esp_stream_start(client, req, esp_go_on_ready, (void *)(intptr_t)ready_fd, out);
+                               esp_go_waker *waker, esp_stream *out, char **err) {
+	int rc = esp_stream_start(client, req, esp_go_on_ready, waker, out);
 	if (rc < 0) *err = strdup(esp_last_error());
 	return rc;
 }
@@ -114,6 +136,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -121,9 +145,9 @@ import (
 // Streams are libesp's non-blocking stream reader (esp_stream_start): C
 // buffers the body, pauses the transfer while the reader is behind by the
 // client's stream_buffer_bytes and decides between SSE events and raw
-// chunks. Go only waits: libesp's ready callback writes the stream's own
-// eventfd, on which the reading goroutine is parked in Go's netpoller (as a
-// net/http reader is on its socket), and the reader then takes items with
+// chunks. Go only waits: libesp's ready callback sets the stream's flag and
+// writes its own eventfd, on which the reading goroutine is parked in Go's
+// netpoller (as a net/http reader is on its socket), and the reader then takes items with
 // esp_stream_next(s, 0). A waiting Next is a parked goroutine holding no OS
 // thread. (Through completions.go's dispatcher, every paced event cost two
 // goroutine wake-ups, the dispatcher's and the reader's.)
@@ -214,10 +238,12 @@ func (s *Stream) Close() error {
 // [Client.Transport] body.
 type streamCall struct {
 	ctx        context.Context
-	stopCancel func() bool  // unregisters the ctx cancellation; under mu
-	stream     C.esp_stream // valid until close
-	ready      *os.File     // the eventfd libesp's ready callback writes; closed by close
-	head       *Response    // status and headers
+	stopCancel func() bool     // unregisters the ctx cancellation; under mu
+	stream     C.esp_stream    // valid until close
+	waker      *C.esp_go_waker // ready's flag and eventfd; freed by close
+	ready      *os.File        // the eventfd, in the netpoller; closed by close
+	readyConn  syscall.RawConn // waits on ready without reading it
+	head       *Response       // status and headers
 
 	// Read by next only (a Stream is not for concurrent use).
 	queued   []Event // taken from libesp; those from read on are not yet returned
@@ -244,20 +270,26 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	if bad != nil {
 		return nil, bad
 	}
-	fd, err := C.esp_go_stream_eventfd()
-	if fd < 0 {
+	waker, err := C.esp_go_stream_waker()
+	if waker == nil {
 		C.free(unsafe.Pointer(opts))
 		return nil, &Error{Code: Code(C.ESP_EINTERNAL),
 			Message: fmt.Sprintf("cannot create the stream's eventfd: %v", err)}
 	}
 	// Non-blocking, so a waiting reader parks in the netpoller, not a thread.
-	s := &streamCall{ctx: ctx, ready: os.NewFile(uintptr(fd), "libesp-stream")}
+	s := &streamCall{ctx: ctx, waker: waker, ready: os.NewFile(uintptr(waker.fd), "libesp-stream")}
+	if s.readyConn, err = s.ready.SyscallConn(); err != nil {
+		s.freeWaker()
+		C.free(unsafe.Pointer(opts))
+		return nil, &Error{Code: Code(C.ESP_EINTERNAL),
+			Message: fmt.Sprintf("cannot wait on the stream's eventfd: %v", err)}
+	}
 	var msg *C.char
-	rc := C.esp_go_stream_start(c.handle, opts, fd, &s.stream, &msg)
+	rc := C.esp_go_stream_start(c.handle, opts, waker, &s.stream, &msg)
 	C.free(unsafe.Pointer(opts)) // libesp copied the request
 	runtime.KeepAlive(c)         // the lease must outlive the start
 	if rc < 0 {
-		s.ready.Close() // refused: ready never runs
+		s.freeWaker() // refused: ready never runs
 		return nil, newError(rc, msg)
 	}
 	stopCancel := context.AfterFunc(ctx, s.close)
@@ -285,11 +317,26 @@ func (c *Client) openStream(ctx context.Context, req *Request) (*streamCall, err
 	}
 }
 
-// waitReady parks until libesp's ready callback ran or close closed the
-// eventfd (the read then fails, and the caller finds the stream closed).
+// waitReady parks until libesp's ready callback ran (perhaps before the
+// wait began: its flag says so) or close closed the eventfd (the caller then
+// finds the stream closed). RawConn.Read forgets an edge the netpoller saw
+// before it started, hence the flag; a stale flag only costs a look.
 func (s *streamCall) waitReady() {
-	var counter [8]byte
-	_, _ = s.ready.Read(counter[:])
+	_ = s.readyConn.Read(func(uintptr) bool { return s.readyRang() })
+}
+
+// readyRang takes ready's flag; true once closed, whose waker may be gone.
+func (s *streamCall) readyRang() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || atomic.SwapUint32((*uint32)(unsafe.Pointer(&s.waker.rang)), 0) != 0
+}
+
+// freeWaker closes the eventfd and frees the waker; once ready can no longer
+// run and, through closed, no reader reads the flag.
+func (s *streamCall) freeWaker() {
+	s.ready.Close()
+	C.free(unsafe.Pointer(s.waker))
 }
 
 // takeBatch bounds the items one cgo call takes (see esp_go_stream_take);
@@ -453,7 +500,7 @@ func (s *streamCall) failure() error {
 
 // close cancels the transfer if it is unfinished and wakes a waiting reader.
 // Once esp_stream_close has returned, ready never runs again, so the handle
-// and the eventfd can go (closing it ends a reader's wait on it).
+// and the waker can go (closing the eventfd ends a reader's wait on it).
 func (s *streamCall) close() {
 	s.mu.Lock()
 	if s.closed {
@@ -469,5 +516,5 @@ func (s *streamCall) close() {
 	s.calling.Lock()
 	C.esp_stream_close(s.stream)
 	s.calling.Unlock()
-	s.ready.Close()
+	s.freeWaker()
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +62,55 @@ func TestStreamDeliversSSEEvents(t *testing.T) {
 	}
 	if got := text.String(); got != "tok0 tok1 tok2 tok3 tok4 " {
 		t.Fatalf("content %q", got)
+	}
+}
+
+// Paced events each wake a parked reader (through ready's flag and eventfd,
+// never read): with several streams at once, some wake-ups land while the
+// reader is about to park, some after. A lost one would hang a reader until
+// the deadline; a doubled or reordered event would break the text.
+func TestStreamPacedEventsEachWakeTheirParkedReader(t *testing.T) {
+	const streams, events = 8, 60
+	c := newClient(t, mockConfig())
+	ctx, cancel := context.WithTimeout(background, 30*time.Second)
+	defer cancel()
+	var want strings.Builder
+	for i := range events {
+		fmt.Fprintf(&want, "tok%d ", i)
+	}
+	errs := make(chan error, streams)
+	for range streams {
+		s := openChatStream(t, ctx, c, false, "X-Mock-Events", strconv.Itoa(events), "X-Mock-Chunk-Delay-Ms", "1")
+		go func() {
+			var text strings.Builder
+			n := 0
+			for s.Next() {
+				n++
+				var chunk struct {
+					Choices []struct {
+						Delta struct{ Content string } `json:"delta"`
+					} `json:"choices"`
+				}
+				if string(s.Event().Data) != "[DONE]" && json.Unmarshal(s.Event().Data, &chunk) == nil {
+					for _, ch := range chunk.Choices {
+						text.WriteString(ch.Delta.Content)
+					}
+				}
+			}
+			switch {
+			case s.Err() != nil:
+				errs <- s.Err()
+			case n != events+3 || text.String() != want.String():
+				errs <- fmt.Errorf("%d events, content %q", n, text.String())
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -1,5 +1,5 @@
 // Units compiled into the test binary from src/: the SSE parser against the
-// WHATWG rules, and response-header lookup.
+// WHATWG rules, response-header lookup, and a stream's item queue.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -9,6 +9,7 @@
 
 #include "response.h"
 #include "sse.h"
+#include "stream_items.h"
 
 namespace {
 
@@ -132,4 +133,46 @@ TEST(Response, HeadReadFromSeveralThreadsAtOnce) {
     for (auto &th : readers) th.join();
     for (int t = 0; t < 4; ++t) EXPECT_EQ(ok[t], 1) << "round " << round << " reader " << t;
   }
+}
+
+// A stream's reader relies on its items coming out in order, each once, with
+// its data, whether they arrive one at a time (the ring wraps) or in bursts
+// (the ring grows while wrapped, and shrinks once drained).
+TEST(StreamItems, ItemsComeOutInOrderThroughWrapsGrowthAndDrains) {
+  esp::StreamItems q;
+  uint64_t pushed = 0, popped = 0;
+  auto text = [](uint64_t n) { return "event " + std::to_string(n) + std::string(n % 40, 'x'); };
+  auto push = [&] {
+    esp::StreamItem item;
+    item.kind = ESP_ITEM_EVENT;
+    item.data = text(pushed);
+    item.retry_ms = static_cast<int64_t>(pushed++);
+    q.push_back(std::move(item));
+  };
+  auto pop = [&] {
+    ASSERT_FALSE(q.empty());
+    esp::StreamItem item = std::move(q.front());
+    q.pop_front();
+    EXPECT_EQ(item.retry_ms, static_cast<int64_t>(popped));
+    EXPECT_EQ(item.data, text(popped));
+    ++popped;
+  };
+  for (int round = 0; round < 50; ++round) {  // paced: one in, one out, a second now and then
+    push();
+    if (round % 7 == 0) push();
+    pop();
+  }
+  for (size_t burst : {5u, 3u, 100u, 17u, 1000u}) {  // bursts pushed while the ring is part full and wrapped
+    for (size_t i = 0; i < burst; ++i) push();
+    EXPECT_EQ(q.size(), pushed - popped);
+    for (size_t i = 0; i < burst / 2; ++i) pop();
+  }
+  while (!q.empty()) pop();
+  EXPECT_EQ(popped, pushed);
+  push();  // usable again after it let its slots go
+  pop();
+  push();
+  q.clear();
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.size(), 0u);
 }

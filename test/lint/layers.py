@@ -22,7 +22,7 @@ LAYERS = [
     ["shard"],
     ["client", "origin", "sockets", "transfer", "breaker", "retry", "ratelimit", "deployments", "shared_state", "usage",
      "trust_store"],
-    ["config", "config_schema", "metrics", "log", "sse", "status", "handles", "clock", "response", "url"],
+    ["config", "config_schema", "metrics", "log", "sse", "status", "handles", "clock", "response", "url", "stream_items"],
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.M)
