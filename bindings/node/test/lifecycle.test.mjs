@@ -51,10 +51,12 @@ test('a client dropped without close() is released by the FinalizationRegistry',
 });
 
 // The Worker's first message: what it reports once its work is under way.
+// A Worker that ends before its message fails the test instead of hanging it.
 function firstMessage(worker) {
   return new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the Worker exited (code ${code}) before its first message`)));
   });
 }
 
