@@ -36,6 +36,19 @@ struct IoThreads {
   bool had = false;
 };
 
+// Sync GETs of models from several threads at once, each making its own in
+// turn; returns how many answered 200.
+int sync_calls_from_threads(esp_client c, int thread_count, int calls_each) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < thread_count; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < calls_each; ++j) ok += get(c, "models").status == 200;
+    });
+  for (auto &t : threads) t.join();
+  return ok.load();
+}
+
 // Async calls that record the order and the thread of their completions.
 struct Batch {
   std::mutex mu;
@@ -134,14 +147,7 @@ TEST(Shards, ConnectionsStayWithinMaxConnectionsAsTheServerSeesThem) {
     ASSERT_TRUE(b.wait(30));
     EXPECT_EQ(b.ok(), 30);
   }
-  std::vector<std::thread> threads;
-  std::atomic<int> ok{0};
-  for (int i = 0; i < 6; ++i)
-    threads.emplace_back([&] {
-      for (int j = 0; j < 5; ++j) ok += get(lease.handle, "models").status == 200;
-    });
-  for (auto &t : threads) t.join();
-  EXPECT_EQ(ok.load(), 30);
+  EXPECT_EQ(sync_calls_from_threads(lease.handle, 6, 5), 30);
   EXPECT_LE(mock().stat("connections") - before, 3);
   EXPECT_LE(mock().stat("open_connections"), 3);
   EXPECT_LE(stat({"sockets_open"}), 3);
@@ -275,14 +281,7 @@ TEST(Shards, FirstCallsToAnOriginThatRefusesHttp2StayWithinMaxConnections) {
     EXPECT_EQ(b.ok(), 40);
     EXPECT_LE(h1_only.stat("connections"), 3) << "round " << round;
   }
-  std::vector<std::thread> threads;
-  std::atomic<int> ok{0};
-  for (int i = 0; i < 6; ++i)
-    threads.emplace_back([&] {
-      for (int j = 0; j < 5; ++j) ok += get(lease.handle, "models").status == 200;
-    });
-  for (auto &t : threads) t.join();
-  EXPECT_EQ(ok.load(), 30);
+  EXPECT_EQ(sync_calls_from_threads(lease.handle, 6, 5), 30);
   EXPECT_LE(h1_only.stat("connections"), 3);
   EXPECT_LE(h1_only.stat("open_connections"), 3);
   EXPECT_LE(stat({"sockets_open"}), 3);
