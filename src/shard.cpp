@@ -467,15 +467,15 @@ void Shard::start(const std::shared_ptr<Transfer> &t) {
                     "circuit breaker half-open for " + o.label + ": probe in flight" +
                         (fleet.known ? " (one for the whole fleet, shared_state)" : ""));
   }
-  admit(t);
+  // The fleet's answer may have taken a round trip to Redis.
+  admit(t, t->client->shared ? now_us() : now);
 }
 
 // Rate limits (fleet17): every attempt reserves its place with the
 // credential's limiter and waits for its turn before it takes a slot.
-void Shard::admit(const std::shared_ptr<Transfer> &t) {
+void Shard::admit(const std::shared_ptr<Transfer> &t, int64_t now) {
   Limiter *limiter = t->client->limiter.get();
-  if (!limiter) return try_slot(t);
-  const int64_t now = now_us();
+  if (!limiter) return try_slot(t, now);
   if (!t->rate_reserved) {
     if (!t->rate_tokens) t->rate_tokens = estimate_tokens(t->spec.body);
     if (!t->routed) {
@@ -504,13 +504,12 @@ void Shard::admit(const std::shared_ptr<Transfer> &t) {
   }
   t->rate_wait_until_us = 0;
   t->rate_reserved = false;  // used by this attempt
-  try_slot(t);
+  try_slot(t, t->client->shared ? now_us() : now);  // the limiter may have asked Redis
 }
 
-void Shard::try_slot(const std::shared_ptr<Transfer> &t) {
+void Shard::try_slot(const std::shared_ptr<Transfer> &t, int64_t now) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  int64_t now = now_us();
   bool admit;
   int64_t opener_due = 0;
   {
@@ -903,7 +902,7 @@ void Shard::fire_timer(Transfer *t, Timer what) {
     case Timer::kRateTurn: {
       (what == Timer::kRetry ? t->retry_at_us : t->rate_wait_until_us) = 0;
       const std::shared_ptr<Transfer> self = t->held;
-      admit(self);
+      admit(self, now_us());
       break;
     }
     case Timer::kOpenerLate:

@@ -133,8 +133,8 @@ class Shard final : public ConnectionWatcher {
   void own(const std::shared_ptr<Transfer> &t);
   void start(const std::shared_ptr<Transfer> &t);
   // Passes t through its credential's rate limit (ratelimit.h), then try_slot.
-  void admit(const std::shared_ptr<Transfer> &t);
-  void try_slot(const std::shared_ptr<Transfer> &t);
+  void admit(const std::shared_ptr<Transfer> &t, int64_t now);
+  void try_slot(const std::shared_ptr<Transfer> &t, int64_t now);
   void launch_attempt(const std::shared_ptr<Transfer> &t, int64_t now);
   void attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why);
   void release_slot(Transfer *t, int64_t now);
