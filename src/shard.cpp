@@ -309,7 +309,7 @@ void Shard::drive_once(Transfer *leader) {
   // it before the wait, so that their requests go out and the wait is for
   // the answers. An attempt that ended meanwhile (its completion queued, and
   // a command its callback posted may be too): this round waits for nothing.
-  if (curl_timer_us_ && now_us() >= curl_timer_us_) run_curl_timer();
+  if (curl_timer_due()) run_curl_timer();
   const bool ended = collect_done();
   if (!(leader && (leader->shard.load() != this || leader->finished))) {
     struct epoll_event ready[kEventsPerWait];
@@ -323,7 +323,7 @@ void Shard::drive_once(Transfer *leader) {
       }
       socket_ready(ready[i].data.fd, ready[i].events);
     }
-    if (curl_timer_us_ && now_us() >= curl_timer_us_) run_curl_timer();
+    if (curl_timer_due()) run_curl_timer();
     collect_done();
   }
   if (!to_pump_.empty()) {
@@ -374,7 +374,7 @@ void Shard::handle_commands(std::deque<Command> &cmds) {
           if (!t->slot_granted) break;
           t->slot_granted = false;
         }
-        run_admitted(c.transfer);
+        run_admitted(c.transfer, now_us());
         break;
       }
       case Command::kAdopt:
@@ -394,9 +394,14 @@ void Shard::handle_commands(std::deque<Command> &cmds) {
   }
 }
 
+bool Shard::curl_timer_due() const {
+  return curl_timer_us_ == kCurlTimerNow || (curl_timer_us_ && now_us() >= curl_timer_us_);
+}
+
 long Shard::poll_timeout_ms() {
   long ms = 1000;
   const int64_t due = min_deadline(curl_timer_us_, next_timer_us_);
+  if (due == kCurlTimerNow) return 0;
   if (due) {
     int64_t until = (due - now_us() + 999) / 1000;
     ms = std::min<long>(ms, static_cast<long>(std::max<int64_t>(0, until)));
@@ -462,15 +467,15 @@ void Shard::start(const std::shared_ptr<Transfer> &t) {
                     "circuit breaker half-open for " + o.label + ": probe in flight" +
                         (fleet.known ? " (one for the whole fleet, shared_state)" : ""));
   }
-  admit(t);
+  // The fleet's answer may have taken a round trip to Redis.
+  admit(t, t->client->shared ? now_us() : now);
 }
 
 // Rate limits (fleet17): every attempt reserves its place with the
 // credential's limiter and waits for its turn before it takes a slot.
-void Shard::admit(const std::shared_ptr<Transfer> &t) {
+void Shard::admit(const std::shared_ptr<Transfer> &t, int64_t now) {
   Limiter *limiter = t->client->limiter.get();
-  if (!limiter) return try_slot(t);
-  const int64_t now = now_us();
+  if (!limiter) return try_slot(t, now);
   if (!t->rate_reserved) {
     if (!t->rate_tokens) t->rate_tokens = estimate_tokens(t->spec.body);
     if (!t->routed) {
@@ -499,13 +504,12 @@ void Shard::admit(const std::shared_ptr<Transfer> &t) {
   }
   t->rate_wait_until_us = 0;
   t->rate_reserved = false;  // used by this attempt
-  try_slot(t);
+  try_slot(t, t->client->shared ? now_us() : now);  // the limiter may have asked Redis
 }
 
-void Shard::try_slot(const std::shared_ptr<Transfer> &t) {
+void Shard::try_slot(const std::shared_ptr<Transfer> &t, int64_t now) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
-  int64_t now = now_us();
   bool admit;
   int64_t opener_due = 0;
   {
@@ -525,7 +529,7 @@ void Shard::try_slot(const std::shared_ptr<Transfer> &t) {
       if (o.openers > 0) opener_due = o.last_opener_us + opener_grace_us(o);
     }
   }
-  if (admit) return run_admitted(t);
+  if (admit) return run_admitted(t, now);
   if (!t->queued_since_us) {
     t->queued_since_us = now;
     const int64_t pool_ms = t->spec.pool_timeout_ms;
@@ -537,9 +541,9 @@ void Shard::try_slot(const std::shared_ptr<Transfer> &t) {
   if (opener_due) next_timer_us_ = min_deadline(next_timer_us_, opener_due);
 }
 
-void Shard::run_admitted(const std::shared_ptr<Transfer> &t) {
+void Shard::run_admitted(const std::shared_ptr<Transfer> &t, int64_t now) {
   if (t->attempts == 0 || t->queued_since_us) {
-    int64_t waited = t->queued_since_us ? now_us() - t->queued_since_us : 0;
+    int64_t waited = t->queued_since_us ? now - t->queued_since_us : 0;
     t->client->stats.queue_wait.record_us(waited);
     t->origin->stats.queue_wait.record_us(waited);
   }
@@ -547,7 +551,7 @@ void Shard::run_admitted(const std::shared_ptr<Transfer> &t) {
   // Set by whoever granted the slot, before this shard heard of it.
   const int token = t->slot_token;
   if (token >= 0 && token != index_) return hand_over(t.get(), sibling(token), Command::kAdopt);
-  launch_attempt(t);
+  launch_attempt(t, now);
 }
 
 void Shard::leave_queue(Transfer *t) {
@@ -602,7 +606,7 @@ void Shard::dispatch_granted(std::vector<std::shared_ptr<Transfer>> &granted) {
       std::lock_guard<std::mutex> lock(w->origin->mu);
       w->slot_granted = false;
     }
-    run_admitted(w);
+    run_admitted(w, now_us());
   }
 }
 
@@ -635,7 +639,7 @@ void Shard::adopt(const std::shared_ptr<Transfer> &t, Command::Kind kind) {
   if (kind == Command::kAdoptStart) return start(t);
   own(t);
   if (t->cancel_requested.load()) return finish(t.get(), ESP_ECANCELLED, "cancelled by esp_call_cancel");
-  launch_attempt(t);
+  launch_attempt(t, now_us());
 }
 
 void Shard::connection_ready(Transfer &t) {
@@ -648,13 +652,12 @@ void Shard::connection_ready(Transfer &t) {
   to_pump_.push_back(t.origin);
 }
 
-void Shard::launch_attempt(const std::shared_ptr<Transfer> &t) {
+void Shard::launch_attempt(const std::shared_ptr<Transfer> &t, int64_t now) {
   EasySlot *slot = take_easy(t->client->id);
   if (!slot) {
     finish(t.get(), ESP_ENOMEM, "could not create a curl easy handle");
     return;
   }
-  int64_t now = now_us();
   retire_idle_connections(now);
   t->prepare_attempt(*slot, share_, now);
   CURL *e = slot->easy;
@@ -727,7 +730,7 @@ void Shard::return_easy(EasySlot *slot, bool reset) {
   idle_easies_.push_back(slot);
 }
 
-void Shard::release_slot(Transfer *t) {
+void Shard::release_slot(Transfer *t, int64_t now) {
   Origin &o = *t->origin;
   std::vector<std::shared_ptr<Transfer>> granted;
   {
@@ -740,7 +743,7 @@ void Shard::release_slot(Transfer *t) {
     give_back_slot(o, held, t->opening, token);
     t->opening = t->holds_slot = t->slot_granted = t->in_waiting = false;
     t->slot_token = -1;
-    if (held) grant_waiting_locked(o, now_us(), granted);
+    if (held) grant_waiting_locked(o, now, granted);
   }
   dispatch_granted(granted);
 }
@@ -753,10 +756,10 @@ void Shard::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std
     t->last_error = why;
   }
   detach_easy(t, status == ESP_OK && kind == TimeoutKind::kNone);
-  release_slot(t);
+  release_slot(t, now);
   bool failure = counts_as_failure(status, t->resp ? t->resp->status : 0);
   int64_t delay = t->retry_delay_us(status, now);
-  breaker_record(t, failure);
+  breaker_record(t, failure, now);
   if (delay >= 0) {
     const std::string reason = status == ESP_OK ? "http_" + std::to_string(t->resp->status) : t->last_error;
     if (t->routed && t->routed->fail_over(*t, status, reason, now)) {
@@ -780,14 +783,14 @@ void Shard::attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std
   finish(t, status, t->last_error, true);
 }
 
-void Shard::breaker_record(Transfer *t, bool failure) {
+void Shard::breaker_record(Transfer *t, bool failure, int64_t now) {
   Origin &o = *t->origin;
   const ClientConfig &cfg = t->client->config;
   BreakerChange change;
   int failures;
   {
     std::lock_guard<std::mutex> lock(o.mu);
-    change = esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now_us());
+    change = esp::breaker_record(o.breaker, failure, cfg.breaker_failures, cfg.breaker_cooldown_ms, now);
     failures = o.breaker.consecutive_failures;
   }
   switch (change) {
@@ -814,7 +817,7 @@ void Shard::finish(Transfer *t, int status, const std::string &error, bool slot_
   if (!t->held) return;
   std::shared_ptr<Transfer> keep = disown(t);
   detach_easy(t, false);
-  if (!slot_released) release_slot(t);
+  if (!slot_released) release_slot(t, now_us());
   leave_queue(t);
   if (t->rate_reserved) {  // never sent: the budget goes back
     t->client->limiter->cancel(t->rate);
@@ -899,7 +902,7 @@ void Shard::fire_timer(Transfer *t, Timer what) {
     case Timer::kRateTurn: {
       (what == Timer::kRetry ? t->retry_at_us : t->rate_wait_until_us) = 0;
       const std::shared_ptr<Transfer> self = t->held;
-      admit(self);
+      admit(self, now_us());
       break;
     }
     case Timer::kOpenerLate:
@@ -1066,7 +1069,8 @@ int Shard::on_socket(CURL *, curl_socket_t fd, int what, void *engine, void *) {
 }
 
 int Shard::on_timer(CURLM *, long timeout_ms, void *engine) {
-  static_cast<Shard *>(engine)->curl_timer_us_ = timeout_ms < 0 ? 0 : now_us() + timeout_ms * 1000;
+  static_cast<Shard *>(engine)->curl_timer_us_ =
+      timeout_ms < 0 ? 0 : timeout_ms == 0 ? kCurlTimerNow : now_us() + timeout_ms * 1000;
   return 0;
 }
 

@@ -105,7 +105,8 @@ class Shard final : public ConnectionWatcher {
   void hand_over(Transfer *t, Shard &to, Command::Kind kind);
   void adopt(const std::shared_ptr<Transfer> &t, Command::Kind kind);
   // t holds its slot: runs the attempt here, or on the shard of its token.
-  void run_admitted(const std::shared_ptr<Transfer> &t);
+  // `now`: the caller's clock reading of this same step (one read, not one per call).
+  void run_admitted(const std::shared_ptr<Transfer> &t, int64_t now);
   // A command was queued (under mu_): wakes a driver in epoll_wait now;
   // true when an idle I/O thread must be notified, which the caller does
   // with notify_idle_driver once it has released mu_.
@@ -132,11 +133,11 @@ class Shard final : public ConnectionWatcher {
   void own(const std::shared_ptr<Transfer> &t);
   void start(const std::shared_ptr<Transfer> &t);
   // Passes t through its credential's rate limit (ratelimit.h), then try_slot.
-  void admit(const std::shared_ptr<Transfer> &t);
-  void try_slot(const std::shared_ptr<Transfer> &t);
-  void launch_attempt(const std::shared_ptr<Transfer> &t);
+  void admit(const std::shared_ptr<Transfer> &t, int64_t now);
+  void try_slot(const std::shared_ptr<Transfer> &t, int64_t now);
+  void launch_attempt(const std::shared_ptr<Transfer> &t, int64_t now);
   void attempt_done(Transfer *t, CURLcode code, TimeoutKind kind, const std::string &why);
-  void release_slot(Transfer *t);
+  void release_slot(Transfer *t, int64_t now);
   // Ends t's wait for a slot in the accounting (admitted or finished).
   void leave_queue(Transfer *t);
   // Admits waiting transfers (on every shard) while the origin has room.
@@ -152,7 +153,7 @@ class Shard final : public ConnectionWatcher {
   // slot_released: the caller gave t's slot back already (an attempt's end), so no second
   // pass under the origin's lock; no other shard writes t's slot fields once it is not waiting.
   void finish(Transfer *t, int status, const std::string &error, bool slot_released = false);
-  void breaker_record(Transfer *t, bool failure);
+  void breaker_record(Transfer *t, bool failure, int64_t now);
   // Finds the transfers whose timer is due, then fires each (fire_timer):
   // firing may finish transfers, so it never runs inside the scan.
   void check_timers();
@@ -160,6 +161,8 @@ class Shard final : public ConnectionWatcher {
   void fire_timer(Transfer *t, Timer what);
   std::string pool_timeout_message(const Transfer &t) const;
   long poll_timeout_ms();
+  // libcurl's timer has come (CURL_SOCKET_TIMEOUT is to run now).
+  bool curl_timer_due() const;
   // A pooled easy handle, preferably one last set up for this client.
   EasySlot *take_easy(uint64_t client_id);
   // Back to the pool; `reset`: with every option cleared.
@@ -210,6 +213,9 @@ class Shard final : public ConnectionWatcher {
   };
   std::unordered_map<curl_socket_t, Watch> watched_;
   int64_t curl_timer_us_ = 0;  // when libcurl wants CURL_SOCKET_TIMEOUT (driver only), 0: never
+  // libcurl's most frequent wish, "at once" (a handle just added, a stream with data to
+  // read): due without reading the clock, which costs ~25 ns a read on a VM.
+  static constexpr int64_t kCurlTimerNow = 1;
   std::vector<std::unique_ptr<EasySlot>> slots_;  // every easy handle made (driver only)
   std::vector<EasySlot *> idle_easies_;           // those not running an attempt
 

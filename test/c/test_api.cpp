@@ -283,6 +283,72 @@ TEST(Requests, MethodPathHeadersAndBodyArriveAsSent) {
   cJSON_Delete(j);
 }
 
+namespace {
+
+// The header lines the mock server received, in order, as "name: value"
+// (names lower-cased by the server; pseudo-headers left out).
+std::vector<std::string> received_header_lines(const Result &r) {
+  std::vector<std::string> lines;
+  cJSON *j = cJSON_Parse(r.body.c_str());
+  const cJSON *pair = nullptr;
+  cJSON_ArrayForEach(pair, cJSON_GetObjectItem(j, "raw_headers"))
+    lines.push_back(std::string(cJSON_GetArrayItem(pair, 0)->valuestring) + ": " +
+                    cJSON_GetArrayItem(pair, 1)->valuestring);
+  cJSON_Delete(j);
+  return lines;
+}
+
+std::vector<std::string> user_agents(const Result &r) {
+  std::vector<std::string> found;
+  for (const std::string &line : received_header_lines(r))
+    if (line.rfind("user-agent: ", 0) == 0) found.push_back(line.substr(12));
+  return found;
+}
+
+}  // namespace
+
+// What goes out for the User-Agent is part of the wire format a provider sees
+// (and of what libesp costs per request: libcurl formats every header line a
+// byte at a time), so it is pinned: the default GET carries exactly these
+// lines, one User-Agent, and a caller's own User-Agent (any case, per request
+// or in the config) replaces libesp's instead of joining it.
+TEST(Requests, OneUserAgentGoesOutAndTheCallersOwnReplacesIt) {
+  const std::string root = "{\"base_url\":\"" + mock().http_base() + "\"";
+  Lease plain(root + "}");
+  ASSERT_EQ(plain.rc, ESP_OK) << esp_last_error();
+  Result r = get(plain.handle, "echo");
+  ASSERT_EQ(r.status, 200) << r.error;
+  const std::vector<std::string> expected = {"host: 127.0.0.1:" + std::to_string(mock().http_port), "accept: */*",
+                                             "user-agent: libesp/" ESP_VERSION_STRING};
+  EXPECT_EQ(received_header_lines(r), expected) << r.body;
+
+  std::string body = "{}";
+  std::vector<esp_header> none;
+  Result p = request(plain.handle, opts("echo", &body, &none));
+  ASSERT_EQ(p.status, 200) << p.error;
+  EXPECT_EQ(user_agents(p), std::vector<std::string>{"libesp/" ESP_VERSION_STRING}) << p.body;
+
+  for (const char *name : {"User-Agent", "user-agent"}) {
+    Result own = get(plain.handle, "echo", {{name, "mine/1"}});
+    ASSERT_EQ(own.status, 200) << own.error;
+    EXPECT_EQ(user_agents(own), std::vector<std::string>{"mine/1"}) << name << " " << own.body;
+  }
+
+  Lease configured(root + ",\"headers\":{\"user-agent\":\"cfg/2\"}}");
+  ASSERT_EQ(configured.rc, ESP_OK) << esp_last_error();
+  EXPECT_EQ(user_agents(get(configured.handle, "echo")), std::vector<std::string>{"cfg/2"});
+  EXPECT_EQ(user_agents(get(configured.handle, "echo", {{"User-Agent", "mine/3"}})),
+            std::vector<std::string>{"mine/3"});
+
+  // Over HTTP/2 libcurl turns the same lines into a HEADERS frame.
+  Lease h2("{\"base_url\":\"" + mock().https_base() + "\",\"ca_file\":\"" + mock().ca_file + "\",\"http2\":true}");
+  ASSERT_EQ(h2.rc, ESP_OK) << esp_last_error();
+  Result over_h2 = get(h2.handle, "echo");
+  ASSERT_EQ(over_h2.status, 200) << over_h2.error;
+  EXPECT_NE(over_h2.body.find("\"http_version\":\"2.0\""), std::string::npos) << over_h2.body;
+  EXPECT_EQ(user_agents(over_h2), std::vector<std::string>{"libesp/" ESP_VERSION_STRING}) << over_h2.body;
+}
+
 TEST(Requests, AbsoluteUrlsAndHttpErrorsAreResponses) {
   Lease lease("{\"base_url\":\"http://127.0.0.1:1/unused\",\"max_retries\":0}");
   std::string url = mock().http_base() + "/v1/models";
