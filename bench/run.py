@@ -245,7 +245,9 @@ def scen_seq():
     notes = [f"{n:,} requests per run after a warm-up of {max(50, n // 20)}, {reps} runs interleaved; the ratio is "
              "esp/raw of each run pair, then the median. Both sides use HTTP/1.1 on one keep-alive connection; "
              "the raw side is one easy handle reused in a curl_easy_perform loop (the limit of any libcurl-based "
-             "client) and does no header parsing. CPU us/req is the client process's user + system time (all its "
+             "client), sends the same header lines as libesp (its User-Agent too: bench/common.h esp_wire_lines; "
+             "before session 8 it sent one line fewer, ~3,000 instructions a request in libcurl) and does no "
+             "header parsing. CPU us/req is the client process's user + system time (all its "
              "threads) per request: steadier than the wall clock on 2 cores shared with nginx, and what the "
              "wall-clock ratio converges to when the client, not the round trip, is the bottleneck."]
     errs = sum((errors(v) for v in res.values()), [])

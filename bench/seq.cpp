@@ -60,11 +60,8 @@ int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL *e = curl_easy_init();
     curl_common(e, url.c_str(), ca, false, &bytes);
-    struct curl_slist *h = nullptr;
     if (post) {
-      h = curl_slist_append(h, "Content-Type: application/json");
-      h = curl_slist_append(h, "Expect:");
-      curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+      curl_easy_setopt(e, CURLOPT_HTTPHEADER, esp_wire_lines(true));
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, kChatBody);
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(sizeof kChatBody - 1));
     }
@@ -83,7 +80,6 @@ int main(int argc, char **argv) {
     c1 = cpu_s();
     conns = curl_sockets_opened().load();
     curl_easy_cleanup(e);
-    curl_slist_free_all(h);
   } else {
     die("unknown mode", mode.c_str());
   }
