@@ -231,6 +231,9 @@ class EventStream {
   #started;
   #settled = false; // #started has settled: next() need not wait for it
   #head = null; // {status, headers (flat), attempts, httpVersion}
+  #waiting = null; // the Promise of the next() waiting for libesp's ready, and its functions
+  #resolve = null;
+  #reject = null;
 
   /** @internal use Client.stream() */
   constructor(clientHandle, req) {
@@ -276,16 +279,61 @@ class EventStream {
     return this;
   }
 
-  /** The next event or chunk, or done at the end of the stream. */
-  async next() {
+  /**
+   * The next event or chunk, or done at the end of the stream. A started
+   * 2xx stream costs one Promise per item: the item is taken when libesp's
+   * ready comes, and that Promise is settled from there.
+   */
+  next() {
+    if (this.#waiting) {
+      // Called again before the last one settled: after it, in order.
+      const again = () => this.next();
+      return this.#waiting.then(again, again);
+    }
+    if (!this.#settled || this.#done || this.#failure) return this.#nextSlowly();
+    const { status } = this.#head;
+    if (status < 200 || status > 299) return this.#nextSlowly();
+    const item = this.#native.nextNow();
+    if (item !== AGAIN) {
+      try {
+        return Promise.resolve(this.#result(item));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    this.#waiting = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#native.waitAfterAgain(this.#onReady);
+    return this.#waiting;
+  }
+
+  /** The stream has news for the waiting next(): take it (bound once: no closure per item). */
+  #onReady = () => {
+    const item = this.#native.nextNow();
+    if (item === AGAIN) return this.#native.waitAfterAgain(this.#onReady);
+    const resolve = this.#resolve, reject = this.#reject;
+    this.#waiting = this.#resolve = this.#reject = null;
+    try {
+      resolve(this.#result(item));
+    } catch (error) {
+      reject(error);
+    }
+  };
+
+  /** next() before the head is in, after the end or a failure, or for a non-2xx response. */
+  async #nextSlowly() {
     if (!this.#settled) await this.#started;
     if (this.#done) return { value: undefined, done: true };
     if (this.#failure) return this.#end(this.#failure);
     const { status } = this.#head;
     if (status < 200 || status > 299) return this.#end(await this.#httpStatusError());
-    // An item already buffered in libesp is taken without waiting on a Promise.
-    let item = this.#native.nextNow();
-    if (item === AGAIN) item = await this.#native.nextAfterAgain();
+    return this.next();
+  }
+
+  /** The iterator result for what nextNow() gave (not AGAIN); throws the error that ends the stream. */
+  #result(item) {
     if (typeof item === 'string') return { value: { event: 'message', data: item, id: '' }, done: false };
     if (item === null) return this.#end(null);
     if (item === CLOSED) return this.#end(this.#signal?.aborted ? abortError(this.#signal) : null);

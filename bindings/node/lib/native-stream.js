@@ -12,12 +12,18 @@ const { STATUS, errorFromStatus } = require('./errors');
 /** NativeStreams by id, for the addon's ready messages. */
 const openStreams = new Map();
 let lastStreamId = 0;
-native.onStreamReady((id) => openStreams.get(id)?.wake());
+/** The addon's readies of one wake-up: a stream id, or a Uint32Array of them when several came. */
+native.onStreamReady((ids) => {
+  if (typeof ids === 'number') return openStreams.get(ids)?.wake();
+  for (let i = 0; i < ids.length; i++) openStreams.get(ids[i])?.wake();
+});
 
 /** What NativeStream.next/head give once the stream was closed under them. */
 const CLOSED = Symbol('closed');
 /** What NativeStream.nextNow gives when nothing is there yet. */
 const AGAIN = Symbol('again');
+/** streamNext that does not keep the process alive for the ready its AGAIN arms. */
+const peekNext = (stream) => native.streamNext(stream, false);
 
 class NativeStream {
   #stream;
@@ -53,19 +59,32 @@ class NativeStream {
     return errorFromStatus(status, native.lastError(), native.strerror(status), { requestSent: native.lastErrorSent() });
   }
 
-  /** Resolves with look()'s result once it is not ESP_EAGAIN: an item, null at the end, an EspError, or CLOSED. */
-  async #until(look) {
-    for (;;) {
-      if (this.closed) return CLOSED;
-      const result = look(this.#stream);
-      if (result !== STATUS.ESP_EAGAIN) return typeof result === 'number' ? NativeStream.#error(result) : result;
-      await new Promise((resolve) => (this.#wake = resolve));
-    }
+  /** look()'s result for this stream: an item, null at the end, an EspError, CLOSED, or AGAIN (ready will say). */
+  #look(look) {
+    if (this.closed) return CLOSED;
+    const result = look(this.#stream);
+    if (result === STATUS.ESP_EAGAIN) return AGAIN;
+    return typeof result === 'number' ? NativeStream.#error(result) : result;
+  }
+
+  /**
+   * Resolves with look()'s result once it is not AGAIN: one Promise, no
+   * async frames (a chunk read by fetch or the dispatcher costs one).
+   */
+  #when(look) {
+    return new Promise((resolve) => {
+      const attempt = () => {
+        const result = this.#look(look);
+        if (result === AGAIN) this.#wake = attempt;
+        else resolve(result);
+      };
+      attempt();
+    });
   }
 
   /** {status, headers (flat), attempts, httpVersion}, an EspError, or CLOSED. */
   head() {
-    return this.#until(native.streamHead);
+    return this.#when(native.streamHead);
   }
 
   /**
@@ -73,25 +92,24 @@ class NativeStream {
    * event), a Buffer chunk, null at the end, an EspError, or CLOSED.
    */
   next() {
-    return this.#until(native.streamNext);
+    return this.#when(native.streamNext);
   }
 
   /**
-   * next() once nextNow() has returned AGAIN: that AGAIN armed libesp's
-   * ready, which reaches this thread only in a later task, so the wait is in
-   * place before it and no second look is needed first.
+   * Calls `wake` (no arguments) once this stream has news after nextNow()
+   * returned AGAIN: that AGAIN armed libesp's ready, which reaches this
+   * thread only in a later task, so the wait is in place before it. Also
+   * called when the stream is closed. A reader that keeps one `wake` for its
+   * whole life allocates nothing per wait.
    */
-  async nextAfterAgain() {
-    if (!this.closed) await new Promise((resolve) => (this.#wake = resolve));
-    return this.#until(native.streamNext);
+  waitAfterAgain(wake) {
+    if (this.closed) wake();
+    else this.#wake = wake;
   }
 
   /** What next() gives when it is there already, else AGAIN (no Promise: one per item costs). */
   nextNow() {
-    if (this.closed) return CLOSED;
-    const result = native.streamNext(this.#stream);
-    if (result === STATUS.ESP_EAGAIN) return AGAIN;
-    return typeof result === 'number' ? NativeStream.#error(result) : result;
+    return this.#look(native.streamNext);
   }
 
   /**
@@ -99,10 +117,7 @@ class NativeStream {
    * does not keep the process alive (as an unread body must not).
    */
   peek() {
-    if (this.closed) return CLOSED;
-    const result = native.streamNext(this.#stream, false);
-    if (result === STATUS.ESP_EAGAIN) return AGAIN;
-    return typeof result === 'number' ? NativeStream.#error(result) : result;
+    return this.#look(peekNext);
   }
 
   wake() {

@@ -4,45 +4,61 @@
  *
  * Every request is asynchronous (esp_request_async). The I/O thread copies
  * what it was given into a heap message and appends it to the instance's
- * completion queue, waking the JS thread through one
- * napi_threadsafe_function per addon instance only when the queue was empty:
- * one wake-up (one callback scope, one microtask checkpoint) carries every
- * completion that arrived meanwhile. The JS thread turns each message into
- * JS values and calls the request's JS callback. Streams are libesp's
- * non-blocking readers (esp_stream_start): libesp buffers and pauses, its
- * ready callback only queues a wake-up, and JS takes the items with
- * streamNext. The thread-safe function is referenced only while a call is
- * in flight or JS waits for a stream, so an idle process exits (also with a
- * stream left unread). Everything above this
- * (Promises, streams, errors) is in lib/.
+ * completion queue. Streams are libesp's non-blocking readers
+ * (esp_stream_start): libesp buffers and pauses, its ready callback only
+ * appends the stream's id to the instance's ready list, and JS takes the
+ * items with streamNext. Either one wakes the JS thread through one
+ * napi_threadsafe_function per addon instance only when no wake is queued
+ * yet: one wake-up (one callback scope, one microtask checkpoint: Node pays
+ * both per queued call) carries every ready and completion that arrived
+ * meanwhile, the readies to JS in one call. The JS thread turns each message
+ * into JS values and calls the request's JS callback. The thread-safe
+ * function is referenced only while a call is in flight or JS waits for a
+ * stream, so an idle process exits (also with a stream left unread).
+ * Everything above this (Promises, streams, errors) is in lib/.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <esp.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct Call Call;
+
+/* Stream ids, a growable array. */
+typedef struct IdList {
+  uint32_t *ids;
+  size_t count, capacity;
+} IdList;
 typedef struct StreamReader StreamReader;
 typedef struct Message Message;
 
 /* Per addon instance (per Node environment: main thread or a Worker). It
  * outlives the environment while calls are still in flight, because their
- * I/O-thread callbacks read `closed` under `lock`. */
+ * I/O-thread callbacks read `closed` under `lock`, and while a wake is
+ * queued, because Node hands that to `deliver` (without env) at teardown. */
 typedef struct Instance {
   pthread_mutex_t lock;
   int closed;                /* the environment is gone: drop messages */
   size_t pending;            /* calls whose on_complete has not run    */
   Call *calls;               /* the pending calls, to cancel at exit   */
-  Message *done_head;        /* completions not yet taken by JS; a wake */
-  Message *done_tail;        /*   is queued on tsfn whenever non-empty  */
+  int wake_queued;           /* a wake is queued (or being) on tsfn     */
+  atomic_int posting;        /* I/O threads inside a tsfn call: waited
+                                for before the tsfn is released        */
+  Message *done_head;        /* completions not yet taken by JS         */
+  Message *done_tail;
+  IdList ready;              /* streams whose ready ran since the last
+                                wake was taken                         */
+  IdList taken;              /* JS thread only: what the wake took      */
   napi_threadsafe_function tsfn;
   size_t referenced_calls;   /* JS thread only: calls and waiting streams keeping it ref'd */
   StreamReader *streams;     /* JS thread only: open streams, closed at exit */
-  napi_ref stream_ready;     /* JS function (id) => void, for a ready  */
+  napi_ref stream_ready;     /* JS function (id | Uint32Array of ids) => void */
 } Instance;
 
 /* One asynchronous call. Freed on the JS thread after its completion was
@@ -74,16 +90,15 @@ typedef struct HeaderList {
   size_t count;
 } HeaderList;
 
+/* A call's completion, from the I/O thread to the JS thread. */
 struct Message {
   Message *next;             /* in instance->done_head, under lock       */
-  Instance *instance;
-  Call *call;                /* a completion's call; NULL for a ready    */
-  uint32_t stream_id;        /* a stream's ready                         */
-  int status;                /* completion: ESP_OK or a negative code    */
-  int sent;                  /* completion: esp_last_error_sent()        */
-  esp_response *response;    /* completion: may be NULL                  */
+  Call *call;
+  int status;                /* ESP_OK or a negative code                */
+  int sent;                  /* esp_last_error_sent()                    */
+  esp_response *response;    /* may be NULL                              */
   size_t len;                /* bytes in data                            */
-  char data[];               /* completion: esp_last_error() text        */
+  char data[];               /* esp_last_error() text                    */
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -163,17 +178,6 @@ static char *read_string(napi_env env, napi_value value) {
   return s;
 }
 
-/* A call's completion (call set) goes to its JS callback, a stream's ready
- * (call NULL) to the instance's stream-ready function. */
-static Message *message_new(Call *call, size_t extra) {
-  Message *m = calloc(1, sizeof(Message) + extra);
-  if (m) {
-    m->call = call;
-    m->instance = call ? call->instance : NULL;
-  }
-  return m;
-}
-
 static void call_free(napi_env env, Call *call) {
   if (env && call->callback) napi_delete_reference(env, call->callback);
   free(call);
@@ -181,67 +185,91 @@ static void call_free(napi_env env, Call *call) {
 
 static void instance_free(Instance *inst) {
   pthread_mutex_destroy(&inst->lock);
+  free(inst->ready.ids);
+  free(inst->taken.ids);
   free(inst);
 }
 
+/* Nothing can reach inst any more once the environment is gone: no call in
+ * flight, no wake queued. Under inst->lock. */
+static int instance_unused(const Instance *inst) {
+  return inst->closed && inst->pending == 0 && !inst->wake_queued;
+}
+
 /* Remove a call from its instance's pending list. Returns 1 when the
- * environment is gone and this was its last call: the caller frees the
- * instance. */
+ * instance is unused after it: the caller frees the instance. */
 static int untrack(Call *call) {
   Instance *inst = call->instance;
   pthread_mutex_lock(&inst->lock);
   if (call->prev) call->prev->next = call->next;
   else inst->calls = call->next;
   if (call->next) call->next->prev = call->prev;
-  int last = --inst->pending == 0 && inst->closed;
+  inst->pending--;
+  int last = instance_unused(inst);
   pthread_mutex_unlock(&inst->lock);
   return last;
 }
 
-/* Hand a message to the JS thread; from the I/O thread. Returns 0 when the
- * environment is gone (the caller then owns the message again). */
-static int post(Message *m) {
-  Instance *inst = m->instance;
-  int posted = 0;
-  pthread_mutex_lock(&inst->lock);
-  if (!inst->closed)
-    posted = napi_call_threadsafe_function(inst->tsfn, m, napi_tsfn_nonblocking) == napi_ok;
-  pthread_mutex_unlock(&inst->lock);
-  return posted;
+/* Whether the caller, about to add something for JS, must queue the wake
+ * (then with wake_posted after unlocking); under inst->lock, environment
+ * alive. The wake is queued outside the lock: the eventfd write in it wakes
+ * the JS thread, which would otherwise find the lock still held. */
+static int wake_needed(Instance *inst) {
+  if (inst->wake_queued) return 0;
+  inst->wake_queued = 1;
+  atomic_fetch_add(&inst->posting, 1);
+  return 1;
 }
 
-/* Appends a completion to its instance's queue, waking the JS thread only
- * when the queue was empty (else the wake already queued takes this one too);
- * from the I/O thread. Returns 0 when the environment is gone (the caller
- * then owns the message again). */
-static int queue_completion(Message *m) {
-  Instance *inst = m->instance;
-  int queued = 0;
+/* Queues the wake wake_needed asked for. It cannot fail: the tsfn is not
+ * released while `posting` counts this call, and its queue has no limit. */
+static void wake_posted(Instance *inst) {
+  napi_call_threadsafe_function(inst->tsfn, NULL, napi_tsfn_nonblocking);
+  atomic_fetch_sub(&inst->posting, 1);
+}
+
+/* Appends a completion to its instance's queue; from the I/O thread.
+ * Returns 0 when the environment is gone (the caller then owns the message
+ * again). */
+static int queue_completion(Instance *inst, Message *m) {
   pthread_mutex_lock(&inst->lock);
-  if (!inst->closed) {
-    if (inst->done_head) {
-      inst->done_tail->next = m;
-      inst->done_tail = m;
-      queued = 1;
-    } else if (napi_call_threadsafe_function(inst->tsfn, NULL, napi_tsfn_nonblocking) == napi_ok) {
-      inst->done_head = inst->done_tail = m;
-      queued = 1;
-    }
+  if (inst->closed) {
+    pthread_mutex_unlock(&inst->lock);
+    return 0;
   }
+  if (inst->done_head) inst->done_tail->next = m;
+  else inst->done_head = m;
+  inst->done_tail = m;
+  int wake = wake_needed(inst);
   pthread_mutex_unlock(&inst->lock);
-  return queued;
+  if (wake) wake_posted(inst);
+  return 1;
+}
+
+/* Appends id to list, doubling it when full. Returns 0 when out of memory. */
+static int id_append(IdList *list, uint32_t id) {
+  if (list->count == list->capacity) {
+    size_t capacity = list->capacity ? list->capacity * 2 : 64;
+    uint32_t *grown = realloc(list->ids, capacity * sizeof *grown);
+    if (!grown) return 0;
+    list->ids = grown;
+    list->capacity = capacity;
+  }
+  list->ids[list->count++] = id;
+  return 1;
 }
 
 /* ---- libesp callbacks (I/O thread) -------------------------------------------- */
 
-/* libesp has news for a stream's reader: wake JS, which reads it itself. */
+/* libesp has news for a stream's reader: list it for JS, which reads it
+ * itself. (Out of memory, the ready is lost: there is no way to tell JS.) */
 static void on_stream_ready(void *user) {
   StreamReader *r = user;
-  Message *m = message_new(NULL, 0);
-  if (!m) return;
-  m->instance = r->instance;
-  m->stream_id = r->id;
-  if (!post(m)) free(m);
+  Instance *inst = r->instance;
+  pthread_mutex_lock(&inst->lock);
+  int wake = !inst->closed && id_append(&inst->ready, r->id) && wake_needed(inst);
+  pthread_mutex_unlock(&inst->lock);
+  if (wake) wake_posted(inst);
 }
 
 static void on_complete(void *user, int status, esp_response *resp) {
@@ -249,14 +277,15 @@ static void on_complete(void *user, int status, esp_response *resp) {
   Instance *inst = call->instance;
   const char *detail = status < 0 ? esp_last_error() : "";
   size_t len = strlen(detail);
-  Message *m = message_new(call, len + 1);
+  Message *m = calloc(1, sizeof(Message) + len + 1);
   if (m) {
+    m->call = call;
     m->status = status;
     m->sent = status < 0 ? esp_last_error_sent() : 0;
     m->response = resp;
     memcpy(m->data, detail, len + 1);
     m->len = len;
-    if (queue_completion(m)) return;
+    if (queue_completion(inst, m)) return;
     free(m);
   }
   /* The environment is gone, so nobody will read this completion: release
@@ -366,19 +395,27 @@ static void completion_arguments(napi_env env, Message *m, napi_value argv[8]) {
   argv[5] = body_value(env, resp); /* frees resp: last */
 }
 
-/* A stream's ready, on the JS thread (env NULL: dropped at teardown). */
-static void deliver_ready(napi_env env, Message *m) {
-  napi_value fn, id, undefined, result;
-  if (env && napi_get_reference_value(env, m->instance->stream_ready, &fn) == napi_ok && fn) {
-    napi_get_undefined(env, &undefined);
-    napi_create_uint32(env, m->stream_id, &id);
-    if (napi_call_function(env, undefined, fn, 1, &id, &result) == napi_pending_exception) {
-      napi_value error;
-      napi_get_and_clear_last_exception(env, &error);
-      napi_fatal_exception(env, error);
-    }
+/* Streams' readies, on the JS thread: one call of the stream-ready function
+ * with the id (one ready, the usual case) or a Uint32Array of them. */
+static void deliver_readies(napi_env env, Instance *inst, const uint32_t *ids, size_t count) {
+  napi_value fn, arg, undefined, result;
+  if (!inst->stream_ready || napi_get_reference_value(env, inst->stream_ready, &fn) != napi_ok || !fn) return;
+  if (count == 1) {
+    napi_create_uint32(env, ids[0], &arg);
+  } else {
+    napi_value buffer;
+    void *data;
+    if (napi_create_arraybuffer(env, count * sizeof *ids, &data, &buffer) != napi_ok ||
+        napi_create_typedarray(env, napi_uint32_array, count, buffer, 0, &arg) != napi_ok)
+      return;
+    memcpy(data, ids, count * sizeof *ids);
   }
-  free(m);
+  napi_get_undefined(env, &undefined);
+  if (napi_call_function(env, undefined, fn, 1, &arg, &result) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
 }
 
 /* A call's completion, on the JS thread: its JS callback runs, then the call
@@ -413,27 +450,35 @@ static void deliver_completion(napi_env env, Message *m) {
   free(m);
 }
 
-/* The thread-safe function's callback: data is a stream's ready, or NULL for
- * the wake of the completion queue, which takes every completion queued so
- * far (those arriving meanwhile queue the next wake). */
+/* The thread-safe function's callback, for a wake: takes every ready and
+ * completion queued so far (those arriving meanwhile queue the next wake).
+ * env is NULL when Node drops the wake at teardown. */
 static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)js_cb;
-  if (data) {
-    deliver_ready(env, data);
-    return;
-  }
+  (void)data;
   Instance *inst = context;
   pthread_mutex_lock(&inst->lock);
+  inst->wake_queued = 0;
   Message *m = inst->done_head;
   inst->done_head = inst->done_tail = NULL;
+  /* The readies swap lists with the (empty) one taken last time: no
+   * allocation once both have grown to the usual batch. */
+  IdList taken = inst->ready;
+  inst->ready = inst->taken;
+  inst->taken = (IdList){NULL, 0, 0};
+  /* A completion in m keeps inst alive (its call is pending) until the last
+   * of them is delivered; a wake with none may be the last use of inst. */
+  int last = !m && instance_unused(inst);
   pthread_mutex_unlock(&inst->lock);
-  /* The queue was not empty (a wake comes with its first completion), so a
-   * call is pending and inst alive until the last of them is delivered. */
+  if (env && taken.count) deliver_readies(env, inst, taken.ids, taken.count);
+  taken.count = 0;
+  inst->taken = taken;
   while (m) {
     Message *next = m->next;
     deliver_completion(env, m);
     m = next;
   }
+  if (last) instance_free(inst);
 }
 
 /* ---- exported functions ----------------------------------------------------- */
@@ -908,10 +953,12 @@ static void instance_teardown(void *data) {
   while (inst->streams) stream_close(NULL, inst->streams); /* no ready after this */
   pthread_mutex_lock(&inst->lock);
   inst->closed = 1;
+  /* An I/O thread may still be queuing a wake it took on before `closed`. */
+  while (atomic_load(&inst->posting)) sched_yield();
   size_t n = inst->pending, i = 0;
   esp_call *live = n ? malloc(n * sizeof(esp_call)) : NULL;
   for (Call *c = inst->calls; c && live; c = c->next) live[i++] = c->handle;
-  int last = inst->pending == 0;
+  int last = instance_unused(inst);
   pthread_mutex_unlock(&inst->lock);
   napi_release_threadsafe_function(inst->tsfn, napi_tsfn_abort);
   for (size_t k = 0; k < i; k++)

@@ -161,6 +161,36 @@ test('a stream that cannot start fails its iteration, not the stream() call', as
   await assert.rejects(stream.next(), (err) => err.code === 'ESP_EHANDLE');
 });
 
+test('next() called again before the last one settled gives the events in order, once each', async () => {
+  // One event every 30 ms: all three calls wait on the same stream at once.
+  const stream = client.stream(chat(4, { 'x-mock-chunk-delay-ms': '30' }));
+  await stream.response;
+  const first = await Promise.race([Promise.all([stream.next(), stream.next(), stream.next()]), sleep(5000)]);
+  assert.ok(Array.isArray(first), 'three overlapping next() calls all settled');
+  const rest = [];
+  for await (const ev of stream) rest.push(ev);
+  const contents = [...first.map((r) => r.value), ...rest]
+    .slice(0, -1)
+    .map((ev) => JSON.parse(ev.data).choices[0].delta.content ?? '');
+  assert.deepEqual(contents, ['', 'tok0 ', 'tok1 ', 'tok2 ', 'tok3 ', '']);
+  assert.equal(rest.at(-1).data, '[DONE]');
+});
+
+test('many paced streams at once each get every event (readies batched into one wake-up)', async () => {
+  const streams = 50;
+  const counts = await Promise.all(
+    Array.from({ length: streams }, async () => {
+      let count = 0;
+      for await (const ev of client.stream(chat(20, { 'x-mock-chunk-delay-ms': '5' }))) {
+        assert.equal(ev.event, 'message');
+        count++;
+      }
+      return count;
+    }),
+  );
+  assert.deepEqual(counts, Array(streams).fill(20 + 3));
+});
+
 test('cancel() ends iteration quietly, also for a waiting consumer', async () => {
   // One event at once, then one a second: the second next() has to wait.
   const stream = client.stream(chat(500, { 'x-mock-chunk-delay-ms': '1000' }));
