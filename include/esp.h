@@ -317,10 +317,12 @@ ESP_API int esp_stream_close(esp_stream stream);
  * Tells a non-blocking reader that its stream has news: the head, an item,
  * the end or a failure. Runs on a libesp I/O thread, once after the start
  * and then once after each esp_stream_head / esp_stream_next that returned
- * ESP_EAGAIN, as soon as that call would return something else. A reader
- * that waits only after ESP_EAGAIN therefore never misses news, and a fast
- * stream costs one call per wait, not one per item. It should only wake the
- * reader (it may call esp_stream_head and esp_stream_next with timeout 0).
+ * ESP_EAGAIN, once that call would return something else: at the end of the
+ * I/O thread's round that brought the news (every socket ready in it served
+ * first, so the readies of one round come together). A reader that waits
+ * only after ESP_EAGAIN therefore never misses news, and a fast stream costs
+ * one call per wait, not one per item. It should only wake the reader (it
+ * may call esp_stream_head and esp_stream_next with timeout 0).
  */
 typedef void (*esp_stream_ready_fn)(void *user);
 

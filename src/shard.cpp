@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "esp.h"
 #include "log.h"
+#include "round.h"
 #include "status.h"
 #include "transfer.h"
 
@@ -296,6 +297,7 @@ void Shard::io_loop() {
 }
 
 void Shard::drive_once(Transfer *leader) {
+  Round round;  // the streams' ready callbacks wait for its end (round.h)
   if (!leader) {
     std::deque<Command> cmds;
     {

@@ -46,13 +46,9 @@ void mark_paused(StreamState &st, bool paused) {
   st.client->stats.streams_paused.fetch_add(paused ? 1 : -1, std::memory_order_relaxed);
 }
 
-// Wakes blocking readers, and a non-blocking one when it is owed a call and
-// there is news. Called with the lock held; releases it while `ready` runs,
-// so that the callback may read the stream.
-void wake(StreamState &st, std::unique_lock<std::mutex> &lock, bool news) {
-  st.cv.notify_all();
-  if (!news || !st.armed || !st.ready || st.closed) return;
-  st.armed = false;
+// Calls `ready`; with the lock held, which it releases meanwhile so that the
+// callback may read the stream.
+void fire(StreamState &st, std::unique_lock<std::mutex> &lock) {
   st.firing = true;
   st.firing_thread = std::this_thread::get_id();
   lock.unlock();
@@ -61,6 +57,36 @@ void wake(StreamState &st, std::unique_lock<std::mutex> &lock, bool news) {
   st.firing = false;
   st.cv.notify_all();
 }
+
+// Wakes blocking readers, and a non-blocking one when it is owed a call and
+// there is news: at the end of the I/O thread's round (round.h), so that the
+// news of one round wakes the reader's thread once, else at once. Called with
+// the lock held.
+void wake(StreamState &st, std::unique_lock<std::mutex> &lock, bool news) {
+  st.cv.notify_all();
+  if (!news || !st.armed || !st.ready || st.closed) return;
+  st.armed = false;
+  if (st.deferred) return;
+  if (defer_to_round_end(st.shared_from_this())) {
+    st.deferred = true;
+    return;
+  }
+  fire(st, lock);
+}
+
+}  // namespace
+
+// What the round put off. A reader that re-armed since is served by this call
+// too; a stream closed meanwhile is owed nothing (close_stream_state).
+void StreamState::at_round_end() {
+  std::unique_lock<std::mutex> lock(mu);
+  deferred = false;
+  if (closed) return;
+  armed = false;
+  fire(*this, lock);
+}
+
+namespace {
 
 class StreamSink : public Sink {
  public:

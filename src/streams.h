@@ -12,13 +12,14 @@
 
 #include "esp.h"
 #include "handles.h"
+#include "round.h"
 #include "sse.h"
 #include "stream_items.h"
 #include "transfer.h"
 
 namespace esp {
 
-struct StreamState {
+struct StreamState final : RoundTask, std::enable_shared_from_this<StreamState> {
   std::mutex mu;
   std::condition_variable cv;
   std::unique_ptr<esp_response> head;  // status and headers, once in
@@ -47,8 +48,11 @@ struct StreamState {
   esp_stream_ready_fn ready = nullptr;
   void *user = nullptr;
   bool armed = false;
+  bool deferred = false;     // ready is owed at the end of the I/O thread's round
   bool firing = false;       // ready runs now, on firing_thread
   std::thread::id firing_thread;
+
+  void at_round_end() override;
 };
 
 HandleTable<StreamState> &streams();

@@ -65,10 +65,9 @@ static int esp_go_stream_head(esp_stream s, esp_response **head, char **err, int
 	return rc;
 }
 
-#cgo noescape esp_go_stream_take
 #cgo nocallback esp_go_stream_take
 
-// Where one item taken by esp_go_stream_take lies in the caller's buffer:
+// Where one item taken by esp_go_stream_take lies in the scratch's buffer:
 // its type, data and id, back to back.
 typedef struct {
 	int kind;
@@ -101,30 +100,48 @@ static int esp_go_copy(const esp_stream_item *item, char *buf, size_t cap, size_
 	return 1;
 }
 
-// esp_go_stream_take copies the items ready into buf and items, in one cgo
-// call, and returns how many it took. It stops at the first esp_stream_next
-// that gives no item (*rc: ESP_EAGAIN, which arms ready; 0 at the end; a
-// failure) or when items or buf are full (*rc 1; *pending when the item that
-// did not fit is left in *big, lent until the next call on the stream).
-static int esp_go_stream_take(esp_stream s, char *buf, size_t cap, esp_go_item *items, int max,
-                              esp_stream_item *big, int *pending, int *rc, char **err, int *sent) {
+// What one esp_go_stream_take copies into and reports, in C memory and
+// passed as an integer: cgo checks every pointer argument whose target holds
+// pointers (here the lent item and the error) on every call, about 300
+// instructions each for Go memory and 120 even for C memory; with two such
+// arguments the checks cost more than the rest of the take.
+enum { ESP_GO_TAKE_BATCH = 32, ESP_GO_TAKE_BYTES = 16 << 10 };
+typedef struct {
+	esp_go_item items[ESP_GO_TAKE_BATCH];
+	char buf[ESP_GO_TAKE_BYTES];
+	esp_stream_item big; // the item that did not fit, when pending
+	int pending;         // big holds it, lent until the next call on the stream
+	int rc;              // the last esp_stream_next's result
+	char *err;           // its failure's detail (strdup'ed), or NULL
+	int sent;            // whether that failure came after the request was sent
+} esp_go_take_scratch;
+
+// esp_go_stream_take copies the items ready into t's buf and items, in one
+// cgo call, and returns how many it took. It stops at the first
+// esp_stream_next that gives no item (t->rc: ESP_EAGAIN, which arms ready; 0
+// at the end; a failure) or when items or buf are full (t->rc 1; t->pending
+// when the item that did not fit is left in t->big).
+static int esp_go_stream_take(esp_stream s, uintptr_t scratch) {
+	esp_go_take_scratch *t = (esp_go_take_scratch *)scratch;
 	int n = 0;
 	size_t used = 0;
-	*pending = 0;
-	while (n < max) {
-		big->struct_size = sizeof *big;
-		*rc = esp_stream_next(s, 0, big);
-		if (*rc != 1) {
-			esp_go_stream_failure(*rc, err, sent);
+	t->pending = 0;
+	t->err = NULL;
+	t->sent = 0;
+	while (n < ESP_GO_TAKE_BATCH) {
+		t->big.struct_size = sizeof t->big;
+		t->rc = esp_stream_next(s, 0, &t->big);
+		if (t->rc != 1) {
+			esp_go_stream_failure(t->rc, &t->err, &t->sent);
 			return n;
 		}
-		if (!esp_go_copy(big, buf, cap, &used, &items[n])) {
-			*pending = 1;
+		if (!esp_go_copy(&t->big, t->buf, sizeof t->buf, &used, &t->items[n])) {
+			t->pending = 1;
 			return n;
 		}
 		n++;
 	}
-	*rc = 1;
+	t->rc = 1;
 	return n;
 }
 */
@@ -342,20 +359,22 @@ func (s *streamCall) freeWaker() {
 // takeBatch bounds the items one cgo call takes (see esp_go_stream_take);
 // takeBytes the bytes of their types, data and ids.
 const (
-	takeBatch = 32
-	takeBytes = 16 << 10
+	takeBatch = C.ESP_GO_TAKE_BATCH
+	takeBytes = C.ESP_GO_TAKE_BYTES
 	// smallBatch bounds the queue array a stream keeps between batches.
 	smallBatch = 4
 )
 
-// takeScratch is what esp_go_stream_take copies into, shared by all streams
-// through takeScratches: a stream holds one only during that call.
-type takeScratch struct {
-	items [takeBatch]C.esp_go_item
-	buf   [takeBytes]byte
-}
+// takeScratch holds what esp_go_stream_take copies into, shared by all
+// streams through takeScratches: a stream holds one only during that call.
+// Its C memory goes with it when the pool drops it.
+type takeScratch struct{ c *C.esp_go_take_scratch }
 
-var takeScratches = sync.Pool{New: func() any { return new(takeScratch) }}
+var takeScratches = sync.Pool{New: func() any {
+	s := &takeScratch{c: (*C.esp_go_take_scratch)(C.malloc(C.sizeof_esp_go_take_scratch))}
+	runtime.AddCleanup(s, func(c *C.esp_go_take_scratch) { C.free(unsafe.Pointer(c)) }, s.c)
+	return s
+}}
 
 // next returns the next item, waiting for one; false at the end or on
 // failure (see failure).
@@ -394,36 +413,36 @@ func (s *streamCall) next() (Event, bool) {
 func (s *streamCall) take() (rc C.int, msg *C.char, sent C.int) {
 	scratch := takeScratches.Get().(*takeScratch)
 	defer takeScratches.Put(scratch)
-	var big C.esp_stream_item
-	var pending C.int
+	t := scratch.c
 	s.calling.Lock()
 	defer s.calling.Unlock()
-	n := int(C.esp_go_stream_take(s.stream, (*C.char)(unsafe.Pointer(&scratch.buf[0])), takeBytes,
-		&scratch.items[0], takeBatch, &big, &pending, &rc, &msg, &sent))
-	if n == 0 && pending == 0 {
+	n := int(C.esp_go_stream_take(s.stream, C.uintptr_t(uintptr(unsafe.Pointer(t)))))
+	rc, msg, sent = C.int(t.rc), t.err, C.int(t.sent)
+	if n == 0 && t.pending == 0 {
 		return rc, msg, sent
 	}
 	queued := s.queued[:0]
 	if cap(queued) > smallBatch {
 		queued = nil // a burst's array goes; a stream keeps only a small one
 	}
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(&t.buf[0])), takeBytes)
 	at := 0
-	for _, item := range scratch.items[:n] {
+	for _, item := range t.items[:n] {
 		typeLen, dataLen, idLen := int(item.type_len), int(item.data_len), int(item.id_len)
 		ev := Event{
-			Type: s.eventType(scratch.buf[at : at+typeLen]),
+			Type: s.eventType(buf[at : at+typeLen]),
 			Data: make([]byte, dataLen),
-			ID:   s.eventID(scratch.buf[at+typeLen+dataLen : at+typeLen+dataLen+idLen]),
+			ID:   s.eventID(buf[at+typeLen+dataLen : at+typeLen+dataLen+idLen]),
 		}
-		copy(ev.Data, scratch.buf[at+typeLen:])
+		copy(ev.Data, buf[at+typeLen:])
 		if item.retry_ms >= 0 {
 			ev.Retry = time.Duration(item.retry_ms) * time.Millisecond
 		}
 		at += typeLen + dataLen + idLen
 		queued = append(queued, ev)
 	}
-	if pending != 0 {
-		queued = append(queued, goEvent(&big)) // lent until the next call, which waits for s.calling
+	if t.pending != 0 {
+		queued = append(queued, goEvent(&t.big)) // lent until the next call, which waits for s.calling
 	}
 	s.queued, s.read = queued, 0
 	return rc, msg, sent

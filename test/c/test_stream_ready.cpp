@@ -344,6 +344,76 @@ TEST(StreamReady, NoReadyRunsOnceCloseHasReturned) {
   EXPECT_EQ(client_number(lease.handle, "streams_open"), 0);
 }
 
+namespace {
+
+// ready that blocks the I/O thread once, so that what arrives meanwhile is
+// served in one round after it.
+struct Blocker {
+  std::atomic<bool> blocked{false};
+  static void ready(void *user) {
+    auto *b = static_cast<Blocker *>(user);
+    if (b->blocked.exchange(true)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  }
+};
+
+// The streams of one round: the first ready of the round counts how many of
+// them have an item to read by then.
+struct RoundProbe {
+  std::vector<esp_stream> streams;
+  std::atomic<bool> probing{false};
+  std::atomic<int> readable{-1};
+  static void ready(void *user) {
+    auto *p = static_cast<RoundProbe *>(user);
+    if (!p->probing.exchange(false)) return;
+    int n = 0;
+    for (esp_stream s : p->streams) {
+      esp_stream_item item = ESP_STREAM_ITEM_INIT;
+      if (esp_stream_next(s, 0, &item) == 1) ++n;
+    }
+    p->readable = n;
+  }
+};
+
+}  // namespace
+
+// The ready callbacks owed for what one round of the I/O thread served run
+// after that round has served every ready socket: a reader woken by the first
+// finds the news of the others too, and the round wakes its thread once.
+TEST(StreamReady, ReadiesOfOneRoundRunAfterAllItsSocketsAreServed) {
+  Lease lease(mock().config());
+  constexpr int kStreams = 6;
+  RoundProbe probe;
+  // One event each: the role chunk at once, the token 300 ms later, then the
+  // finish chunk and [DONE] 300 ms apart, all while the I/O thread is blocked.
+  std::vector<esp_header> h = {{"x-mock-events", "1"}, {"x-mock-chunk-delay-ms", "300"}};
+  esp_request_opts o = opts("chat/completions", &kChatStream, &h);
+  for (int i = 0; i < kStreams; ++i) {
+    esp_stream s = 0;
+    ASSERT_EQ(esp_stream_start(lease.handle, &o, RoundProbe::ready, &probe, &s), ESP_OK) << esp_last_error();
+    probe.streams.push_back(s);
+  }
+  // Heads and role chunks in, every stream read to ESP_EAGAIN: all armed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (esp_stream s : probe.streams) {
+    esp_response *head = nullptr;
+    ASSERT_EQ(esp_stream_head(s, &head), ESP_OK);
+    esp_response_free(head);
+    esp_stream_item item = ESP_STREAM_ITEM_INIT;
+    while (esp_stream_next(s, 0, &item) == 1) {
+    }
+  }
+  probe.probing = true;
+  Blocker blocker;
+  esp_request_opts blocking = opts("models");
+  esp_stream blocked = 0;
+  ASSERT_EQ(esp_stream_start(lease.handle, &blocking, Blocker::ready, &blocker, &blocked), ESP_OK);
+  for (int i = 0; i < 300 && probe.readable < 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(probe.readable, kStreams) << "a ready ran before its round had served the other streams";
+  EXPECT_EQ(esp_stream_close(blocked), ESP_OK);
+  for (esp_stream s : probe.streams) EXPECT_EQ(esp_stream_close(s), ESP_OK);
+}
+
 TEST(StreamReady, ShutdownEndsStartedStreamsAndWakesTheirReaders) {
   esp_client c = 0;
   ASSERT_EQ(esp_client_get(mock().config().c_str(), &c), ESP_OK);

@@ -22,7 +22,8 @@ LAYERS = [
     ["shard"],
     ["client", "origin", "sockets", "transfer", "breaker", "retry", "ratelimit", "deployments", "shared_state", "usage",
      "trust_store"],
-    ["config", "config_schema", "metrics", "log", "sse", "status", "handles", "clock", "response", "url", "stream_items"],
+    ["config", "config_schema", "metrics", "log", "sse", "status", "handles", "clock", "response", "url", "stream_items",
+     "round"],
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.M)
