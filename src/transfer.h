@@ -241,6 +241,9 @@ class Transfer {
   int conn_fd = -1;               // the connection this attempt runs on, once known
   uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
+  // A stream's request body, freed once its head went to the reader and
+  // libcurl sent all of it (release_sent_body): no attempt follows then.
+  bool body_released = false;
   std::string retry_body;         // body of a withheld attempt
   std::string sockopt_error;      // a socket option the kernel refused
   int last_error_status = ESP_OK;
@@ -259,6 +262,11 @@ class Transfer {
   // Which limit made libcurl report CURLE_OPERATION_TIMEDOUT.
   TimeoutKind libcurl_timeout_kind(int64_t now) const;
   void headers_complete();
+  // A stream lives for minutes, its request long sent: the body (an LLM
+  // prompt, often tens of KiB) need not live with it. Called once the head
+  // went to the reader, after which no attempt follows; kept while libcurl
+  // has not sent all of it (it reads CURLOPT_POSTFIELDS in place).
+  void release_sent_body();
   // A multiplexable transfer's connection is up: the origin learns from
   // ALPN whether it speaks HTTP/2, if it did not know yet.
   void learn_protocol();
