@@ -74,7 +74,7 @@ void EasySlot::forget() {
   custom_method.clear();
   headers = nullptr;
   post_fields = nullptr;
-  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = buffer_bytes = -1;
+  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = buffer_bytes = upload_buffer_bytes = -1;
   socket_data = nullptr;
 }
 
@@ -205,6 +205,7 @@ void Transfer::prepare_attempt(EasySlot &s, CURLSH *share, int64_t now) {
   // Streams of events read with a small buffer: most of the memory a live
   // stream holds otherwise (StreamSink::read_buffer_bytes).
   set_long(e, CURLOPT_BUFFERSIZE, s.buffer_bytes, sink->read_buffer_bytes());
+  set_long(e, CURLOPT_UPLOAD_BUFFERSIZE, s.upload_buffer_bytes, sink->upload_buffer_bytes());
   client->stats.add(client->stats.attempts);
   if (origin) origin->stats.add(origin->stats.attempts);
 }

@@ -40,6 +40,9 @@ class Sink {
   // libcurl's receive buffer for the transfer (CURLOPT_BUFFERSIZE, held per
   // handle for as long as the transfer lives).
   virtual long read_buffer_bytes() const { return CURL_MAX_WRITE_SIZE; }
+  // libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE; 7.88 allocates it for
+  // a body over 64 KiB and holds it per handle): 64 KiB, libcurl's default.
+  virtual long upload_buffer_bytes() const { return 64 * 1024; }
   // The body goes to the caller as it arrives (a stream, often paced for
   // minutes). Such transfers share their origin's home shard: one wake-up of
   // its I/O thread then serves many streams' events (spread over two shards,
@@ -136,6 +139,7 @@ struct EasySlot {
   long connect_timeout_ms = -1;
   long no_progress = -1;
   long buffer_bytes = -1;
+  long upload_buffer_bytes = -1;
   const void *socket_data = nullptr;  // the origin its open/close callbacks get
 };
 
