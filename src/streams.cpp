@@ -32,7 +32,7 @@ constexpr long kEventReadBytes = 2048;
 // prompt) makes 7.88 allocate one of 64 KiB by default, held on the handle
 // for as long as the stream lives. 16 KiB is the least it takes; a prompt
 // then goes out in 16 KiB writes, once per stream.
-constexpr long kStreamUploadBytes = 16 * 1024;
+constexpr long kStreamUploadBytes = 16384;
 
 esp_response *copy_head(const esp_response &r) {
   auto *out = new esp_response;

@@ -42,7 +42,7 @@ class Sink {
   virtual long read_buffer_bytes() const { return CURL_MAX_WRITE_SIZE; }
   // libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE; 7.88 allocates it for
   // a body over 64 KiB and holds it per handle): 64 KiB, libcurl's default.
-  virtual long upload_buffer_bytes() const { return 64 * 1024; }
+  virtual long upload_buffer_bytes() const { return 65536; }
   // The body goes to the caller as it arrives (a stream, often paced for
   // minutes). Such transfers share their origin's home shard: one wake-up of
   // its I/O thread then serves many streams' events (spread over two shards,
