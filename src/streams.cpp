@@ -28,6 +28,12 @@ constexpr size_t kSpareBytes = 4096;
 // default.
 constexpr long kEventReadBytes = 2048;
 
+// libcurl's upload buffer for a stream's request: a body over 64 KiB (a long
+// prompt) makes 7.88 allocate one of 64 KiB by default, held on the handle
+// for as long as the stream lives. 16 KiB is the least it takes; a prompt
+// then goes out in 16 KiB writes, once per stream.
+constexpr long kStreamUploadBytes = 16384;
+
 esp_response *copy_head(const esp_response &r) {
   auto *out = new esp_response;
   out->copy_head_from(r);
@@ -111,6 +117,7 @@ class StreamSink : public Sink {
   }
 
   long read_buffer_bytes() const override { return st_->raw ? CURL_MAX_WRITE_SIZE : kEventReadBytes; }
+  long upload_buffer_bytes() const override { return kStreamUploadBytes; }
   bool streams_body() const override { return true; }
 
   void replay(Transfer &, const std::string &b) override {

@@ -74,7 +74,7 @@ void EasySlot::forget() {
   custom_method.clear();
   headers = nullptr;
   post_fields = nullptr;
-  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = buffer_bytes = -1;
+  post_size = pipewait = timeout_ms = connect_timeout_ms = no_progress = buffer_bytes = upload_buffer_bytes = -1;
   socket_data = nullptr;
 }
 
@@ -205,6 +205,7 @@ void Transfer::prepare_attempt(EasySlot &s, CURLSH *share, int64_t now) {
   // Streams of events read with a small buffer: most of the memory a live
   // stream holds otherwise (StreamSink::read_buffer_bytes).
   set_long(e, CURLOPT_BUFFERSIZE, s.buffer_bytes, sink->read_buffer_bytes());
+  set_long(e, CURLOPT_UPLOAD_BUFFERSIZE, s.upload_buffer_bytes, sink->upload_buffer_bytes());
   client->stats.add(client->stats.attempts);
   if (origin) origin->stats.add(origin->stats.attempts);
 }
@@ -244,7 +245,18 @@ void Transfer::headers_complete() {
   resp->attempts = attempts;
   if (client->limiter) client->limiter->learn(*resp, now);  // limits, pauses, 429s
   will_retry = retry_delay_us(ESP_OK, now) >= 0;
-  if (!will_retry) sink->head(*this);
+  if (will_retry) return;
+  sink->head(*this);
+  if (sink->streams_body()) release_sent_body();
+}
+
+void Transfer::release_sent_body() {
+  if (spec.body.empty()) return;
+  curl_off_t sent = 0;
+  curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+  if (sent < static_cast<curl_off_t>(spec.body.size())) return;  // libcurl may read it yet
+  std::string().swap(spec.body);
+  body_released = true;
 }
 
 size_t Transfer::on_write(char *p, size_t size, size_t n, void *self) {
@@ -425,6 +437,7 @@ bool Transfer::connection_dropped(CURLcode code) const {
 }
 
 int64_t Transfer::retry_delay_us(int attempt_status, int64_t now) {
+  if (body_released) return -1;  // nothing left to send again (and its head went out)
   // To the next deployment, at once, where one may take it.
   if (routed && !cancel_requested.load() && routed->can_fail_over(*this, attempt_status, now)) return 0;
   RetryFacts f;

@@ -40,6 +40,9 @@ class Sink {
   // libcurl's receive buffer for the transfer (CURLOPT_BUFFERSIZE, held per
   // handle for as long as the transfer lives).
   virtual long read_buffer_bytes() const { return CURL_MAX_WRITE_SIZE; }
+  // libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE; 7.88 allocates it for
+  // a body over 64 KiB and holds it per handle): 64 KiB, libcurl's default.
+  virtual long upload_buffer_bytes() const { return 65536; }
   // The body goes to the caller as it arrives (a stream, often paced for
   // minutes). Such transfers share their origin's home shard: one wake-up of
   // its I/O thread then serves many streams' events (spread over two shards,
@@ -136,6 +139,7 @@ struct EasySlot {
   long connect_timeout_ms = -1;
   long no_progress = -1;
   long buffer_bytes = -1;
+  long upload_buffer_bytes = -1;
   const void *socket_data = nullptr;  // the origin its open/close callbacks get
 };
 
@@ -241,6 +245,9 @@ class Transfer {
   int conn_fd = -1;               // the connection this attempt runs on, once known
   uint64_t conn_serial = 0;       // and its Engine::ConnUse serial
   int64_t body_bytes = 0;
+  // A stream's request body, freed once its head went to the reader and
+  // libcurl sent all of it (release_sent_body): no attempt follows then.
+  bool body_released = false;
   std::string retry_body;         // body of a withheld attempt
   std::string sockopt_error;      // a socket option the kernel refused
   int last_error_status = ESP_OK;
@@ -259,6 +266,11 @@ class Transfer {
   // Which limit made libcurl report CURLE_OPERATION_TIMEDOUT.
   TimeoutKind libcurl_timeout_kind(int64_t now) const;
   void headers_complete();
+  // A stream lives for minutes, its request long sent: the body (an LLM
+  // prompt, often tens of KiB) need not live with it. Called once the head
+  // went to the reader, after which no attempt follows; kept while libcurl
+  // has not sent all of it (it reads CURLOPT_POSTFIELDS in place).
+  void release_sent_body();
   // A multiplexable transfer's connection is up: the origin learns from
   // ALPN whether it speaks HTTP/2, if it did not know yet.
   void learn_protocol();

@@ -62,6 +62,13 @@ class _Doorbell:
             raise
         weakref.finalize(loop, os.close, self._fd)
 
+    def future(self) -> asyncio.Future[Any]:
+        """On the loop: the doorbell is its loop's port (one per loop, not
+        one per call or stream: thousands of streams may be live)."""
+        loop = self._loop()
+        assert loop is not None  # called from the running loop
+        return loop.create_future()
+
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
         """On any thread, holding the GIL."""
         loop = self._loop()
@@ -108,17 +115,15 @@ def _doorbell(loop: asyncio.AbstractEventLoop) -> _Doorbell | None:
 
 
 class _AsyncioPort:
+    """The port of a loop that cannot watch a descriptor (no doorbell)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._bell = _doorbell(loop)
 
     def future(self) -> asyncio.Future[Any]:
         return self._loop.create_future()
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._bell is not None:
-            self._bell.post(fn, *args)
-            return
         try:
             self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError as exc:  # the loop is closed
@@ -174,12 +179,14 @@ class _TrioPort:
             raise LoopClosed from exc
 
 
-def current_port() -> _AsyncioPort | _TrioPort:
+def current_port() -> _Doorbell | _AsyncioPort | _TrioPort:
     """The port of the running event loop (asyncio or trio)."""
     try:
-        return _AsyncioPort(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
     except RuntimeError:
         pass
+    else:
+        return _doorbell(loop) or _AsyncioPort(loop)
     trio = sys.modules.get("trio")
     if trio is not None:
         try:

@@ -217,6 +217,33 @@ def _event_from(event: Any, data: bytes, ident: Any, retry_ms: int, to_str) -> S
     )
 
 
+# Header fields decoded once and shared by every head that has them: a live
+# stream keeps its head for its whole life, and thousands of heads then hold
+# one copy of each name and of the pairs that repeat (content-type, server,
+# the same date), not one each. Bounded: pairs with unique values (request
+# ids) refill the pairs and empty them now and then; names stay.
+_header_pairs: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_header_names: dict[bytes, str] = {}
+_HEADER_PAIRS_KEPT = 1024
+_HEADER_NAMES_KEPT = 512
+
+
+def _header_pair(name: bytes, value: bytes) -> tuple[str, str]:
+    key = (name, value)
+    pair = _header_pairs.get(key)
+    if pair is None:
+        text = _header_names.get(name)
+        if text is None:
+            text = name.decode("latin-1")
+            if len(_header_names) < _HEADER_NAMES_KEPT:
+                _header_names[name] = text
+        pair = (text, value.decode("latin-1"))
+        if len(_header_pairs) >= _HEADER_PAIRS_KEPT:
+            _header_pairs.clear()
+        _header_pairs[key] = pair
+    return pair
+
+
 class _GilHeldCalls:
     """Quick libesp calls made without releasing the GIL (ctypes.PyDLL): a
     response's accessors (they read memory the caller owns) and
@@ -262,7 +289,7 @@ class _GilHeldCalls:
         headers = []
         for i in range(lib.esp_response_header_count(address)):
             if lib.esp_response_header_at(address, i, name_ref, value_ref) == 0:
-                headers.append(((name.value or b"").decode("latin-1"), (value.value or b"").decode("latin-1")))
+                headers.append(_header_pair(name.value or b"", value.value or b""))
         content = b""
         if with_body:
             length = ctypes.c_size_t()
