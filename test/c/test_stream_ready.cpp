@@ -405,13 +405,15 @@ TEST(StreamReady, NoReadyRunsOnceCloseHasReturned) {
 namespace {
 
 // ready that blocks the I/O thread once, so that what arrives meanwhile is
-// served in one round after it.
+// served in one round after it; `blocking` is set when the block begins.
 struct Blocker {
   std::atomic<bool> blocked{false};
+  std::atomic<bool> *blocking = nullptr;
   static void ready(void *user) {
     auto *b = static_cast<Blocker *>(user);
     if (b->blocked.exchange(true)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    *b->blocking = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
   }
 };
 
@@ -442,9 +444,10 @@ TEST(StreamReady, ReadiesOfOneRoundRunAfterAllItsSocketsAreServed) {
   Lease lease(mock().config());
   constexpr int kStreams = 6;
   RoundProbe probe;
-  // One event each: the role chunk at once, the token 300 ms later, then the
-  // finish chunk and [DONE] 300 ms apart, all while the I/O thread is blocked.
-  std::vector<esp_header> h = {{"x-mock-events", "1"}, {"x-mock-chunk-delay-ms", "300"}};
+  // One event each: the role chunk at once, the token 1 s later, then the finish chunk
+  // 1 s after it: the token arrives while the I/O thread is blocked (from the blocker's
+  // head on, well before 1 s even under a sanitizer, for 2 s).
+  std::vector<esp_header> h = {{"x-mock-events", "1"}, {"x-mock-chunk-delay-ms", "1000"}};
   esp_request_opts o = opts("chat/completions", &kChatStream, &h);
   for (int i = 0; i < kStreams; ++i) {
     esp_stream s = 0;
@@ -469,12 +472,14 @@ TEST(StreamReady, ReadiesOfOneRoundRunAfterAllItsSocketsAreServed) {
     }
     ASSERT_GT(items, 0) << "no role chunk in 5 s";
   }
-  probe.probing = true;
+  // The probe counts from the block on: a ready before it (a token that came early on a
+  // slow machine) is a round of its own, which is not what this test is about.
   Blocker blocker;
+  blocker.blocking = &probe.probing;
   esp_request_opts blocking = opts("models");
   esp_stream blocked = 0;
   ASSERT_EQ(esp_stream_start(lease.handle, &blocking, Blocker::ready, &blocker, &blocked), ESP_OK);
-  for (int i = 0; i < 300 && probe.readable < 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 600 && probe.readable < 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(probe.readable, kStreams) << "a ready ran before its round had served the other streams";
   EXPECT_EQ(esp_stream_close(blocked), ESP_OK);
   for (esp_stream s : probe.streams) EXPECT_EQ(esp_stream_close(s), ESP_OK);
