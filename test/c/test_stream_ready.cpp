@@ -441,7 +441,10 @@ struct RoundProbe {
 // after that round has served every ready socket: a reader woken by the first
 // finds the news of the others too, and the round wakes its thread once.
 TEST(StreamReady, ReadiesOfOneRoundRunAfterAllItsSocketsAreServed) {
-  Lease lease(mock().config());
+  // Its own engine: the process engine holds idle connections to the mock on every shard
+  // from earlier tests, and a stream whose connection token is another shard's runs there,
+  // so the streams would not share the one I/O thread the blocker blocks.
+  Lease lease(mock().config("\"isolate\":true"));
   constexpr int kStreams = 6;
   RoundProbe probe;
   // One event each: the role chunk at once, the token 1 s later, then the finish chunk
