@@ -41,6 +41,10 @@ int64_t probe_lease_ms(const Transfer &t, int64_t now) {
   return t.deadline_us == kNever ? kMaxMs : std::min(kMaxMs, std::max<int64_t>(0, t.deadline_us - now) / 1000 + 1000);
 }
 
+// The clock after a step that may have asked the fleet's Redis (a shared
+// client's breaker or limiter): read afresh then, else the step's reading.
+int64_t clock_after_fleet_step(const Transfer &t, int64_t now) { return t.client->shared ? now_us() : now; }
+
 }  // namespace
 
 bool Shard::on_io_thread() { return t_io_engine != nullptr; }
@@ -469,8 +473,7 @@ void Shard::start(const std::shared_ptr<Transfer> &t) {
                     "circuit breaker half-open for " + o.label + ": probe in flight" +
                         (fleet.known ? " (one for the whole fleet, shared_state)" : ""));
   }
-  // The fleet's answer may have taken a round trip to Redis.
-  admit(t, t->client->shared ? now_us() : now);
+  admit(t, clock_after_fleet_step(*t, now));
 }
 
 // Rate limits (fleet17): every attempt reserves its place with the
@@ -506,7 +509,7 @@ void Shard::admit(const std::shared_ptr<Transfer> &t, int64_t now) {
   }
   t->rate_wait_until_us = 0;
   t->rate_reserved = false;  // used by this attempt
-  try_slot(t, t->client->shared ? now_us() : now);  // the limiter may have asked Redis
+  try_slot(t, clock_after_fleet_step(*t, now));
 }
 
 void Shard::try_slot(const std::shared_ptr<Transfer> &t, int64_t now) {
